@@ -1,0 +1,237 @@
+//! Configuration: one typed struct from flags and environment variables, validated at
+//! start-up. Every flag has an environment variable of the same meaning; a bad value
+//! stops the program with one line naming it and exit code 2.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum, error::ErrorKind};
+
+/// The account id the local backend stamps on participants when `TWILIO_ACCOUNT_SID` is not
+/// set: well-formed (`AC` + 32 hex digits) and obviously not a real account.
+pub const LOCAL_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+
+/// Which backend serves the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// Participants kept in an embedded, crash-safe store under `--data-dir`.
+    Local,
+    /// Every call forwarded to Twilio's REST API at `--upstream-url`.
+    Twilio,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, for terminals.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// participants-facade: one typed gRPC API over Twilio's Conversations participants.
+///
+/// Serves participants.v1.ParticipantService, gRPC health and server reflection on one
+/// port. The default `local` backend keeps participants in an embedded store on disk, so
+/// the program is also a local Twilio for development and tests. Log verbosity follows
+/// RUST_LOG (default `info`).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "participants-facade", version, about, long_about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_LISTEN",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:50051"
+    )]
+    pub listen: SocketAddr,
+
+    /// Backend that serves the calls.
+    #[arg(long, env = "PARTICIPANTS_BACKEND", value_enum, default_value_t = BackendKind::Local)]
+    pub backend: BackendKind,
+
+    /// Directory of the local backend's embedded store; created when missing.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Base URL of Twilio's Conversations API (twilio backend).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_UPSTREAM_URL",
+        value_name = "URL",
+        default_value = "https://conversations.twilio.com",
+        value_parser = parse_http_url
+    )]
+    pub upstream_url: String,
+
+    /// Optional second address that serves only /metrics; unset: /metrics on the main port.
+    #[arg(long, env = "PARTICIPANTS_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Account id stamped on participants by the local backend (`AC` + 32 hex digits).
+    #[arg(
+        long,
+        env = "TWILIO_ACCOUNT_SID",
+        value_name = "SID",
+        default_value = LOCAL_ACCOUNT_SID,
+        value_parser = parse_account_sid
+    )]
+    pub account_sid: String,
+
+    /// Base URL clients reach this service at, used in v1 participants' `url`;
+    /// unset: `http://` and the listening address.
+    #[arg(long, env = "PARTICIPANTS_PUBLIC_URL", value_name = "URL", value_parser = parse_http_url)]
+    pub public_url: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "PARTICIPANTS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// After SIGTERM/SIGINT, how long in-flight calls may take to finish before the
+    /// process exits anyway.
+    #[arg(long, env = "PARTICIPANTS_SHUTDOWN_GRACE", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// After SIGTERM/SIGINT, how long to keep accepting calls while health reports
+    /// NOT_SERVING, so load balancers stop routing here first (set it in Kubernetes).
+    #[arg(long, env = "PARTICIPANTS_DRAIN_DELAY", value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
+
+    /// Longest a call may take on the server; a shorter client deadline wins.
+    #[arg(long, env = "PARTICIPANTS_REQUEST_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest request or response message, in bytes.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_MAX_MESSAGE_BYTES",
+        value_name = "BYTES",
+        default_value_t = 256 * 1024,
+        value_parser = clap::value_parser!(u32).range(1024..=64 * 1024 * 1024)
+    )]
+    pub max_message_bytes: u32,
+
+    /// Most concurrent HTTP/2 streams (calls) on one connection.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_MAX_CONCURRENT_STREAMS",
+        value_name = "N",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_concurrent_streams: u32,
+
+    /// Interval of HTTP/2 keepalive pings to clients.
+    #[arg(long, env = "PARTICIPANTS_HTTP2_KEEPALIVE_INTERVAL", value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    pub http2_keepalive_interval: Duration,
+
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "PARTICIPANTS_HTTP2_KEEPALIVE_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub http2_keepalive_timeout: Duration,
+
+    /// How long an idempotency key is remembered.
+    #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_positive_duration)]
+    pub idempotency_ttl: Duration,
+}
+
+impl Config {
+    /// Parses flags and environment; on a bad value prints one line naming it and exits
+    /// with code 2 (`--help` and `--version` print as usual and exit 0).
+    pub fn parse_or_exit() -> Config {
+        match Config::try_parse() {
+            Ok(config) => config,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    ErrorKind::DisplayHelp
+                        | ErrorKind::DisplayVersion
+                        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ) =>
+            {
+                err.exit()
+            }
+            Err(err) => {
+                let text = err.to_string();
+                let line = text.lines().next().unwrap_or("invalid arguments");
+                eprintln!(
+                    "participants-facade: {}",
+                    line.trim_start_matches("error: ")
+                );
+                std::process::exit(2)
+            }
+        }
+    }
+
+    /// A configuration for tests and embedding: the defaults, with the local store in
+    /// `data_dir` and the listener on an ephemeral loopback port.
+    pub fn local(data_dir: impl Into<PathBuf>) -> Config {
+        let mut config = Config::parse_from(["participants-facade", "--listen", "127.0.0.1:0"]);
+        config.data_dir = data_dir.into();
+        config
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 30s, 5m)"))
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be greater than zero".to_owned()),
+        d => Ok(d),
+    }
+}
+
+fn parse_account_sid(s: &str) -> Result<String, String> {
+    if crate::validate::is_sid(s, "AC") {
+        Ok(s.to_owned())
+    } else {
+        Err("must be AC followed by 32 hex digits".to_owned())
+    }
+}
+
+fn parse_http_url(s: &str) -> Result<String, String> {
+    let uri: http::Uri = s.parse().map_err(|e| format!("not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) if uri.query().is_none() => {
+            Ok(s.trim_end_matches('/').to_owned())
+        }
+        _ => Err("must be an http:// or https:// URL with a host and no query".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::try_parse_from(["participants-facade"]).expect("defaults parse");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:50051");
+        assert_eq!(c.backend, BackendKind::Local);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.upstream_url, "https://conversations.twilio.com");
+        assert_eq!(c.metrics_listen, None);
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        for args in [
+            &["x", "--listen", "nowhere"][..],
+            &["x", "--backend", "redis"],
+            &["x", "--upstream-url", "ftp://example.com"],
+            &["x", "--account-sid", "AC123"],
+            &["x", "--request-timeout", "0s"],
+            &["x", "--max-message-bytes", "10"],
+        ] {
+            assert!(Config::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}

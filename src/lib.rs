@@ -1,0 +1,27 @@
+//! participants-facade: one typed gRPC API over Twilio's Conversations participants.
+//!
+//! Where a call goes, in order:
+//! - [`server`] binds everything together: limits, health, reflection, drain on shutdown.
+//! - [`grpc`] is the front door: `participants.v1.ParticipantService`, converting
+//!   protobuf to the domain ([`model`]) and back. Generated code lives in [`proto`].
+//! - [`model`] holds the domain types; [`validate`] holds Twilio's input rules that turn
+//!   a draft into a valid request.
+//! - [`backend`] is the trait every backend implements; [`store`] is the `local` backend
+//!   (SQLite with group commit), identifiers come from [`ids`].
+//! - [`error`] is the one error type and the one place it becomes a gRPC status.
+//! - [`config`] parses flags and environment; [`telemetry`] sets up logging.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod ids;
+pub mod model;
+pub mod proto;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod validate;
