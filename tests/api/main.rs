@@ -1,0 +1,13 @@
+//! Integration tests of participants-facade, in one test binary: the gRPC API against an
+//! in-process server (`helpers::spawn_app`), and the compiled binary as a child process
+//! for configuration, shutdown and crash-safety behaviour.
+
+mod concurrency;
+mod deadlines;
+mod discovery;
+mod helpers;
+mod lifecycle;
+mod participants;
+mod persistence;
+mod service_participants;
+mod validation;

@@ -1,0 +1,236 @@
+//! What a server stores is there for the next server on the same data directory.
+
+use participants_facade::proto::{
+    Channel, CreateParticipantRequest, CreateServiceParticipantRequest,
+};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn participants_are_still_there_after_a_restart_on_the_same_directory() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut v2 = Vec::new();
+    for _ in 0..10 {
+        v2.push(app.create(create_request()).await.unwrap());
+    }
+    let identity = app.create_v1(create_v1_request()).await.unwrap();
+    let sms = app
+        .create_v1(CreateServiceParticipantRequest {
+            identity: String::new(),
+            messaging_binding: binding(&phone(), "+18005550100"),
+            ..create_v1_request()
+        })
+        .await
+        .unwrap();
+
+    // Act
+    let app = app.restart().await;
+
+    // Assert
+    for participant in &v2 {
+        let fetched = app
+            .fetch(&participant.conversation_id, &participant.id)
+            .await
+            .expect("v2 participant survives the restart");
+        assert_eq!(&fetched, participant);
+    }
+    for participant in [&identity, &sms] {
+        let fetched = app
+            .fetch_v1(
+                &participant.chat_service_sid,
+                &participant.conversation_sid,
+                &participant.sid,
+            )
+            .await
+            .expect("v1 participant survives the restart");
+        // Same resource; only the url's host:port reflects the new listener.
+        assert_eq!(
+            fetched.url.rsplit_once("/v1/").map(|(_, p)| p.to_owned()),
+            participant
+                .url
+                .rsplit_once("/v1/")
+                .map(|(_, p)| p.to_owned())
+        );
+        assert_eq!(
+            participants_facade::proto::ServiceParticipant {
+                url: String::new(),
+                ..fetched
+            },
+            participants_facade::proto::ServiceParticipant {
+                url: String::new(),
+                ..participant.clone()
+            }
+        );
+    }
+    let by_identity = app
+        .fetch_v1(
+            &identity.chat_service_sid,
+            &identity.conversation_sid,
+            &identity.identity,
+        )
+        .await
+        .expect("fetch by identity after restart");
+    assert_eq!(by_identity.sid, identity.sid);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn conflicts_are_still_detected_after_a_restart() {
+    let app = spawn_app().await;
+    let first = app.create(create_request()).await.unwrap();
+    let v1 = app.create_v1(create_v1_request()).await.unwrap();
+
+    let app = app.restart().await;
+
+    let again = CreateParticipantRequest {
+        conversation_id: first.conversation_id.clone(),
+        addresses: first.addresses.clone(),
+        ..Default::default()
+    };
+    assert_conflict_with(app.create(again).await, &first.id);
+    let again_v1 = CreateServiceParticipantRequest {
+        chat_service_sid: v1.chat_service_sid.clone(),
+        conversation_sid: v1.conversation_sid.clone(),
+        identity: v1.identity.clone(),
+        ..Default::default()
+    };
+    assert_conflict_with(app.create_v1(again_v1).await, &v1.sid);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_honoured_across_a_restart() {
+    // Arrange
+    let app = spawn_app().await;
+    let request = CreateParticipantRequest {
+        idempotency_key: format!("restart-{}", unique()),
+        addresses: vec![address(
+            Channel::Email,
+            &format!("r{}@example.com", unique()),
+        )],
+        ..create_request()
+    };
+    let v1_request = CreateServiceParticipantRequest {
+        idempotency_key: format!("restart-v1-{}", unique()),
+        ..create_v1_request()
+    };
+    let first = app.create(request.clone()).await.unwrap();
+    let first_v1 = app.create_v1(v1_request.clone()).await.unwrap();
+
+    // Act
+    let app = app.restart().await;
+    let replay = app.create(request.clone()).await;
+    let replay_v1 = app.create_v1(v1_request.clone()).await;
+    let changed = app
+        .create(CreateParticipantRequest {
+            name: "changed".into(),
+            ..request.clone()
+        })
+        .await;
+    let changed_v1 = app
+        .create_v1(CreateServiceParticipantRequest {
+            attributes: r#"{"changed":true}"#.into(),
+            ..v1_request
+        })
+        .await;
+
+    // Assert
+    assert_eq!(replay.expect("replay after restart"), first);
+    assert_eq!(
+        replay_v1.expect("v1 replay after restart").sid,
+        first_v1.sid
+    );
+    assert_key_reused(changed);
+    assert_key_reused(changed_v1);
+    let without_key = CreateParticipantRequest {
+        idempotency_key: String::new(),
+        ..request
+    };
+    assert_conflict_with(app.create(without_key).await, &first.id);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_server_cannot_open_a_data_directory_in_use() {
+    // Arrange
+    let app = spawn_app().await;
+    let created = app.create(create_request()).await.unwrap();
+    let dir = app.data_dir().to_path_buf();
+    assert!(dir.join("participants.db").exists());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = participants_facade::config::Config::local(&dir);
+
+    // Act
+    let result = tokio::time::timeout(
+        WAIT,
+        participants_facade::server::run(listener, config, std::future::pending()),
+    )
+    .await
+    .expect("refuses at once rather than serving");
+
+    // Assert
+    let err = result.expect_err("the directory is locked by the first server");
+    assert!(
+        format!("{err:#}").contains("in use"),
+        "error names the cause: {err:#}"
+    );
+    // The first server is unaffected.
+    assert_eq!(
+        app.fetch(&created.conversation_id, &created.id)
+            .await
+            .unwrap(),
+        created
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn once_run_returns_after_the_grace_period_the_data_directory_can_be_reopened() {
+    // Arrange: a server with a short grace period, and a call that never completes.
+    let app = spawn_app_configured(|config| {
+        config.shutdown_grace = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let created = app.create(create_request()).await.unwrap();
+    let data_dir = app.data_dir().to_path_buf();
+    let frame = grpc_frame(&create_request());
+    let (_response, mut stuck) = start_raw_call(
+        app.addr,
+        "/participants.v1.ParticipantService/CreateParticipant",
+        &[],
+    )
+    .await;
+    stuck
+        .send_data(bytes::Bytes::copy_from_slice(&frame[..3]), false)
+        .unwrap();
+    // Nothing observable tells us the server has read them; give the loopback a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    // Act: stop; `run` gives up on the stuck call after the grace period and returns.
+    let holder = app.stop().await;
+    let reopened = tokio::time::timeout(WAIT, async {
+        participants_facade::store::LocalBackend::open(
+            &data_dir,
+            DEFAULT_ACCOUNT,
+            std::time::Duration::from_secs(60),
+        )
+    })
+    .await
+    .expect("open does not hang");
+
+    // Assert: `run` has returned, so the store is closed and its lock released.
+    let backend = reopened.unwrap_or_else(|e| {
+        panic!("the data directory is still locked after server::run returned: {e}")
+    });
+    drop(backend);
+    let app = spawn_app_at(holder, data_dir).await;
+    assert_eq!(
+        app.fetch(&created.conversation_id, &created.id)
+            .await
+            .unwrap(),
+        created
+    );
+    drop(stuck);
+    app.stop().await;
+}
