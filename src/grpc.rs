@@ -53,7 +53,7 @@ fn call_context<T>(request: &Request<T>) -> CallContext {
     }
 }
 
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     if !value.is_ascii() {
         return None;
     }

@@ -443,11 +443,6 @@ impl ServiceParticipantRef {
         }
         v.into_result().map(|()| self)
     }
-
-    /// Whether `sid` names the participant by sid rather than by identity.
-    pub fn is_sid(&self) -> bool {
-        rules::is_sid(&self.sid, "MB")
-    }
 }
 
 impl NewParticipant {

@@ -1,24 +1,35 @@
-//! Wires the program together: opens the backend, builds the one tonic server (the
-//! participants service, gRPC health, server reflection v1 and v1alpha) with its limits,
-//! serves an already bound listener until `shutdown` resolves, drains, and closes the
-//! backend. Tests call [`run`] with a listener on `127.0.0.1:0`; `main` calls it with the
+//! Wires the program together: opens the backend, builds one service out of the
+//! participants API, gRPC health and server reflection (v1 and v1alpha), serves an already
+//! bound listener with hyper until `shutdown` resolves, drains, and closes the backend.
+//! Tests call [`run`] with a listener on `127.0.0.1:0`; `main` calls it with the
 //! configured address and the SIGTERM/SIGINT future.
+//!
+//! Connections are served by hyper-util directly rather than by `tonic::transport::Server`
+//! so that this module owns the two things a production server must get right: deadlines
+//! answer DEADLINE_EXCEEDED (tonic's built-in timeout answers CANCELLED), and after the
+//! shutdown grace period every connection is really gone when [`run`] returns.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tokio::task::JoinSet;
+use tonic::Status;
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
+use tower::ServiceExt as _;
 
 use crate::backend::ParticipantBackend;
 use crate::config::{BackendKind, Config};
-use crate::grpc::ParticipantApi;
+use crate::grpc::{ParticipantApi, parse_grpc_timeout};
 use crate::proto::participant_service_server::SERVICE_NAME;
 use crate::store::LocalBackend;
 
@@ -49,19 +60,12 @@ fn public_url(config: &Config, local: SocketAddr) -> String {
     }
 }
 
-/// Serves until `shutdown` resolves, then drains: health turns NOT_SERVING, new calls are
-/// still accepted for `--drain-delay` (so load balancers notice first), then the listener
-/// closes and in-flight calls get `--shutdown-grace` to finish. Finally the backend is
-/// closed cleanly (for the local store: last commit, checkpoint, close).
-pub async fn run(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let local = listener.local_addr()?;
-    let backend = open_backend(&config)?;
-
+/// Every gRPC service of the server, routed by path.
+async fn routes(
+    config: &Config,
+    backend: Arc<dyn ParticipantBackend>,
+    local: SocketAddr,
+) -> anyhow::Result<(Routes, tonic_health::server::HealthReporter)> {
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in ["", SERVICE_NAME] {
         health
@@ -76,16 +80,80 @@ pub async fn run(
             // reflection clients decode our error details.
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = reflection().build_v1()?;
-    // Older grpcurl builds and many IDE plugins speak only v1alpha.
-    let reflection_v1alpha = reflection().build_v1alpha()?;
-    let participants = ParticipantApi::new(backend.clone(), &public_url(&config, local))
+    let participants = ParticipantApi::new(backend, &public_url(config, local))
         .into_server(config.max_message_bytes as usize);
+    let routes = Routes::new(health_service)
+        .add_service(reflection().build_v1()?)
+        // Older grpcurl builds and many IDE plugins speak only v1alpha.
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(participants)
+        .prepare();
+    Ok((routes, health))
+}
 
-    let drained = Arc::new(Notify::new());
-    let signal = {
-        let drained = drained.clone();
+/// Bounds every call by the shorter of the client's `grpc-timeout` and
+/// `--request-timeout`, answering DEADLINE_EXCEEDED when it passes, as the gRPC spec
+/// requires (the call's future is dropped, which cancels its work).
+fn with_deadline(
+    routes: Routes,
+    request_timeout: Duration,
+) -> impl tower::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<tonic::body::Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<http::Response<tonic::body::Body>, Infallible>> + Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        let limit = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map_or(request_timeout, |t| t.min(request_timeout));
+        let call = routes.clone().oneshot(request);
+        async move {
+            match tokio::time::timeout(limit, call).await {
+                Ok(response) => response,
+                Err(_) => Ok(Status::deadline_exceeded(format!(
+                    "the call did not finish within its deadline ({limit:?})"
+                ))
+                .into_http()),
+            }
+        }
+    })
+}
+
+/// Serves until `shutdown` resolves, then drains: health turns NOT_SERVING, new calls are
+/// still accepted for `--drain-delay` (so load balancers notice first), then the listener
+/// closes, every connection is asked to finish (HTTP/2 GOAWAY) and in-flight calls get
+/// `--shutdown-grace`; connections still open after it are dropped. Finally the backend
+/// is closed (for the local store: last commit, checkpoint, close, lock released).
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let local = listener.local_addr()?;
+    let backend = open_backend(&config)?;
+    let (routes, health) = routes(&config, backend.clone(), local).await?;
+    let service = TowerToHyperService::new(with_deadline(routes, config.request_timeout));
+
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1().timer(TokioTimer::new());
+    http.http2()
+        .timer(TokioTimer::new())
+        // One client cannot open unbounded streams on a connection.
+        .max_concurrent_streams(config.max_concurrent_streams)
+        // Finds dead peers (and half-open NAT mappings) so their resources are freed.
+        .keep_alive_interval(config.http2_keepalive_interval)
+        .keep_alive_timeout(config.http2_keepalive_timeout);
+
+    let drain = {
         let drain_delay = config.drain_delay;
+        let health = health.clone();
         async move {
             shutdown.await;
             tracing::info!(
@@ -98,39 +166,58 @@ pub async fn run(
                     .await;
             }
             tokio::time::sleep(drain_delay).await;
-            drained.notify_one();
         }
     };
+    tokio::pin!(drain);
 
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let serve = Server::builder()
-        // Bounds every call; a shorter grpc-timeout from the client wins.
-        .timeout(config.request_timeout)
-        // One client cannot open unbounded streams on a connection.
-        .max_concurrent_streams(config.max_concurrent_streams)
-        // Finds dead peers (and half-open NAT mappings) so their resources are freed.
-        .http2_keepalive_interval(Some(config.http2_keepalive_interval))
-        .http2_keepalive_timeout(Some(config.http2_keepalive_timeout))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(participants)
-        .serve_with_incoming_shutdown(incoming, signal);
     tracing::info!(
         %local,
         backend = ?config.backend,
         startup_ms = started.elapsed().as_millis() as u64,
         "serving participants.v1.ParticipantService"
     );
-
-    tokio::pin!(serve);
-    let grace = config.shutdown_grace;
-    tokio::select! {
-        result = &mut serve => result.context("serving gRPC")?,
-        () = async { drained.notified().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(?grace, "shutdown grace period over; abandoning calls still in flight");
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    // Small unary messages: send them now, not after Nagle's delay.
+                    let _ = stream.set_nodelay(true);
+                    let connection = http
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+                        .into_owned();
+                    let connection = graceful.watch(connection);
+                    connections.spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut drain => break,
         }
     }
+    drop(listener);
+
+    let grace = config.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            open = connections.len(),
+            "shutdown grace period over; dropping connections still open"
+        );
+    }
+    connections.shutdown().await;
     backend.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -18,6 +18,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -96,12 +97,13 @@ enum Write {
 
 /// The local backend. Cheap to share behind an `Arc`.
 pub struct LocalBackend {
-    account_sid: String,
     path: PathBuf,
     writes: mpsc::Sender<Write>,
     readers: Mutex<Vec<Connection>>,
-    /// Held for the life of the backend: one process per data directory.
-    _lock: File,
+    /// Held until [`ParticipantBackend::close`]: one process per data directory.
+    lock: Mutex<Option<File>>,
+    /// Set by `close`: no read opens a connection after it.
+    closed: AtomicBool,
 }
 
 impl LocalBackend {
@@ -149,11 +151,11 @@ impl LocalBackend {
             .spawn(move || writer.run(&mut conn, queue))
             .map_err(|e| Error::Internal(format!("cannot start the store writer: {e}")))?;
         Ok(LocalBackend {
-            account_sid: account_sid.to_owned(),
             path,
             writes,
             readers: Mutex::new(readers),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -173,6 +175,9 @@ impl LocalBackend {
     /// on a primary key in SQLite's page cache takes a few microseconds, less than handing
     /// it to a blocking thread would cost.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
         let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
         let conn = match pooled {
             Some(conn) => conn,
@@ -180,7 +185,7 @@ impl LocalBackend {
         };
         let result = f(&conn);
         let mut pool = self.readers.lock().map_err(|_| poisoned())?;
-        if pool.len() < READ_POOL {
+        if pool.len() < READ_POOL && !self.closed.load(Ordering::Acquire) {
             pool.push(conn);
         }
         result
@@ -249,14 +254,13 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         key: ServiceParticipantRef,
     ) -> Result<ServiceParticipant, Error> {
-        // Twilio accepts the identity in place of the sid.
-        let sql = if key.is_sid() {
-            "SELECT body FROM service_participants
-             WHERE sid = ?1 AND chat_service_sid = ?2 AND conversation_sid = ?3"
-        } else {
-            "SELECT body FROM service_participants
-             WHERE identity = ?1 AND chat_service_sid = ?2 AND conversation_sid = ?3"
-        };
+        // Twilio accepts the identity in place of the sid. An identity may itself look
+        // like a sid, so both are tried, the sid first.
+        let sql = "SELECT body FROM service_participants
+             WHERE chat_service_sid = ?2 AND conversation_sid = ?3
+               AND (sid = ?1 OR identity = ?1)
+             ORDER BY sid = ?1 DESC
+             LIMIT 1";
         let body: Option<String> = self.read(|conn| {
             Ok(conn
                 .prepare_cached(sql)?
@@ -273,6 +277,7 @@ impl ParticipantBackend for LocalBackend {
     }
 
     async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         let (tx, rx) = oneshot::channel();
         if self.writes.send(Write::Close(tx)).await.is_ok() {
             let _ = rx.await;
@@ -280,7 +285,12 @@ impl ParticipantBackend for LocalBackend {
         if let Ok(mut pool) = self.readers.lock() {
             pool.clear();
         }
-        tracing::info!(account_sid = %self.account_sid, "store closed");
+        // Released here, not on drop: a call abandoned at the end of the shutdown grace
+        // period may still hold the backend, and must not keep the directory locked.
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
+        tracing::info!("store closed");
     }
 }
 

@@ -275,7 +275,7 @@ pub fn messaging_binding(
         proxy_address: binding.proxy_address.filter(|s| !s.is_empty()),
         projected_address: binding.projected_address.filter(|s| !s.is_empty()),
     };
-    let phone = "must be an E.164 number such as +18005550100, or whatsapp: and an E.164 number";
+    let phone = "must be an E.164 number such as +18005550100, whatsapp: and an E.164 number, or rcs: and a sender id or E.164 number";
     for (name, value) in [
         ("address", &binding.address),
         ("proxy_address", &binding.proxy_address),

@@ -383,3 +383,37 @@ async fn fetching_an_existing_sid_under_another_conversation_or_service_is_not_f
     expect_code(other_service, Code::NotFound);
     expect_code(identity_elsewhere, Code::NotFound);
 }
+
+#[tokio::test]
+async fn an_identity_shaped_like_a_sid_is_still_found_by_identity() {
+    // Arrange: Twilio lets the identity stand in for the sid, and an identity may be any
+    // string, including one that looks like an MB sid.
+    let app = spawn_app().await;
+    let request = CreateServiceParticipantRequest {
+        identity: sid("MB"),
+        ..create_v1_request()
+    };
+    let created = app.create_v1(request.clone()).await.expect("create");
+
+    // Act
+    let by_identity = app
+        .fetch_v1(
+            &request.chat_service_sid,
+            &request.conversation_sid,
+            &request.identity,
+        )
+        .await
+        .expect("fetch by a sid-shaped identity");
+    let by_sid = app
+        .fetch_v1(
+            &request.chat_service_sid,
+            &request.conversation_sid,
+            &created.sid,
+        )
+        .await
+        .expect("fetch by sid");
+
+    // Assert
+    assert_eq!(by_identity, created);
+    assert_eq!(by_sid, created);
+}

@@ -980,11 +980,36 @@ async fn invalid_requests_create_nothing() {
 }
 
 #[tokio::test]
-async fn messaging_binding_addresses_must_be_e164_or_whatsapp_numbers_as_documented() {
-    // participants.proto: MessagingBinding.address is "an E.164 number or
-    // whatsapp:+E.164"; the server's own error text says the same.
+async fn messaging_binding_addresses_take_the_documented_formats_and_nothing_else() {
+    // participants.proto: MessagingBinding.address is an E.164 number, whatsapp:+E.164,
+    // or rcs: and a sender id or E.164 number (Twilio's RCS senders, as in the spec's
+    // createRcsWithFallback example).
     let app = spawn_app().await;
-    for value in ["rcs:brand_acme_agent", "rcs:+15551112222"] {
+    for (i, value) in [
+        "rcs:brand_acme_agent",
+        "rcs:+15551112222",
+        "whatsapp:+15551112223",
+        "+15551112224",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let request = CreateServiceParticipantRequest {
+            identity: String::new(),
+            messaging_binding: binding(value, &format!("+1800555010{i}")),
+            ..create_v1_request()
+        };
+        app.create_v1(request)
+            .await
+            .unwrap_or_else(|s| panic!("{value} is a documented binding address: {s:?}"));
+    }
+    for value in [
+        "sms:+15551112222",
+        "rcs:",
+        "whatsapp:15551112222",
+        "15551112222",
+        "user@example.com",
+    ] {
         let request = CreateServiceParticipantRequest {
             identity: String::new(),
             messaging_binding: binding(value, "+18005550100"),
