@@ -18,7 +18,8 @@ pub struct CallContext {
     pub deadline: Option<tokio::time::Instant>,
 }
 
-/// Creates and fetches participants. Implemented by [`crate::store::LocalBackend`].
+/// Creates and fetches participants. Implemented by [`crate::store::LocalBackend`] and
+/// [`crate::upstream::TwilioBackend`].
 #[async_trait]
 pub trait ParticipantBackend: Send + Sync + 'static {
     /// Adds a v2 participant; ALREADY_EXISTS when one of its addresses is taken in the
@@ -49,6 +50,12 @@ pub trait ParticipantBackend: Send + Sync + 'static {
         ctx: &CallContext,
         key: ServiceParticipantRef,
     ) -> Result<ServiceParticipant, Error>;
+
+    /// Whether the backend can serve calls now: the readiness signal. A backend that
+    /// depends on a remote service reports its persistent failure here, not single errors.
+    fn ready(&self) -> bool {
+        true
+    }
 
     /// Flushes and releases what the backend holds. Calls after this fail with UNAVAILABLE.
     async fn close(&self);

@@ -136,6 +136,70 @@ pub struct Config {
     #[arg(long, env = "PARTICIPANTS_HTTP2_KEEPALIVE_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
     pub http2_keepalive_timeout: Duration,
 
+    /// Longest an upstream call may take, retries included, when the caller set no
+    /// deadline (twilio backend). A caller's gRPC deadline always wins.
+    #[arg(long, env = "PARTICIPANTS_UPSTREAM_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Longest one upstream attempt may take before it is abandoned (and, where safe,
+    /// retried).
+    #[arg(long, env = "PARTICIPANTS_UPSTREAM_ATTEMPT_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub upstream_attempt_timeout: Duration,
+
+    /// TCP connect timeout to the upstream.
+    #[arg(long, env = "PARTICIPANTS_UPSTREAM_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "3s", value_parser = parse_positive_duration)]
+    pub upstream_connect_timeout: Duration,
+
+    /// Attempts per upstream call, the first included (gRFC A6 maxAttempts).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_UPSTREAM_MAX_ATTEMPTS",
+        value_name = "N",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=10)
+    )]
+    pub upstream_max_attempts: u32,
+
+    /// Upper bound of the first retry's backoff (full jitter, doubling per retry).
+    #[arg(long, env = "PARTICIPANTS_UPSTREAM_INITIAL_BACKOFF", value_name = "DURATION", default_value = "100ms", value_parser = parse_positive_duration)]
+    pub upstream_initial_backoff: Duration,
+
+    /// Upper bound of any retry's backoff.
+    #[arg(long, env = "PARTICIPANTS_UPSTREAM_MAX_BACKOFF", value_name = "DURATION", default_value = "2s", value_parser = parse_positive_duration)]
+    pub upstream_max_backoff: Duration,
+
+    /// Most upstream calls in flight; beyond it calls fail fast with RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_UPSTREAM_MAX_IN_FLIGHT",
+        value_name = "N",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub upstream_max_in_flight: u32,
+
+    /// Consecutive upstream failures (connection errors, timeouts, 5xx) that open the
+    /// circuit breaker; while open, calls fail fast with UNAVAILABLE and readiness is
+    /// NOT_SERVING.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_UPSTREAM_BREAKER_FAILURES",
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub upstream_breaker_failures: u32,
+
+    /// How long the open circuit breaker refuses calls before letting a probe through.
+    #[arg(long, env = "PARTICIPANTS_UPSTREAM_BREAKER_COOLDOWN", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub upstream_breaker_cooldown: Duration,
+
+    /// Upstream credentials. Never a flag: read from the environment at start-up
+    /// (`TWILIO_API_KEY` + `TWILIO_API_SECRET`, or `TWILIO_ACCOUNT_SID` +
+    /// `TWILIO_AUTH_TOKEN`) unless set here by an embedding program or a test.
+    #[arg(skip)]
+    pub credentials: Option<crate::upstream::Credentials>,
+
     /// How long an idempotency key is remembered.
     #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_positive_duration)]
     pub idempotency_ttl: Duration,
@@ -166,6 +230,29 @@ impl Config {
                 );
                 std::process::exit(2)
             }
+        }
+    }
+
+    /// The twilio backend's settings.
+    pub fn upstream(
+        &self,
+        credentials: crate::upstream::Credentials,
+    ) -> crate::upstream::UpstreamConfig {
+        crate::upstream::UpstreamConfig {
+            base_url: self.upstream_url.clone(),
+            credentials,
+            retry: crate::upstream::RetryPolicy {
+                max_attempts: self.upstream_max_attempts,
+                initial_backoff: self.upstream_initial_backoff,
+                max_backoff: self.upstream_max_backoff,
+            },
+            attempt_timeout: self.upstream_attempt_timeout,
+            default_timeout: self.upstream_timeout,
+            max_in_flight: self.upstream_max_in_flight as usize,
+            breaker_threshold: self.upstream_breaker_failures,
+            breaker_cooldown: self.upstream_breaker_cooldown,
+            idempotency_ttl: self.idempotency_ttl,
+            connect_timeout: self.upstream_connect_timeout,
         }
     }
 

@@ -145,8 +145,8 @@ impl ParticipantApi {
             attributes: p.attributes,
             messaging_binding: binding,
             role_sid: p.role_sid.unwrap_or_default(),
-            date_created: Some(timestamp(p.date_created)),
-            date_updated: Some(timestamp(p.date_updated)),
+            date_created: p.date_created.map(timestamp),
+            date_updated: p.date_updated.map(timestamp),
             last_read_message_index: p.last_read_message_index,
             last_read_timestamp: p.last_read_timestamp.unwrap_or_default(),
         }
@@ -275,8 +275,8 @@ impl From<model::Participant> for proto::Participant {
                     channel_id: a.channel_id.unwrap_or_default(),
                 })
                 .collect(),
-            created_at: Some(timestamp(p.created_at)),
-            updated_at: Some(timestamp(p.updated_at)),
+            created_at: p.created_at.map(timestamp),
+            updated_at: p.updated_at.map(timestamp),
         }
     }
 }

@@ -7,7 +7,9 @@
 //! - [`model`] holds the domain types; [`validate`] holds Twilio's input rules that turn
 //!   a draft into a valid request.
 //! - [`backend`] is the trait every backend implements; [`store`] is the `local` backend
-//!   (SQLite with group commit), identifiers come from [`ids`].
+//!   (SQLite with group commit), identifiers come from [`ids`]; [`upstream`] is the
+//!   `twilio` backend (reqwest, retries, circuit breaker), with per-replica idempotency
+//!   from [`idempotency`].
 //! - [`error`] is the one error type and the one place it becomes a gRPC status.
 //! - [`config`] parses flags and environment; [`telemetry`] sets up logging.
 
@@ -18,10 +20,12 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod idempotency;
 pub mod ids;
 pub mod model;
 pub mod proto;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod upstream;
 pub mod validate;

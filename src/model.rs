@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::validate::{self as rules, Violations};
@@ -40,7 +41,7 @@ pub enum ParticipantType {
 }
 
 /// A channel through which a v2 participant is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Channel {
     /// Voice calls, E.164 addresses.
@@ -115,10 +116,10 @@ pub struct Participant {
     pub profile_id: Option<String>,
     /// How the participant is reached.
     pub addresses: Vec<Address>,
-    /// Creation time, set by the server.
-    pub created_at: DateTime<Utc>,
-    /// Last update time, set by the server.
-    pub updated_at: DateTime<Utc>,
+    /// Creation time, set by the server (absent only when an upstream omitted it).
+    pub created_at: Option<DateTime<Utc>>,
+    /// Last update time, set by the server (absent only when an upstream omitted it).
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 /// A request to create a v2 participant, as the caller sent it.
@@ -215,10 +216,10 @@ pub struct ServiceParticipant {
     pub messaging_binding: Option<MessagingBinding>,
     /// `RL` + 32 hex.
     pub role_sid: Option<String>,
-    /// Creation date.
-    pub date_created: DateTime<Utc>,
-    /// Last update date.
-    pub date_updated: DateTime<Utc>,
+    /// Creation date (absent only when an upstream omitted it).
+    pub date_created: Option<DateTime<Utc>>,
+    /// Last update date (absent only when an upstream omitted it).
+    pub date_updated: Option<DateTime<Utc>>,
     /// Index of the last read message.
     pub last_read_message_index: Option<i64>,
     /// Timestamp of the last read message.
@@ -438,6 +439,8 @@ impl ServiceParticipantRef {
         );
         if self.sid.is_empty() {
             v.add("sid", "required");
+        } else if self.sid == "." || self.sid == ".." {
+            v.add("sid", "must not be '.' or '..'");
         } else {
             rules::text(&mut v, "sid", &self.sid, rules::MAX_IDENTITY);
         }
@@ -457,8 +460,8 @@ impl NewParticipant {
             kind: self.kind,
             profile_id: self.profile_id,
             addresses: self.addresses,
-            created_at: now,
-            updated_at: now,
+            created_at: Some(now),
+            updated_at: Some(now),
         }
     }
 }
@@ -478,10 +481,46 @@ impl NewServiceParticipant {
             attributes: self.attributes.unwrap_or_else(|| "{}".to_owned()),
             messaging_binding: self.messaging_binding,
             role_sid: self.role_sid,
-            date_created: self.date_created.unwrap_or(now),
-            date_updated: self.date_updated.unwrap_or(now),
+            date_created: Some(self.date_created.unwrap_or(now)),
+            date_updated: Some(self.date_updated.unwrap_or(now)),
             last_read_message_index: None,
             last_read_timestamp: None,
         }
+    }
+}
+
+/// A create request as idempotency sees it: an optional key, and a fingerprint that tells
+/// whether a second request with the same key is the same request.
+pub trait CreateRequest: Serialize {
+    /// Names the operation; part of the fingerprint, so a key reused across the v1 and v2
+    /// creates counts as a different request.
+    const OPERATION: &'static str;
+
+    /// The caller's idempotency key, if any.
+    fn idempotency_key(&self) -> Option<&str>;
+
+    /// SHA-256 of the operation and the request's canonical JSON (the key, and options
+    /// that do not change the resource, excluded).
+    fn fingerprint(&self) -> Vec<u8> {
+        let mut hash = Sha256::new();
+        hash.update(Self::OPERATION.as_bytes());
+        hash.update([0]);
+        // Serialising plain structs of strings cannot fail.
+        hash.update(serde_json::to_vec(self).unwrap_or_default());
+        hash.finalize().to_vec()
+    }
+}
+
+impl CreateRequest for NewParticipant {
+    const OPERATION: &'static str = "CreateParticipant";
+    fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+}
+
+impl CreateRequest for NewServiceParticipant {
+    const OPERATION: &'static str = "CreateServiceParticipant";
+    fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
     }
 }

@@ -13,6 +13,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -32,6 +33,10 @@ use crate::config::{BackendKind, Config};
 use crate::grpc::{ParticipantApi, parse_grpc_timeout};
 use crate::proto::participant_service_server::SERVICE_NAME;
 use crate::store::LocalBackend;
+use crate::upstream::{Credentials, TwilioBackend};
+
+/// How often the backend's readiness is read into the health service.
+const READINESS_POLL: Duration = Duration::from_millis(500);
 
 /// Opens the configured backend.
 pub fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn ParticipantBackend>> {
@@ -45,9 +50,14 @@ pub fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn ParticipantBacken
             .with_context(|| format!("opening the local store in {}", config.data_dir.display()))?;
             Ok(Arc::new(store))
         }
-        BackendKind::Twilio => anyhow::bail!(
-            "--backend twilio is not available in this build yet; use --backend local"
-        ),
+        BackendKind::Twilio => {
+            let credentials = match &config.credentials {
+                Some(c) => c.clone(),
+                None => Credentials::from_env().map_err(anyhow::Error::msg)?,
+            };
+            let backend = TwilioBackend::new(config.upstream(credentials))?;
+            Ok(Arc::new(backend))
+        }
     }
 }
 
@@ -151,11 +161,19 @@ pub async fn run(
         .keep_alive_interval(config.http2_keepalive_interval)
         .keep_alive_timeout(config.http2_keepalive_timeout);
 
+    let draining = Arc::new(AtomicBool::new(false));
+    tokio::spawn(track_readiness(
+        backend.clone(),
+        health.clone(),
+        draining.clone(),
+    ));
+
     let drain = {
         let drain_delay = config.drain_delay;
         let health = health.clone();
         async move {
             shutdown.await;
+            draining.store(true, Ordering::SeqCst);
             tracing::info!(
                 ?drain_delay,
                 "shutdown requested; health is NOT_SERVING, draining"
@@ -221,6 +239,34 @@ pub async fn run(
     backend.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Keeps the service's health (the readiness signal; `""` stays the liveness signal) in
+/// step with the backend's own readiness, until draining takes over.
+async fn track_readiness(
+    backend: Arc<dyn ParticipantBackend>,
+    health: tonic_health::server::HealthReporter,
+    draining: Arc<AtomicBool>,
+) {
+    let mut ready = true;
+    let mut tick = tokio::time::interval(READINESS_POLL);
+    loop {
+        tick.tick().await;
+        if draining.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = backend.ready();
+        if now != ready {
+            ready = now;
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            tracing::warn!(ready, "backend readiness changed");
+            health.set_service_status(SERVICE_NAME, status).await;
+        }
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

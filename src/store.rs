@@ -24,14 +24,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::Utc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{CallContext, ParticipantBackend};
 use crate::error::{Error, Resource};
 use crate::model::{
-    NewParticipant, NewServiceParticipant, Participant, ParticipantRef, ServiceParticipant,
-    ServiceParticipantRef,
+    CreateRequest, NewParticipant, NewServiceParticipant, Participant, ParticipantRef,
+    ServiceParticipant, ServiceParticipantRef,
 };
 
 /// Most creates committed in one transaction.
@@ -167,7 +166,10 @@ impl LocalBackend {
         self.writes.send(make(tx)).await.map_err(|_| closed())?;
         // The writer drops the reply when the group's commit failed: nothing was stored.
         rx.await.map_err(|_| {
-            Error::Unavailable("the store could not commit this write; nothing was stored".into())
+            Error::unavailable(
+                "the store could not commit this write; nothing was stored",
+                None,
+            )
         })?
     }
 
@@ -193,7 +195,7 @@ impl LocalBackend {
 }
 
 fn closed() -> Error {
-    Error::Unavailable("the store is closed (the server is shutting down)".into())
+    Error::unavailable("the store is closed (the server is shutting down)", None)
 }
 
 fn poisoned() -> Error {
@@ -405,7 +407,7 @@ impl Writer {
         insert: fn(&Connection, &Self, Req) -> Result<Res, Error>,
     ) -> Result<Res, Error>
     where
-        Req: Idempotent,
+        Req: CreateRequest + Stored,
         Res: serde::de::DeserializeOwned + Identified,
     {
         let key = request.idempotency_key().map(str::to_owned);
@@ -480,35 +482,17 @@ fn id_column(table: &str) -> &'static str {
     if table == "participants" { "id" } else { "sid" }
 }
 
-/// A create request that may carry an idempotency key.
-trait Idempotent: serde::Serialize {
-    /// The table the created resource lives in; part of the fingerprint, so a key reused
-    /// across the v1 and v2 creates counts as a different request.
+/// Where a created resource is stored, for idempotent replays.
+trait Stored {
     const TABLE: &'static str;
-    fn idempotency_key(&self) -> Option<&str>;
-    /// SHA-256 of the table and the request's canonical JSON (the key itself excluded).
-    fn fingerprint(&self) -> Vec<u8> {
-        let mut hash = Sha256::new();
-        hash.update(Self::TABLE.as_bytes());
-        hash.update([0]);
-        // Serialising plain structs of strings cannot fail.
-        hash.update(serde_json::to_vec(self).unwrap_or_default());
-        hash.finalize().to_vec()
-    }
 }
 
-impl Idempotent for NewParticipant {
+impl Stored for NewParticipant {
     const TABLE: &'static str = "participants";
-    fn idempotency_key(&self) -> Option<&str> {
-        self.idempotency_key.as_deref()
-    }
 }
 
-impl Idempotent for NewServiceParticipant {
+impl Stored for NewServiceParticipant {
     const TABLE: &'static str = "service_participants";
-    fn idempotency_key(&self) -> Option<&str> {
-        self.idempotency_key.as_deref()
-    }
 }
 
 /// A created resource's id, which an idempotency key points to.

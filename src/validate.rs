@@ -73,6 +73,8 @@ pub fn resource_id(v: &mut Violations, field: &str, value: &str) {
             field,
             "may contain only letters, digits, '_', '-', '.' and ':'",
         );
+    } else if value == "." || value == ".." {
+        v.add(field, "must not be '.' or '..'");
     }
 }
 

@@ -1,0 +1,688 @@
+//! The `twilio` backend: every call becomes the matching call of Twilio's REST API.
+//!
+//! One pooled reqwest client (HTTP/2 where upstream offers it, rustls with the webpki
+//! roots) carries all calls. Each call runs under one deadline (the caller's, else
+//! `--upstream-timeout`) that covers every attempt and pause. Around it:
+//! - a bound on requests in flight, failing fast with RESOURCE_EXHAUSTED when full;
+//! - a circuit breaker, failing fast with UNAVAILABLE while Twilio keeps failing;
+//! - retries after gRFC A6 (exponential backoff, full jitter, `Retry-After` honoured):
+//!   fetches on connection errors, timeouts, 429 and 5xx; creates only where a second
+//!   attempt cannot create a second participant (see [`Call`]).
+//!
+//! Twilio's error answers become [`Error::Upstream`], which `error.rs` maps per the
+//! contract's table. Credentials live in [`Credentials`], a secret that never prints.
+
+mod resilience;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+use reqwest::{RequestBuilder, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+pub use resilience::{CircuitBreaker, RetryPolicy};
+
+use crate::backend::{CallContext, ParticipantBackend};
+use crate::error::{Error, UpstreamError};
+use crate::idempotency::IdempotencyCache;
+use crate::model::{
+    NewParticipant, NewServiceParticipant, Participant, ParticipantRef, ServiceParticipant,
+    ServiceParticipantRef,
+};
+
+/// Largest upstream body read; Twilio's participant bodies are a few KiB.
+const MAX_BODY: usize = 1024 * 1024;
+/// Longest `Retry-After` honoured; beyond it the call fails with RetryInfo instead.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// Keys remembered per replica by the idempotency table.
+const IDEMPOTENCY_CAPACITY: usize = 100_000;
+
+/// HTTP basic credentials for Twilio: an API key SID and secret (preferred), or the
+/// account SID and auth token. The password is a [`SecretString`]: it is neither printed
+/// by `Debug` nor kept in memory after drop.
+#[derive(Clone)]
+pub struct Credentials {
+    username: String,
+    password: SecretString,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Reads `TWILIO_API_KEY` + `TWILIO_API_SECRET`, else `TWILIO_ACCOUNT_SID` +
+    /// `TWILIO_AUTH_TOKEN`, from the environment.
+    pub fn from_env() -> Result<Credentials, String> {
+        Credentials::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// As [`Credentials::from_env`], with the variables looked up by `var`.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Credentials, String> {
+        let pair = |user: &str, secret: &str| match (var(user), var(secret)) {
+            (Some(u), Some(s)) => Ok(Some((u, s))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(format!("{user} is set but {secret} is not")),
+            (None, Some(_)) => Err(format!("{secret} is set but {user} is not")),
+        };
+        let (username, password) = match pair("TWILIO_API_KEY", "TWILIO_API_SECRET")? {
+            Some(p) => p,
+            None => pair("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")?.ok_or(
+                "the twilio backend needs credentials: set TWILIO_API_KEY and TWILIO_API_SECRET \
+                 (preferred), or TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
+            )?,
+        };
+        Ok(Credentials {
+            username,
+            password: SecretString::from(password),
+        })
+    }
+}
+
+/// Everything the twilio backend is built from.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Base URL, such as `https://conversations.twilio.com`.
+    pub base_url: String,
+    /// Basic-auth credentials.
+    pub credentials: Credentials,
+    /// Retry rules.
+    pub retry: RetryPolicy,
+    /// Longest a single attempt may take (the call's deadline may cut it shorter).
+    pub attempt_timeout: Duration,
+    /// The call's deadline when the caller set none.
+    pub default_timeout: Duration,
+    /// Most upstream calls in flight at once.
+    pub max_in_flight: usize,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long the open breaker refuses calls before probing.
+    pub breaker_cooldown: Duration,
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+}
+
+/// Which retry rules a call follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// A GET: safe to repeat.
+    Fetch,
+    /// A v2 create: repeatable after an ambiguous failure, because a repeat that finds
+    /// our own first attempt gets 409 with `X-Conflicting-Resource-Id`, resolved by
+    /// [`TwilioBackend::resolve_conflict`].
+    CreateV2,
+    /// A v1 create: repeated only where Twilio cannot have processed it (429, no
+    /// connection), since a duplicate would be a second participant.
+    CreateV1,
+}
+
+impl Call {
+    fn retries_status(self, status: u16) -> bool {
+        match self {
+            Call::Fetch | Call::CreateV2 => matches!(status, 429 | 500 | 502 | 503 | 504),
+            Call::CreateV1 => status == 429,
+        }
+    }
+
+    fn retries_ambiguous(self) -> bool {
+        self != Call::CreateV1
+    }
+}
+
+/// A failed exchange, and whether an earlier attempt may have reached Twilio.
+struct Failure {
+    error: Error,
+    maybe_landed: bool,
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Error {
+        f.error
+    }
+}
+
+/// A complete upstream answer.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// The twilio backend.
+pub struct TwilioBackend {
+    http: reqwest::Client,
+    base: Url,
+    credentials: Credentials,
+    retry: RetryPolicy,
+    attempt_timeout: Duration,
+    default_timeout: Duration,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+    breaker: CircuitBreaker,
+    v2_keys: IdempotencyCache<Participant>,
+    v1_keys: IdempotencyCache<ServiceParticipant>,
+}
+
+impl TwilioBackend {
+    /// Builds the client; fails on a base URL that cannot take path segments.
+    pub fn new(config: UpstreamConfig) -> Result<Self, Error> {
+        let base = Url::parse(&config.base_url)
+            .ok()
+            .filter(|u| !u.cannot_be_a_base() && matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| Error::Internal("--upstream-url is not an http(s) base URL".into()))?;
+        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter_map(|der| reqwest::Certificate::from_der(der).ok());
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("participants-facade/", env!("CARGO_PKG_VERSION")))
+            .tls_certs_only(roots)
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .http2_keep_alive_timeout(Duration::from_secs(10))
+            // Redirects would replay credentials elsewhere; Twilio's API does not redirect.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::Internal(format!("building the HTTP client: {e}")))?;
+        Ok(TwilioBackend {
+            http,
+            base,
+            credentials: config.credentials,
+            retry: config.retry,
+            attempt_timeout: config.attempt_timeout,
+            default_timeout: config.default_timeout,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            max_in_flight: config.max_in_flight,
+            breaker: CircuitBreaker::new(config.breaker_threshold, config.breaker_cooldown),
+            v2_keys: IdempotencyCache::new(config.idempotency_ttl, IDEMPOTENCY_CAPACITY),
+            v1_keys: IdempotencyCache::new(config.idempotency_ttl, IDEMPOTENCY_CAPACITY),
+        })
+    }
+
+    /// `base` + the segments, each percent-encoded, so that no input can change the path,
+    /// the query or the host. Validation already refuses `.` and `..`, which URL
+    /// normalisation would drop; this refuses them again rather than trust it.
+    fn url(&self, segments: &[&str]) -> Result<Url, Error> {
+        if segments
+            .iter()
+            .any(|s| s.is_empty() || *s == "." || *s == "..")
+        {
+            return Err(Error::InvalidArgument(vec![crate::error::FieldViolation {
+                field: "path".into(),
+                description: "identifiers must not be empty, '.' or '..'".into(),
+            }]));
+        }
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| Error::Internal("upstream base URL cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
+        request.basic_auth(
+            &self.credentials.username,
+            Some(self.credentials.password.expose_secret()),
+        )
+    }
+
+    /// Runs one logical call: attempts, pauses and all, within its deadline.
+    async fn exchange(
+        &self,
+        ctx: &CallContext,
+        call: Call,
+        route: &'static str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Answer, Failure> {
+        let deadline = ctx
+            .deadline
+            .unwrap_or_else(|| Instant::now() + self.default_timeout);
+        let fail = |error, maybe_landed| Failure {
+            error,
+            maybe_landed,
+        };
+        let _permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            fail(
+                Error::ResourceExhausted(format!(
+                    "too many Twilio requests in flight (limit {}); retry later",
+                    self.max_in_flight
+                )),
+                false,
+            )
+        })?;
+        let mut maybe_landed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Err(wait) = self.breaker.admit() {
+                return Err(fail(
+                    Error::unavailable(
+                        "Twilio has been failing; the circuit breaker is open",
+                        Some(wait),
+                    ),
+                    maybe_landed,
+                ));
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(fail(deadline_exceeded(attempt - 1), maybe_landed));
+            }
+            let budget = remaining.min(self.attempt_timeout);
+            let sent = tokio::time::timeout(budget, self.attempt(self.authorized(build()))).await;
+            let (error, retryable, retry_after) = match sent {
+                Ok(Ok(answer)) if answer.status.is_success() => {
+                    self.breaker.record(true);
+                    tracing::debug!(
+                        route,
+                        attempt,
+                        status = answer.status.as_u16(),
+                        "upstream answered"
+                    );
+                    return Ok(answer);
+                }
+                Ok(Ok(answer)) => {
+                    let status = answer.status.as_u16();
+                    self.breaker.record(status < 500);
+                    // Twilio may have acted on a request it then failed to answer.
+                    maybe_landed |= status >= 500;
+                    tracing::debug!(route, attempt, status, "upstream answered an error");
+                    let error = upstream_error(&answer);
+                    let retry_after = error.retry_after;
+                    (
+                        Error::Upstream(Box::new(error)),
+                        call.retries_status(status),
+                        retry_after,
+                    )
+                }
+                Ok(Err(e)) if e.is_connect() => {
+                    self.breaker.record(false);
+                    let e = e.without_url();
+                    tracing::debug!(route, attempt, error = %e, "cannot connect upstream");
+                    let message = format!("cannot connect to Twilio: {e}");
+                    (Error::unavailable(message, None), true, None)
+                }
+                Ok(Err(e)) => {
+                    self.breaker.record(false);
+                    maybe_landed = true;
+                    let e = e.without_url();
+                    tracing::debug!(route, attempt, error = %e, "upstream exchange failed");
+                    let message = format!("the exchange with Twilio failed: {e}");
+                    (
+                        Error::unavailable(message, None),
+                        call.retries_ambiguous(),
+                        None,
+                    )
+                }
+                Err(_) => {
+                    self.breaker.record(false);
+                    maybe_landed = true;
+                    tracing::debug!(route, attempt, ?budget, "upstream attempt timed out");
+                    if budget == remaining {
+                        return Err(fail(deadline_exceeded(attempt), maybe_landed));
+                    }
+                    let message = format!("Twilio did not answer within {budget:?}");
+                    (
+                        Error::DeadlineExceeded(message),
+                        call.retries_ambiguous(),
+                        None,
+                    )
+                }
+            };
+            if !retryable || attempt >= self.retry.max_attempts {
+                return Err(fail(error, maybe_landed));
+            }
+            let pause = retry_after.unwrap_or_else(|| self.retry.backoff(attempt + 1));
+            if Instant::now() + pause >= deadline {
+                return Err(fail(error, maybe_landed));
+            }
+            tracing::debug!(route, attempt, ?pause, "retrying upstream call");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// One HTTP exchange, body included (up to [`MAX_BODY`]).
+    async fn attempt(&self, request: RequestBuilder) -> Result<Answer, reqwest::Error> {
+        let mut response = request.send().await?;
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            let room = MAX_BODY.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if room <= chunk.len() {
+                break;
+            }
+        }
+        Ok(Answer {
+            status,
+            headers,
+            body: body.into(),
+        })
+    }
+
+    async fn create_v2(
+        &self,
+        ctx: &CallContext,
+        request: &NewParticipant,
+    ) -> Result<Participant, Error> {
+        let url = self.url(&[
+            "v2",
+            "Conversations",
+            &request.conversation_id,
+            "Participants",
+        ])?;
+        let body = wire::V2CreateBody::from(request);
+        let build = || {
+            let mut r = self.http.post(url.clone()).json(&body);
+            if let Some(key) = &request.idempotency_key {
+                r = r.header("Idempotency-Key", key);
+            }
+            r
+        };
+        match self
+            .exchange(
+                ctx,
+                Call::CreateV2,
+                "POST /v2/Conversations/{id}/Participants",
+                build,
+            )
+            .await
+        {
+            Ok(answer) => parse::<wire::V2Participant>(&answer).map(Participant::from),
+            Err(failure) => self.resolve_conflict(ctx, request, failure).await,
+        }
+    }
+
+    /// After an ambiguous failure, a retried v2 create may meet its own first attempt:
+    /// Twilio answers 409 naming it. If that participant is exactly what was asked for, it
+    /// is the caller's participant, created once; otherwise the conflict is real.
+    async fn resolve_conflict(
+        &self,
+        ctx: &CallContext,
+        request: &NewParticipant,
+        failure: Failure,
+    ) -> Result<Participant, Error> {
+        let conflicting_id = match &failure.error {
+            Error::Upstream(e) if e.http_status == 409 && failure.maybe_landed => {
+                e.conflicting_id.clone()
+            }
+            _ => None,
+        };
+        let Some(participant_id) = conflicting_id else {
+            return Err(failure.error);
+        };
+        let key = ParticipantRef {
+            conversation_id: request.conversation_id.clone(),
+            participant_id,
+        };
+        match self.fetch_v2(ctx, &key).await {
+            Ok(existing) if wire::same_participant(request, &existing) => {
+                tracing::info!("a retried create found its own first attempt; returning it");
+                Ok(existing)
+            }
+            _ => Err(failure.error),
+        }
+    }
+
+    async fn fetch_v2(
+        &self,
+        ctx: &CallContext,
+        key: &ParticipantRef,
+    ) -> Result<Participant, Error> {
+        let url = self.url(&[
+            "v2",
+            "Conversations",
+            &key.conversation_id,
+            "Participants",
+            &key.participant_id,
+        ])?;
+        let answer = self
+            .exchange(
+                ctx,
+                Call::Fetch,
+                "GET /v2/Conversations/{id}/Participants/{id}",
+                || self.http.get(url.clone()),
+            )
+            .await?;
+        parse::<wire::V2Participant>(&answer).map(Participant::from)
+    }
+
+    async fn create_v1(
+        &self,
+        ctx: &CallContext,
+        request: &NewServiceParticipant,
+    ) -> Result<ServiceParticipant, Error> {
+        let url = self.url(&[
+            "v1",
+            "Services",
+            &request.chat_service_sid,
+            "Conversations",
+            &request.conversation_sid,
+            "Participants",
+        ])?;
+        let form = wire::v1_create_form(request);
+        let build = || {
+            let mut r = self.http.post(url.clone()).form(&form);
+            if request.webhook_enabled {
+                r = r.header("X-Twilio-Webhook-Enabled", "true");
+            }
+            if let Some(key) = &request.idempotency_key {
+                r = r.header("Idempotency-Key", key);
+            }
+            r
+        };
+        let answer = self
+            .exchange(
+                ctx,
+                Call::CreateV1,
+                "POST /v1/Services/{IS}/Conversations/{CH}/Participants",
+                build,
+            )
+            .await?;
+        parse::<wire::V1Participant>(&answer)
+            .map(|p| p.into_domain(&request.chat_service_sid, &request.conversation_sid))
+    }
+}
+
+fn deadline_exceeded(attempts: u32) -> Error {
+    Error::DeadlineExceeded(format!(
+        "the call's deadline passed before Twilio answered ({attempts} attempt(s))"
+    ))
+}
+
+/// Decodes a success body, or says plainly that Twilio's answer was not what it promises.
+fn parse<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<T, Error> {
+    serde_json::from_slice(&answer.body).map_err(|e| {
+        Error::UpstreamProtocol(format!(
+            "Twilio answered HTTP {} with a body that is not the expected resource ({})",
+            answer.status.as_u16(),
+            e.classify_name()
+        ))
+    })
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "read error",
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "missing or mistyped fields",
+            serde_json::error::Category::Eof => "empty or truncated",
+        }
+    }
+}
+
+/// Twilio's error answer as an [`UpstreamError`], whatever its body looks like.
+fn upstream_error(answer: &Answer) -> UpstreamError {
+    let status = answer.status.as_u16();
+    let body: Option<wire::TwilioErrorBody> = serde_json::from_slice(&answer.body).ok();
+    let message = body
+        .as_ref()
+        .and_then(|b| b.message.clone())
+        .unwrap_or_else(|| {
+            let what = if answer.body.is_empty() {
+                "an empty body"
+            } else if body.is_some() {
+                "no message"
+            } else {
+                "a body that is not Twilio's JSON error"
+            };
+            format!("Twilio answered HTTP {status} with {what}")
+        });
+    let header = |name: &str| answer.headers.get(name).and_then(|v| v.to_str().ok());
+    UpstreamError {
+        http_status: status,
+        code: body.as_ref().and_then(|b| b.code),
+        message,
+        more_info: body.and_then(|b| b.more_info),
+        conflicting_id: header("x-conflicting-resource-id").map(str::to_owned),
+        retry_after: header("retry-after").and_then(parse_retry_after),
+    }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110), capped at [`MAX_RETRY_AFTER`].
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+#[async_trait]
+impl ParticipantBackend for TwilioBackend {
+    async fn create_participant(
+        &self,
+        ctx: &CallContext,
+        request: NewParticipant,
+    ) -> Result<Participant, Error> {
+        self.v2_keys
+            .run(&request, self.create_v2(ctx, &request))
+            .await
+    }
+
+    async fn fetch_participant(
+        &self,
+        ctx: &CallContext,
+        key: ParticipantRef,
+    ) -> Result<Participant, Error> {
+        self.fetch_v2(ctx, &key).await
+    }
+
+    async fn create_service_participant(
+        &self,
+        ctx: &CallContext,
+        request: NewServiceParticipant,
+    ) -> Result<ServiceParticipant, Error> {
+        self.v1_keys
+            .run(&request, self.create_v1(ctx, &request))
+            .await
+    }
+
+    async fn fetch_service_participant(
+        &self,
+        ctx: &CallContext,
+        key: ServiceParticipantRef,
+    ) -> Result<ServiceParticipant, Error> {
+        let url = self.url(&[
+            "v1",
+            "Services",
+            &key.chat_service_sid,
+            "Conversations",
+            &key.conversation_sid,
+            "Participants",
+            &key.sid,
+        ])?;
+        let answer = self
+            .exchange(
+                ctx,
+                Call::Fetch,
+                "GET /v1/Services/{IS}/Conversations/{CH}/Participants/{MB}",
+                || self.http.get(url.clone()),
+            )
+            .await?;
+        parse::<wire::V1Participant>(&answer)
+            .map(|p| p.into_domain(&key.chat_service_sid, &key.conversation_sid))
+    }
+
+    fn ready(&self) -> bool {
+        !self.breaker.is_open()
+    }
+
+    async fn close(&self) {
+        // Nothing to flush: the pool's connections close when the client drops.
+        self.in_flight.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date_and_is_capped() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("999999"), Some(MAX_RETRY_AFTER));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        let d = parse_retry_after(&soon).expect("http date");
+        assert!(
+            d <= Duration::from_secs(30) && d >= Duration::from_secs(28),
+            "{d:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn credentials_prefer_an_api_key_and_never_print_the_secret() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let c = Credentials::from_lookup(env(&[
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("TWILIO_AUTH_TOKEN", "token-1"),
+            ("TWILIO_API_KEY", "SK1"),
+            ("TWILIO_API_SECRET", "secret-1"),
+        ]))
+        .expect("credentials");
+        assert_eq!(c.username, "SK1");
+        assert!(!format!("{c:?}").contains("secret-1"));
+        let c = Credentials::from_lookup(env(&[
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("TWILIO_AUTH_TOKEN", "t"),
+        ]))
+        .expect("account credentials");
+        assert_eq!(c.username, "AC1");
+        assert!(Credentials::from_lookup(env(&[("TWILIO_API_KEY", "SK1")])).is_err());
+        assert!(Credentials::from_lookup(env(&[])).is_err());
+    }
+}

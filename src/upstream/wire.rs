@@ -1,0 +1,263 @@
+//! Twilio's wire formats for participants: what we send (v2 JSON, v1 form) and what we
+//! accept back (tolerant of unknown and absent fields), and Twilio's error body.
+//! Field names follow `../shared/specs/` (Twilio's official OpenAPI).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::model::{
+    Address, Channel, MessagingBinding, NewParticipant, NewServiceParticipant, Participant,
+    ParticipantType, ServiceParticipant,
+};
+
+/// `POST /v2/Conversations/{id}/Participants` body. Unset fields are omitted, and so is
+/// `type` when the caller left it unspecified.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct V2CreateBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<ParticipantType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile_id: Option<&'a str>,
+    addresses: Vec<V2AddressOut<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V2AddressOut<'a> {
+    channel: Channel,
+    address: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a NewParticipant> for V2CreateBody<'a> {
+    fn from(r: &'a NewParticipant) -> Self {
+        V2CreateBody {
+            name: r.name.as_deref(),
+            kind: r.kind,
+            profile_id: r.profile_id.as_deref(),
+            addresses: r
+                .addresses
+                .iter()
+                .map(|a| V2AddressOut {
+                    channel: a.channel,
+                    address: &a.address,
+                    channel_id: a.channel_id.as_deref(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A v2 participant as Twilio returns it (`conversations.v2.participant`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct V2Participant {
+    id: String,
+    conversation_id: String,
+    account_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    profile_id: Option<String>,
+    #[serde(default)]
+    addresses: Option<Vec<V2AddressIn>>,
+    #[serde(default, deserialize_with = "lenient_date")]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "lenient_date")]
+    updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct V2AddressIn {
+    channel: String,
+    address: String,
+    #[serde(default)]
+    channel_id: Option<String>,
+}
+
+fn parse_channel(s: &str) -> Option<Channel> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
+impl From<V2Participant> for Participant {
+    fn from(p: V2Participant) -> Self {
+        let addresses = p.addresses.unwrap_or_default();
+        let total = addresses.len();
+        let addresses: Vec<Address> = addresses
+            .into_iter()
+            .filter_map(|a| {
+                Some(Address {
+                    channel: parse_channel(&a.channel)?,
+                    address: a.address,
+                    channel_id: a.channel_id.filter(|s| !s.is_empty()),
+                })
+            })
+            .collect();
+        if addresses.len() < total {
+            tracing::warn!(
+                dropped = total - addresses.len(),
+                "upstream returned addresses on channels this build does not know; they are left out"
+            );
+        }
+        Participant {
+            id: p.id,
+            conversation_id: p.conversation_id,
+            account_id: p.account_id,
+            name: p.name.filter(|s| !s.is_empty()),
+            // A type this build does not know yet is, to it, UNKNOWN.
+            kind: p.kind.map(|k| {
+                serde_json::from_value(serde_json::Value::String(k))
+                    .unwrap_or(ParticipantType::Unknown)
+            }),
+            profile_id: p.profile_id.filter(|s| !s.is_empty()),
+            addresses,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// `POST /v1/Services/{IS}/Conversations/{CH}/Participants` form fields, in Twilio's names.
+pub fn v1_create_form(r: &NewServiceParticipant) -> Vec<(&'static str, String)> {
+    let mut form = Vec::new();
+    let mut put = |name: &'static str, value: Option<&String>| {
+        if let Some(v) = value {
+            form.push((name, v.clone()));
+        }
+    };
+    put("Identity", r.identity.as_ref());
+    put("Attributes", r.attributes.as_ref());
+    if let Some(b) = &r.messaging_binding {
+        put("MessagingBinding.Address", b.address.as_ref());
+        put("MessagingBinding.ProxyAddress", b.proxy_address.as_ref());
+        put(
+            "MessagingBinding.ProjectedAddress",
+            b.projected_address.as_ref(),
+        );
+    }
+    put("RoleSid", r.role_sid.as_ref());
+    let date = |d: &DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    if let Some(d) = &r.date_created {
+        form.push(("DateCreated", date(d)));
+    }
+    if let Some(d) = &r.date_updated {
+        form.push(("DateUpdated", date(d)));
+    }
+    form
+}
+
+/// A v1 participant as Twilio returns it; every field is nullable in the spec.
+#[derive(Debug, Deserialize)]
+pub struct V1Participant {
+    sid: String,
+    #[serde(default)]
+    account_sid: Option<String>,
+    #[serde(default)]
+    chat_service_sid: Option<String>,
+    #[serde(default)]
+    conversation_sid: Option<String>,
+    #[serde(default)]
+    identity: Option<String>,
+    #[serde(default)]
+    attributes: Option<String>,
+    #[serde(default)]
+    messaging_binding: Option<V1Binding>,
+    #[serde(default)]
+    role_sid: Option<String>,
+    #[serde(default, deserialize_with = "lenient_date")]
+    date_created: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "lenient_date")]
+    date_updated: Option<DateTime<Utc>>,
+    #[serde(default)]
+    last_read_message_index: Option<i64>,
+    #[serde(default)]
+    last_read_timestamp: Option<String>,
+}
+
+/// `messaging_binding`: untyped in the spec; these are the fields Twilio documents.
+#[derive(Debug, Default, Deserialize)]
+struct V1Binding {
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    proxy_address: Option<String>,
+    #[serde(default)]
+    projected_address: Option<String>,
+}
+
+impl V1Participant {
+    /// The domain participant; parents Twilio left out come from the request's path.
+    pub fn into_domain(self, chat_service_sid: &str, conversation_sid: &str) -> ServiceParticipant {
+        let binding = self.messaging_binding.map(|b| MessagingBinding {
+            address: b.address,
+            proxy_address: b.proxy_address,
+            projected_address: b.projected_address,
+        });
+        ServiceParticipant {
+            sid: self.sid,
+            account_sid: self.account_sid.unwrap_or_default(),
+            chat_service_sid: self
+                .chat_service_sid
+                .unwrap_or_else(|| chat_service_sid.to_owned()),
+            conversation_sid: self
+                .conversation_sid
+                .unwrap_or_else(|| conversation_sid.to_owned()),
+            identity: self.identity,
+            attributes: self.attributes.unwrap_or_else(|| "{}".to_owned()),
+            messaging_binding: binding,
+            role_sid: self.role_sid,
+            date_created: self.date_created,
+            date_updated: self.date_updated,
+            last_read_message_index: self.last_read_message_index,
+            last_read_timestamp: self.last_read_timestamp,
+        }
+    }
+}
+
+/// Twilio's error body; every field optional in the spec.
+#[derive(Debug, Default, Deserialize)]
+pub struct TwilioErrorBody {
+    /// Twilio's error code, such as 20404.
+    #[serde(default)]
+    pub code: Option<i64>,
+    /// Human-readable message.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Link to the error's documentation.
+    #[serde(default)]
+    pub more_info: Option<String>,
+}
+
+/// A date that does not parse is absent, not a failed call: the participant itself is
+/// still worth returning.
+fn lenient_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let raw: Option<String> = Option::deserialize(d)?;
+    Ok(raw.and_then(|s| {
+        DateTime::parse_from_rfc3339(&s)
+            .or_else(|_| DateTime::parse_from_rfc2822(&s))
+            .map(|t| t.with_timezone(&Utc))
+            .ok()
+    }))
+}
+
+/// Whether a participant Twilio holds is the one `request` would have created: used to
+/// recognise our own earlier attempt behind a 409 after an ambiguous failure.
+pub fn same_participant(request: &NewParticipant, existing: &Participant) -> bool {
+    let key = |a: &Address| (a.channel, a.conflict_key(), a.channel_id.clone());
+    let mut wanted: Vec<_> = request.addresses.iter().map(key).collect();
+    let mut found: Vec<_> = existing.addresses.iter().map(key).collect();
+    wanted.sort();
+    found.sort();
+    existing.conversation_id == request.conversation_id
+        && existing.name == request.name
+        && (request.kind.is_none() || existing.kind == request.kind)
+        && (request.profile_id.is_none() || existing.profile_id == request.profile_id)
+        && wanted == found
+}
