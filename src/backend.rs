@@ -16,6 +16,8 @@ use crate::model::{
 pub struct CallContext {
     /// When the caller stops waiting (from `grpc-timeout`), if it said.
     pub deadline: Option<tokio::time::Instant>,
+    /// The caller's own upstream credentials, when inbound auth passes them through.
+    pub upstream_credentials: Option<crate::upstream::Credentials>,
 }
 
 /// Creates and fetches participants. Implemented by [`crate::store::LocalBackend`] and

@@ -200,6 +200,27 @@ pub struct Config {
     #[arg(skip)]
     pub credentials: Option<crate::upstream::Credentials>,
 
+    /// Twilio backend: forward a caller's own `Authorization: Basic` credentials to Twilio
+    /// instead of the configured ones (multi-tenant use; Twilio then authenticates them).
+    #[arg(long, env = "PARTICIPANTS_AUTH_PASSTHROUGH")]
+    pub auth_passthrough: bool,
+
+    /// Origins allowed to call from browsers (gRPC-Web and REST), comma-separated or
+    /// repeated; `*` for any. Unset: no CORS headers (same-origin only).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_CORS_ALLOW_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origin: Vec<String>,
+
+    /// Inbound credentials. Never a flag: read from `PARTICIPANTS_AUTH_BASIC` and
+    /// `PARTICIPANTS_AUTH_BEARER_TOKENS` at start-up unless set here by an embedding
+    /// program or a test.
+    #[arg(skip)]
+    pub inbound_auth: Option<std::sync::Arc<crate::auth::InboundAuth>>,
+
     /// How long an idempotency key is remembered.
     #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_positive_duration)]
     pub idempotency_ttl: Duration,

@@ -59,6 +59,31 @@ impl Resource {
     }
 }
 
+/// Which uniqueness rule a create broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// v2: a participant of the conversation already has this channel and address.
+    Address,
+    /// v1: a participant with this identity is already in the conversation.
+    Identity,
+    /// v1: a participant with this messaging binding is already in the conversation.
+    Binding,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conflict::Address => {
+                "a participant of this conversation already has this channel and address"
+            }
+            Conflict::Identity => "a participant with this identity is already in the conversation",
+            Conflict::Binding => {
+                "a participant with this messaging binding is already in the conversation"
+            }
+        })
+    }
+}
+
 /// Everything that can go wrong in a call, whatever the front or backend.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -78,8 +103,8 @@ pub enum Error {
         resource: Resource,
         /// The id of the existing resource (Twilio's `X-Conflicting-Resource-Id`).
         conflicting_id: String,
-        /// Which uniqueness rule was hit, in words.
-        conflict: &'static str,
+        /// Which uniqueness rule was hit.
+        conflict: Conflict,
     },
     /// An idempotency key was sent again with a different request.
     #[error(
@@ -107,6 +132,19 @@ pub enum Error {
     /// Twilio answered success with a body that is not what the API promises.
     #[error("upstream protocol error: {0}")]
     UpstreamProtocol(String),
+    /// The caller did not prove who it is (inbound auth).
+    #[error("authentication required: {0}")]
+    Unauthenticated(String),
+    /// A request the HTTP front refuses before it reaches a backend: malformed body (400),
+    /// unknown route (404), wrong method (405), body too large (413), wrong content
+    /// type (415).
+    #[error("{message}")]
+    Http {
+        /// The HTTP status to answer.
+        status: u16,
+        /// What was wrong.
+        message: String,
+    },
     /// A bug or an environment failure (disk, corrupt data). The detail is logged, not
     /// sent to the caller.
     #[error("internal error: {0}")]
@@ -132,6 +170,8 @@ impl Error {
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Upstream(e) => grpc_code_of_http(e.http_status),
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::Http { status, .. } => grpc_code_of_http(*status),
             Error::UpstreamProtocol(_) | Error::Internal(_) => Code::Internal,
         }
     }
@@ -149,7 +189,76 @@ impl Error {
             Error::DeadlineExceeded(_) => 504,
             Error::Upstream(e) => e.http_status,
             Error::UpstreamProtocol(_) => 502,
+            Error::Unauthenticated(_) => 401,
+            Error::Http { status, .. } => *status,
             Error::Internal(_) => 500,
+        }
+    }
+
+    /// The `code` of Twilio's error body on the REST front: Twilio's own code where Twilio
+    /// has one for the case (20404 not found, 50416 binding exists, 50433 participant
+    /// exists, 20003 authentication, 20422 invalid parameter value, 20429 too many
+    /// requests, 20500 internal error, 20503 unavailable, 70002 malformed request), the
+    /// upstream's code for upstream errors, else the HTTP status itself.
+    pub fn twilio_code(&self) -> u32 {
+        match self {
+            Error::InvalidArgument(_) => 70002,
+            Error::NotFound { .. } => 20404,
+            Error::AlreadyExists { conflict, .. } => match conflict {
+                Conflict::Identity => 50433,
+                Conflict::Address | Conflict::Binding => 50416,
+            },
+            Error::IdempotencyKeyReused => 20422,
+            Error::Unavailable { .. } => 20503,
+            Error::ResourceExhausted(_) => 20429,
+            Error::Unauthenticated(_) => 20003,
+            Error::Upstream(e) => e
+                .code
+                .and_then(|c| u32::try_from(c).ok())
+                .unwrap_or(u32::from(e.http_status)),
+            Error::Http { status: 400, .. } => 70002,
+            Error::Http { status: 404, .. } => 20404,
+            Error::Internal(_) => 20500,
+            Error::Http { status, .. } => u32::from(*status),
+            Error::DeadlineExceeded(_) | Error::UpstreamProtocol(_) => {
+                u32::from(self.http_status())
+            }
+        }
+    }
+
+    /// The message a caller sees: the error's own words, except for internal errors, whose
+    /// detail is logged here and replaced by a generic message.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                "internal error".to_owned()
+            }
+            Error::Upstream(e) => e.message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// When the caller may try again, for RetryInfo and `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Unavailable { retry_after, .. } => {
+                Some(retry_after.unwrap_or(Duration::from_secs(1)))
+            }
+            Error::ResourceExhausted(_) => Some(Duration::from_secs(1)),
+            Error::Upstream(e) => e
+                .retry_after
+                .or((e.http_status == 503).then_some(Duration::from_secs(1))),
+            _ => None,
+        }
+    }
+
+    /// The existing resource a conflict names (`X-Conflicting-Resource-Id`).
+    pub fn conflicting_id(&self) -> Option<&str> {
+        match self {
+            Error::AlreadyExists { conflicting_id, .. } => Some(conflicting_id),
+            Error::Upstream(e) => e.conflicting_id.as_deref(),
+            _ => None,
         }
     }
 
@@ -184,75 +293,62 @@ pub fn grpc_code_of_http(status: u16) -> Code {
 
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
-        let code = err.grpc_code();
         let mut details = ErrorDetails::new();
-        let message = match &err {
+        let (reason, domain) = match &err {
+            Error::InvalidArgument(_) | Error::Http { .. } => (None, DOMAIN),
+            Error::Upstream(e) => (
+                Some(
+                    e.code
+                        .map_or_else(|| format!("HTTP_{}", e.http_status), |c| c.to_string()),
+                ),
+                UPSTREAM_DOMAIN,
+            ),
+            other => {
+                let reason = match other {
+                    Error::NotFound { .. } => "NOT_FOUND",
+                    Error::AlreadyExists { .. } => "ALREADY_EXISTS",
+                    Error::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+                    Error::Unavailable { .. } => "UNAVAILABLE",
+                    Error::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
+                    Error::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
+                    Error::UpstreamProtocol(_) => "UPSTREAM_PROTOCOL_ERROR",
+                    Error::Unauthenticated(_) => "UNAUTHENTICATED",
+                    _ => "INTERNAL",
+                };
+                (Some(reason.to_owned()), DOMAIN)
+            }
+        };
+        if let Some(reason) = reason {
+            let mut metadata = HashMap::new();
+            if let Some(id) = err.conflicting_id() {
+                metadata.insert("conflicting_resource_id".to_owned(), id.to_owned());
+            }
+            if let Error::Upstream(e) = &err {
+                metadata.insert("http_status".to_owned(), e.http_status.to_string());
+                if let Some(more_info) = &e.more_info {
+                    metadata.insert("more_info".to_owned(), more_info.clone());
+                }
+            }
+            details.set_error_info(reason, domain, metadata);
+        }
+        match &err {
             Error::InvalidArgument(violations) => {
                 for v in violations {
                     details.add_bad_request_violation(&v.field, &v.description);
                 }
-                err.to_string()
-            }
-            Error::NotFound { .. } => {
-                details.set_error_info("NOT_FOUND", DOMAIN, HashMap::new());
-                err.to_string()
-            }
-            Error::AlreadyExists { conflicting_id, .. } => {
-                details.set_error_info(
-                    "ALREADY_EXISTS",
-                    DOMAIN,
-                    HashMap::from([("conflicting_resource_id".to_owned(), conflicting_id.clone())]),
-                );
-                err.to_string()
             }
             Error::IdempotencyKeyReused => {
-                details
-                    .set_error_info("IDEMPOTENCY_KEY_REUSED", DOMAIN, HashMap::new())
-                    .add_bad_request_violation(
-                        "idempotency_key",
-                        "already used with a different request",
-                    );
-                err.to_string()
+                details.add_bad_request_violation(
+                    "idempotency_key",
+                    "already used with a different request",
+                );
             }
-            Error::Unavailable { retry_after, .. } => {
-                details.set_retry_info(Some(retry_after.unwrap_or(Duration::from_secs(1))));
-                err.to_string()
-            }
-            Error::ResourceExhausted(_) => {
-                details.set_retry_info(Some(Duration::from_secs(1)));
-                err.to_string()
-            }
-            Error::DeadlineExceeded(_) | Error::UpstreamProtocol(_) => err.to_string(),
-            Error::Upstream(e) => {
-                let mut metadata =
-                    HashMap::from([("http_status".to_owned(), e.http_status.to_string())]);
-                if let Some(more_info) = &e.more_info {
-                    metadata.insert("more_info".to_owned(), more_info.clone());
-                }
-                if let Some(id) = &e.conflicting_id {
-                    metadata.insert("conflicting_resource_id".to_owned(), id.clone());
-                }
-                let reason = e
-                    .code
-                    .map_or_else(|| format!("HTTP_{}", e.http_status), |c| c.to_string());
-                details.set_error_info(reason, UPSTREAM_DOMAIN, metadata);
-                match (e.retry_after, e.http_status) {
-                    (Some(after), _) => {
-                        details.set_retry_info(Some(after));
-                    }
-                    (None, 503) => {
-                        details.set_retry_info(Some(Duration::from_secs(1)));
-                    }
-                    _ => {}
-                }
-                e.message.clone()
-            }
-            Error::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
-                "internal error".to_owned()
-            }
-        };
-        Status::with_error_details(code, message, details)
+            _ => {}
+        }
+        if let Some(after) = err.retry_after() {
+            details.set_retry_info(Some(after));
+        }
+        Status::with_error_details(err.grpc_code(), err.public_message(), details)
     }
 }
 

@@ -50,6 +50,10 @@ fn call_context<T>(request: &Request<T>) -> CallContext {
         .and_then(parse_grpc_timeout);
     CallContext {
         deadline: timeout.map(|t| tokio::time::Instant::now() + t),
+        upstream_credentials: request
+            .extensions()
+            .get::<crate::auth::Caller>()
+            .and_then(|c| c.upstream_credentials.clone()),
     }
 }
 

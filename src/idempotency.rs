@@ -52,9 +52,10 @@ impl<T: Clone + Send + Sync> IdempotencyCache<T> {
         }
     }
 
-    /// Runs `create` unless `request`'s key already produced a result; the same key with a
-    /// different request is [`Error::IdempotencyKeyReused`]. Without a key, just runs it.
-    pub async fn run<R, F>(&self, request: &R, create: F) -> Result<T, Error>
+    /// Runs `create` unless `request`'s key already produced a result in `scope` (the
+    /// account); the same key with a different request is [`Error::IdempotencyKeyReused`].
+    /// Without a key, just runs it.
+    pub async fn run<R, F>(&self, scope: &str, request: &R, create: F) -> Result<T, Error>
     where
         R: CreateRequest,
         F: Future<Output = Result<T, Error>>,
@@ -62,7 +63,7 @@ impl<T: Clone + Send + Sync> IdempotencyCache<T> {
         let Some(key) = request.idempotency_key() else {
             return create.await;
         };
-        let slot = self.slot(key, request.fingerprint());
+        let slot = self.slot(&format!("{scope}\u{0}{key}"), request.fingerprint());
         if slot.fingerprint != request.fingerprint() {
             return Err(Error::IdempotencyKeyReused);
         }

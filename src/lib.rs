@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod model;
 pub mod proto;
+pub mod rest;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -26,10 +26,13 @@ use tokio::task::JoinSet;
 use tonic::Status;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
-use tower::ServiceExt as _;
+use tower::{Layer as _, ServiceExt as _};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::auth::{Caller, InboundAuth};
 use crate::backend::ParticipantBackend;
 use crate::config::{BackendKind, Config};
+use crate::error::Error;
 use crate::grpc::{ParticipantApi, parse_grpc_timeout};
 use crate::proto::participant_service_server::SERVICE_NAME;
 use crate::store::LocalBackend;
@@ -101,38 +104,122 @@ async fn routes(
     Ok((routes, health))
 }
 
-/// Bounds every call by the shorter of the client's `grpc-timeout` and
-/// `--request-timeout`, answering DEADLINE_EXCEEDED when it passes, as the gRPC spec
-/// requires (the call's future is dropped, which cancels its work).
-fn with_deadline(
-    routes: Routes,
+/// The one service behind the port. Requests with an `application/grpc*` content type
+/// (gRPC, and gRPC-Web through tonic-web) go to the tonic routes, everything else to the
+/// REST router; both fronts call the same backend in process. In front of both:
+/// - inbound auth (health probes, `/healthz`, `/readyz` and `/metrics` exempt), whose
+///   verdict travels to the fronts in the request's extensions;
+/// - the deadline: the shorter of the client's `grpc-timeout` and `--request-timeout`,
+///   answered DEADLINE_EXCEEDED (gRPC) or 504 (REST) when it passes; the call's future is
+///   dropped, which cancels its work (and its upstream request).
+fn frontends(
+    grpc: Routes,
+    rest: axum::Router,
+    auth: Arc<InboundAuth>,
     request_timeout: Duration,
 ) -> impl tower::Service<
     http::Request<hyper::body::Incoming>,
-    Response = http::Response<tonic::body::Body>,
+    Response = http::Response<axum::body::Body>,
     Error = Infallible,
-    Future = impl Future<Output = Result<http::Response<tonic::body::Body>, Infallible>> + Send,
+    Future = impl Future<Output = Result<http::Response<axum::body::Body>, Infallible>> + Send,
 > + Clone
 + Send
 + 'static {
-    tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+    let grpc = tonic_web::GrpcWebLayer::new().layer(grpc);
+    tower::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+        let is_grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let path = request.uri().path();
+        let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics")
+            || path.starts_with("/grpc.health.v1.Health/");
+        let verdict = if exempt {
+            Ok(Caller::default())
+        } else {
+            auth.check(request.headers())
+        };
         let limit = request
             .headers()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map_or(request_timeout, |t| t.min(request_timeout));
-        let call = routes.clone().oneshot(request);
+        let grpc = grpc.clone();
+        let rest = rest.clone();
         async move {
+            let answer = |err: Error| {
+                if is_grpc {
+                    Status::from(err).into_http()
+                } else {
+                    crate::rest::error_response(&err)
+                }
+            };
+            match verdict {
+                Ok(caller) => {
+                    request.extensions_mut().insert(caller);
+                }
+                Err(err) => return Ok(answer(err)),
+            }
+            let call = async move {
+                if is_grpc {
+                    let response = grpc.oneshot(request).await;
+                    response.map(|r| r.map(axum::body::Body::new))
+                } else {
+                    rest.oneshot(request).await
+                }
+            };
             match tokio::time::timeout(limit, call).await {
                 Ok(response) => response,
-                Err(_) => Ok(Status::deadline_exceeded(format!(
+                Err(_) => Ok(answer(Error::DeadlineExceeded(format!(
                     "the call did not finish within its deadline ({limit:?})"
-                ))
-                .into_http()),
+                )))),
             }
         }
     })
+}
+
+/// CORS for browser clients (gRPC-Web and REST) from other origins, when configured.
+fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list = origins
+            .iter()
+            .map(|o| {
+                http::HeaderValue::from_str(o).with_context(|| format!("--cors-allow-origin {o:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        AllowOrigin::list(list)
+    };
+    let header = http::HeaderName::from_static;
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([http::Method::GET, http::Method::POST, http::Method::OPTIONS])
+            .allow_headers([
+                http::header::AUTHORIZATION,
+                http::header::CONTENT_TYPE,
+                header("x-grpc-web"),
+                header("x-user-agent"),
+                header("grpc-timeout"),
+                header("idempotency-key"),
+                header("x-twilio-webhook-enabled"),
+                header("traceparent"),
+                header("tracestate"),
+            ])
+            .expose_headers([
+                header("grpc-status"),
+                header("grpc-message"),
+                header("grpc-status-details-bin"),
+                header("x-conflicting-resource-id"),
+                http::header::RETRY_AFTER,
+            ])
+            .max_age(Duration::from_secs(600)),
+    ))
 }
 
 /// Serves until `shutdown` resolves, then drains: health turns NOT_SERVING, new calls are
@@ -149,10 +236,34 @@ pub async fn run(
     let local = listener.local_addr()?;
     let backend = open_backend(&config)?;
     let (routes, health) = routes(&config, backend.clone(), local).await?;
-    let service = TowerToHyperService::new(with_deadline(routes, config.request_timeout));
+    let auth = match &config.inbound_auth {
+        Some(auth) => auth.clone(),
+        None => {
+            Arc::new(InboundAuth::from_env(config.auth_passthrough).map_err(anyhow::Error::msg)?)
+        }
+    };
+    if auth.required() {
+        tracing::info!(?auth, "inbound authentication required");
+    }
+    let draining = Arc::new(AtomicBool::new(false));
+    let rest = crate::rest::router(
+        Arc::new(crate::rest::RestState {
+            backend: backend.clone(),
+            public_url: config.public_url.clone(),
+            draining: draining.clone(),
+        }),
+        config.max_message_bytes as usize,
+    );
+    let service = tower::ServiceBuilder::new()
+        .option_layer(cors(&config.cors_allow_origin)?)
+        .service(frontends(routes, rest, auth, config.request_timeout));
+    let service = TowerToHyperService::new(service);
 
     let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1().timer(TokioTimer::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        // A client that trickles its headers cannot hold a connection forever.
+        .header_read_timeout(Duration::from_secs(10));
     http.http2()
         .timer(TokioTimer::new())
         // One client cannot open unbounded streams on a connection.
@@ -161,7 +272,6 @@ pub async fn run(
         .keep_alive_interval(config.http2_keepalive_interval)
         .keep_alive_timeout(config.http2_keepalive_timeout);
 
-    let draining = Arc::new(AtomicBool::new(false));
     tokio::spawn(track_readiness(
         backend.clone(),
         health.clone(),

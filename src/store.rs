@@ -27,7 +27,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{CallContext, ParticipantBackend};
-use crate::error::{Error, Resource};
+use crate::error::{Conflict, Error, Resource};
 use crate::model::{
     CreateRequest, NewParticipant, NewServiceParticipant, Participant, ParticipantRef,
     ServiceParticipant, ServiceParticipantRef,
@@ -536,7 +536,7 @@ fn insert_participant(
             return Err(Error::AlreadyExists {
                 resource: Resource::Participant,
                 conflicting_id,
-                conflict: "a participant of this conversation already has this channel and address",
+                conflict: Conflict::Address,
             });
         }
     }
@@ -591,9 +591,9 @@ fn insert_service_participant(
             resource: Resource::ServiceParticipant,
             conflicting_id,
             conflict: if by_identity {
-                "a participant with this identity is already in the conversation"
+                Conflict::Identity
             } else {
-                "a participant with this messaging binding is already in the conversation"
+                Conflict::Binding
             },
         });
     }

@@ -62,6 +62,19 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// Credentials from a username (API key SID or account SID) and its secret.
+    pub fn new(username: &str, password: &str) -> Credentials {
+        Credentials {
+            username: username.to_owned(),
+            password: SecretString::from(password.to_owned()),
+        }
+    }
+
+    /// The username (an API key SID or account SID; not a secret).
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
     /// Reads `TWILIO_API_KEY` + `TWILIO_API_SECRET`, else `TWILIO_ACCOUNT_SID` +
     /// `TWILIO_AUTH_TOKEN`, from the environment.
     pub fn from_env() -> Result<Credentials, String> {
@@ -234,11 +247,25 @@ impl TwilioBackend {
         Ok(url)
     }
 
-    fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
+    /// Signs a request with the caller's passed-through credentials, else the configured ones.
+    fn authorized(&self, ctx: &CallContext, request: RequestBuilder) -> RequestBuilder {
+        let credentials = ctx
+            .upstream_credentials
+            .as_ref()
+            .unwrap_or(&self.credentials);
         request.basic_auth(
-            &self.credentials.username,
-            Some(self.credentials.password.expose_secret()),
+            &credentials.username,
+            Some(credentials.password.expose_secret()),
         )
+    }
+
+    /// Idempotency keys are per Twilio account: callers passing their own credentials
+    /// through get their own key space.
+    fn key_scope<'a>(&'a self, ctx: &'a CallContext) -> &'a str {
+        ctx.upstream_credentials
+            .as_ref()
+            .unwrap_or(&self.credentials)
+            .username()
     }
 
     /// Runs one logical call: attempts, pauses and all, within its deadline.
@@ -283,7 +310,8 @@ impl TwilioBackend {
                 return Err(fail(deadline_exceeded(attempt - 1), maybe_landed));
             }
             let budget = remaining.min(self.attempt_timeout);
-            let sent = tokio::time::timeout(budget, self.attempt(self.authorized(build()))).await;
+            let sent =
+                tokio::time::timeout(budget, self.attempt(self.authorized(ctx, build()))).await;
             let (error, retryable, retry_after) = match sent {
                 Ok(Ok(answer)) if answer.status.is_success() => {
                     self.breaker.record(true);
@@ -582,7 +610,7 @@ impl ParticipantBackend for TwilioBackend {
         request: NewParticipant,
     ) -> Result<Participant, Error> {
         self.v2_keys
-            .run(&request, self.create_v2(ctx, &request))
+            .run(self.key_scope(ctx), &request, self.create_v2(ctx, &request))
             .await
     }
 
@@ -600,7 +628,7 @@ impl ParticipantBackend for TwilioBackend {
         request: NewServiceParticipant,
     ) -> Result<ServiceParticipant, Error> {
         self.v1_keys
-            .run(&request, self.create_v1(ctx, &request))
+            .run(self.key_scope(ctx), &request, self.create_v1(ctx, &request))
             .await
     }
 
