@@ -23,6 +23,7 @@ pub mod error;
 pub mod grpc;
 pub mod idempotency;
 pub mod ids;
+pub mod metrics;
 pub mod model;
 pub mod proto;
 pub mod rest;

@@ -1,4 +1,5 @@
-//! The participants-facade binary: parse the configuration, start logging, serve.
+//! The participants-facade binary: parse the configuration, start telemetry, serve, and
+//! flush the last spans on the way out.
 
 #![forbid(unsafe_code)]
 
@@ -7,9 +8,15 @@ use participants_facade::{config::Config, server, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse_or_exit();
-    telemetry::init_logging(config.log_format);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-    server::run(listener, config, server::shutdown_signal()).await
+    let telemetry = telemetry::init(config.log_format)?;
+    let served = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => server::run(listener, config, server::shutdown_signal()).await,
+        Err(e) => Err(anyhow::anyhow!("cannot listen on {}: {e}", config.listen)),
+    };
+    if let Err(e) = &served {
+        tracing::error!(error = %format!("{e:#}"), "participants-facade stopped with an error");
+    }
+    // Flushing waits on the exporter: keep it off the async workers.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    served
 }

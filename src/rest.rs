@@ -46,12 +46,23 @@ pub fn router(state: Arc<RestState>, max_body: usize) -> Router {
     let openapi = Arc::new(openapi);
     router
         .route(
+            "/metrics",
+            axum::routing::get(|| async {
+                (
+                    [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+                    crate::metrics::METRICS.render(),
+                )
+            }),
+        )
+        .route(
             "/openapi.json",
             axum::routing::get(move || {
                 let openapi = openapi.clone();
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
+        // Spans and metrics name requests by route template, never by concrete path.
+        .route_layer(axum::middleware::from_fn(observe_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -145,6 +156,24 @@ pub fn error_response(err: &Error) -> Response {
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"participants-facade\""),
         );
+    }
+    response
+}
+
+async fn observe_route(
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = matched.map(|m| m.as_str().to_owned());
+    if let Some(route) = &route {
+        crate::telemetry::record_route(request.method().as_str(), route);
+    }
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response
+            .extensions_mut()
+            .insert(crate::telemetry::RouteTemplate(route));
     }
     response
 }

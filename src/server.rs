@@ -36,7 +36,9 @@ use crate::error::Error;
 use crate::grpc::{ParticipantApi, parse_grpc_timeout};
 use crate::proto::participant_service_server::SERVICE_NAME;
 use crate::store::LocalBackend;
+use crate::telemetry::ServerCall;
 use crate::upstream::{Credentials, TwilioBackend};
+use tracing::Instrument as _;
 
 /// How often the backend's readiness is read into the health service.
 const READINESS_POLL: Duration = Duration::from_millis(500);
@@ -147,6 +149,8 @@ fn frontends(
             .map_or(request_timeout, |t| t.min(request_timeout));
         let grpc = grpc.clone();
         let rest = rest.clone();
+        let call = ServerCall::start(&request, is_grpc);
+        let span = call.span().clone();
         async move {
             let answer = |err: Error| {
                 if is_grpc {
@@ -155,26 +159,29 @@ fn frontends(
                     crate::rest::error_response(&err)
                 }
             };
-            match verdict {
+            let response = match verdict {
+                Err(err) => answer(err),
                 Ok(caller) => {
                     request.extensions_mut().insert(caller);
-                }
-                Err(err) => return Ok(answer(err)),
-            }
-            let call = async move {
-                if is_grpc {
-                    let response = grpc.oneshot(request).await;
-                    response.map(|r| r.map(axum::body::Body::new))
-                } else {
-                    rest.oneshot(request).await
+                    let work = async move {
+                        if is_grpc {
+                            let response = grpc.oneshot(request).await;
+                            response.map(|r| r.map(axum::body::Body::new))
+                        } else {
+                            rest.oneshot(request).await
+                        }
+                    };
+                    match tokio::time::timeout(limit, work).instrument(span).await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(never)) => match never {},
+                        Err(_) => answer(Error::DeadlineExceeded(format!(
+                            "the call did not finish within its deadline ({limit:?})"
+                        ))),
+                    }
                 }
             };
-            match tokio::time::timeout(limit, call).await {
-                Ok(response) => response,
-                Err(_) => Ok(answer(Error::DeadlineExceeded(format!(
-                    "the call did not finish within its deadline ({limit:?})"
-                )))),
-            }
+            call.finish(&response);
+            Ok(response)
         }
     })
 }
@@ -298,6 +305,13 @@ pub async fn run(
     };
     tokio::pin!(drain);
 
+    if let Some(addr) = config.metrics_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on --metrics-listen {addr}"))?;
+        tracing::info!(%addr, "serving /metrics on a second port");
+        tokio::spawn(serve_metrics(listener));
+    }
     tracing::info!(
         %local,
         backend = ?config.backend,
@@ -374,8 +388,26 @@ async fn track_readiness(
                 ServingStatus::NotServing
             };
             tracing::warn!(ready, "backend readiness changed");
+            crate::metrics::METRICS.ready.set(i64::from(ready));
             health.set_service_status(SERVICE_NAME, status).await;
         }
+    }
+}
+
+/// `--metrics-listen`: a second port that serves only `/metrics`, for scrapers kept off
+/// the service port. It lives as long as the process.
+async fn serve_metrics(listener: TcpListener) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+                crate::metrics::METRICS.render(),
+            )
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "the metrics listener failed");
     }
 }
 

@@ -28,10 +28,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{CallContext, ParticipantBackend};
 use crate::error::{Conflict, Error, Resource};
+use crate::metrics::METRICS;
 use crate::model::{
     CreateRequest, NewParticipant, NewServiceParticipant, Participant, ParticipantRef,
     ServiceParticipant, ServiceParticipantRef,
 };
+use tracing::Instrument as _;
 
 /// Most creates committed in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -194,6 +196,37 @@ impl LocalBackend {
     }
 }
 
+/// A span for one store operation (OpenTelemetry database conventions; no statement text,
+/// no values).
+fn store_span(operation: &'static str, db_operation: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "store",
+        otel.name = operation,
+        otel.kind = "internal",
+        db.system.name = "sqlite",
+        db.operation.name = db_operation,
+    )
+}
+
+fn record_store(operation: &'static str, started: Instant) {
+    METRICS
+        .store_duration
+        .with_label_values(&[operation])
+        .observe(started.elapsed().as_secs_f64());
+}
+
+/// Runs a store operation in its span, timing it.
+async fn observed<T>(
+    operation: &'static str,
+    db_operation: &'static str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let started = Instant::now();
+    let out = work.instrument(store_span(operation, db_operation)).await;
+    record_store(operation, started);
+    out
+}
+
 fn closed() -> Error {
     Error::unavailable("the store is closed (the server is shutting down)", None)
 }
@@ -218,7 +251,12 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         request: NewParticipant,
     ) -> Result<Participant, Error> {
-        self.write(|tx| Write::Participant(request, tx)).await
+        observed(
+            "create_participant",
+            "INSERT",
+            self.write(|tx| Write::Participant(request, tx)),
+        )
+        .await
     }
 
     async fn fetch_participant(
@@ -226,6 +264,9 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         key: ParticipantRef,
     ) -> Result<Participant, Error> {
+        let span = store_span("fetch_participant", "SELECT");
+        let _entered = span.enter();
+        let started = Instant::now();
         let body: Option<String> = self.read(|conn| {
             Ok(conn
                 .prepare_cached(
@@ -236,6 +277,7 @@ impl ParticipantBackend for LocalBackend {
                 })
                 .optional()?)
         })?;
+        record_store("fetch_participant", started);
         let body = body.ok_or(Error::NotFound {
             resource: Resource::Participant,
         })?;
@@ -258,6 +300,9 @@ impl ParticipantBackend for LocalBackend {
     ) -> Result<ServiceParticipant, Error> {
         // Twilio accepts the identity in place of the sid. An identity may itself look
         // like a sid, so both are tried, the sid first.
+        let span = store_span("fetch_service_participant", "SELECT");
+        let _entered = span.enter();
+        let started = Instant::now();
         let sql = "SELECT body FROM service_participants
              WHERE chat_service_sid = ?2 AND conversation_sid = ?3
                AND (sid = ?1 OR identity = ?1)
@@ -272,6 +317,7 @@ impl ParticipantBackend for LocalBackend {
                 )
                 .optional()?)
         })?;
+        record_store("fetch_service_participant", started);
         let body = body.ok_or(Error::NotFound {
             resource: Resource::ServiceParticipant,
         })?;
@@ -379,6 +425,7 @@ impl Writer {
         })();
         match result {
             Ok(outcomes) => {
+                METRICS.store_group_size.observe(count as f64);
                 tracing::debug!(count, "group committed");
                 for outcome in outcomes {
                     // A caller that gave up is no reason to stop: its create is durable

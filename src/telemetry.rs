@@ -1,22 +1,441 @@
-//! Logging through `tracing`: readable lines on a terminal, one JSON object per line when
-//! asked. Verbosity follows `RUST_LOG` (default `info`).
+//! Logs and traces through `tracing`.
+//!
+//! - Logs: readable lines on a terminal, or one JSON object per line (`--log-format json`)
+//!   carrying the current span's `trace_id` and `span_id`. Verbosity follows `RUST_LOG`
+//!   (default `info`).
+//! - Traces: `tracing` spans become OpenTelemetry spans (tracing-opentelemetry). They are
+//!   exported over OTLP/gRPC in batches when the standard variables ask for it
+//!   (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, and
+//!   `OTEL_TRACES_EXPORTER` not `none`); otherwise spans still get ids, so logs and
+//!   upstream requests carry the caller's trace, but nothing is exported.
+//! - Propagation: W3C `traceparent`/`tracestate` and `baggage`, in and out.
+//!
+//! Personal data (addresses, names, identities, attributes) and credentials are never put
+//! in a span or a log line; [`redact`] is the helper for the rare field that needs to
+//! show something.
 
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber. Call once, at the program's edge.
-pub fn init_logging(format: LogFormat) {
+/// Owns the tracer provider; [`Telemetry::shutdown`] flushes the spans of the last calls.
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+    exporting: bool,
+}
+
+impl Telemetry {
+    /// Whether spans are exported over OTLP.
+    pub fn exporting(&self) -> bool {
+        self.exporting
+    }
+
+    /// Exports what is still batched and stops the exporter. Call once, at exit.
+    pub fn shutdown(self) {
+        if let Err(e) = self.provider.force_flush() {
+            eprintln!("participants-facade: flushing traces failed: {e}");
+        }
+        if let Err(e) = self.provider.shutdown() {
+            eprintln!("participants-facade: stopping the trace exporter failed: {e}");
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Whether the OpenTelemetry variables ask for an OTLP trace exporter.
+fn exporter_requested() -> bool {
+    let exporter = env("OTEL_TRACES_EXPORTER").unwrap_or_else(|| "otlp".into());
+    exporter.split(',').any(|e| e.trim() == "otlp")
+        && (env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+            || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some())
+}
+
+/// Installs the global subscriber, propagator and tracer provider. Call once, at the
+/// program's edge, inside the Tokio runtime (the OTLP exporter needs it).
+pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if env("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name("participants-facade");
+    }
+    let resource = resource
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .build();
+    let mut provider = SdkTracerProvider::builder().with_resource(resource);
+    let exporting = exporter_requested();
+    if exporting {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()?;
+        provider = provider.with_batch_exporter(exporter);
+    }
+    let provider = provider.build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("participants-facade"))
+        // Our spans carry exactly the attributes we give them; no source locations.
+        .with_location(false)
+        .with_threads(false);
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init()?,
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()?,
+    }
+    Ok(Telemetry {
+        provider,
+        exporting,
+    })
+}
+
+/// A value safe to show in a log or span: its length and first character class only.
+pub fn redact(value: &str) -> String {
+    format!("[redacted; {} chars]", value.chars().count())
+}
+
+// ----------------------------------------------------------------------------------------
+// Per-call spans and metrics
+// ----------------------------------------------------------------------------------------
+
+use std::time::Instant;
+
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use tracing::Span;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::metrics::METRICS;
+
+/// Which RPC attribute names to emit. OpenTelemetry's RPC conventions as of release 1.44
+/// (`rpc.system.name`, fully qualified `rpc.method`, `rpc.response.status_code` as a
+/// string) are the default; they are still a release candidate, so
+/// `OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup` also emits the older names (`rpc.system`,
+/// `rpc.service`, short `rpc.method`, numeric `rpc.grpc.status_code`) for dashboards
+/// built on them.
+#[derive(Debug, Clone, Copy)]
+struct Semconv {
+    old_too: bool,
+}
+
+fn semconv() -> Semconv {
+    static SEMCONV: std::sync::OnceLock<Semconv> = std::sync::OnceLock::new();
+    *SEMCONV.get_or_init(|| Semconv {
+        old_too: std::env::var("OTEL_SEMCONV_STABILITY_OPT_IN")
+            .is_ok_and(|v| v.split(',').any(|o| o.trim() == "rpc/dup")),
+    })
+}
+
+/// Records the span's OpenTelemetry ids as fields, so JSON log lines inside it carry them.
+fn record_ids(span: &Span) {
+    let cx = span.context();
+    let ctx = cx.span().span_context().clone();
+    if ctx.is_valid() {
+        span.record("trace_id", ctx.trace_id().to_string());
+        span.record("span_id", ctx.span_id().to_string());
+    }
+}
+
+/// The canonical name of a gRPC status code, as OpenTelemetry and gRPC write it.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "OK",
+        C::Cancelled => "CANCELLED",
+        C::Unknown => "UNKNOWN",
+        C::InvalidArgument => "INVALID_ARGUMENT",
+        C::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        C::NotFound => "NOT_FOUND",
+        C::AlreadyExists => "ALREADY_EXISTS",
+        C::PermissionDenied => "PERMISSION_DENIED",
+        C::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        C::FailedPrecondition => "FAILED_PRECONDITION",
+        C::Aborted => "ABORTED",
+        C::OutOfRange => "OUT_OF_RANGE",
+        C::Unimplemented => "UNIMPLEMENTED",
+        C::Internal => "INTERNAL",
+        C::Unavailable => "UNAVAILABLE",
+        C::DataLoss => "DATA_LOSS",
+        C::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// A call being served: its server span, its timer and its in-flight slot.
+pub struct ServerCall {
+    span: Span,
+    started: Instant,
+    grpc: bool,
+    method: String,
+}
+
+impl ServerCall {
+    /// Opens the server span of a call, continuing the caller's trace from its
+    /// `traceparent`/`tracestate`/`baggage` headers (gRPC metadata are headers too).
+    pub fn start(request: &http::Request<hyper::body::Incoming>, grpc: bool) -> ServerCall {
+        let path = request.uri().path();
+        let method = if grpc {
+            path.trim_start_matches('/').to_owned()
+        } else {
+            request.method().as_str().to_owned()
+        };
+        let span = tracing::info_span!(
+            "call",
+            otel.name = %method,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            error.type = Empty,
+            rpc.system.name = Empty,
+            rpc.method = Empty,
+            rpc.response.status_code = Empty,
+            rpc.system = Empty,
+            rpc.service = Empty,
+            rpc.grpc.status_code = Empty,
+            http.request.method = Empty,
+            http.route = Empty,
+            http.response.status_code = Empty,
+            url.scheme = "http",
+            network.protocol.version = ?request.version(),
+            trace_id = Empty,
+            span_id = Empty,
+        );
+        if grpc {
+            span.record("rpc.system.name", "grpc");
+            span.record("rpc.method", method.as_str());
+            if semconv().old_too {
+                // The older conventions split the name into `rpc.service` and a short
+                // `rpc.method`; `rpc.method` keeps the current, fully qualified value.
+                let service = method.split_once('/').map_or(method.as_str(), |(s, _)| s);
+                span.record("rpc.system", "grpc");
+                span.record("rpc.service", service);
+            }
+        } else {
+            span.record("http.request.method", method.as_str());
+        }
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(request.headers()))
+        });
+        let _ = span.set_parent(parent);
+        record_ids(&span);
+        METRICS
+            .in_flight
+            .with_label_values(&[if grpc { "grpc" } else { "http" }])
+            .inc();
+        ServerCall {
+            span,
+            started: Instant::now(),
+            grpc,
+            method,
+        }
+    }
+
+    /// The span the call's work runs in.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Records the outcome. For gRPC the status is read from the response headers, where
+    /// tonic puts an error status (trailers-only answer); a unary call whose headers carry
+    /// no status succeeded (its OK status follows in the trailers).
+    pub fn finish(self, response: &http::Response<axum::body::Body>) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let status = response.status().as_u16();
+        let _entered = self.span.enter();
+        tracing::debug!(
+            http_status = status,
+            elapsed_ms = elapsed * 1e3,
+            "call served"
+        );
+        if self.grpc {
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i32>().ok())
+                .map_or(tonic::Code::Ok, tonic::Code::from);
+            let name = code_name(code);
+            self.span.record("rpc.response.status_code", name);
+            if semconv().old_too {
+                self.span.record("rpc.grpc.status_code", code as i32);
+            }
+            // Server-side errors, per the RPC conventions; client errors are not.
+            if matches!(
+                code,
+                tonic::Code::Unknown
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Unimplemented
+                    | tonic::Code::Internal
+                    | tonic::Code::Unavailable
+                    | tonic::Code::DataLoss
+            ) {
+                self.span.record("otel.status_code", "ERROR");
+                self.span.record("error.type", name);
+            }
+            METRICS
+                .rpc_duration
+                .with_label_values(&[self.method.as_str(), name])
+                .observe(elapsed);
+        } else {
+            self.span.record("http.response.status_code", status);
+            if status >= 500 {
+                self.span.record("otel.status_code", "ERROR");
+                self.span.record("error.type", status.to_string());
+            }
+            let route = response
+                .extensions()
+                .get::<RouteTemplate>()
+                .map_or("unmatched", |r| r.0.as_str());
+            METRICS
+                .http_duration
+                .with_label_values(&[self.method.as_str(), route, &status.to_string()])
+                .observe(elapsed);
+        }
+        METRICS
+            .in_flight
+            .with_label_values(&[if self.grpc { "grpc" } else { "http" }])
+            .dec();
+    }
+}
+
+/// The matched REST route (a template, never the concrete path), left in the response's
+/// extensions by the router for the metrics.
+#[derive(Debug, Clone)]
+pub struct RouteTemplate(pub String);
+
+/// Names the current server span after the matched route (`POST /v2/...`), as the HTTP
+/// conventions ask.
+pub fn record_route(method: &str, route: &str) {
+    let span = Span::current();
+    span.record("http.route", route);
+    span.record("otel.name", format!("{method} {route}"));
+}
+
+/// An upstream attempt: its client span and timer.
+pub struct ClientAttempt {
+    span: Span,
+    started: Instant,
+    method: &'static str,
+    template: &'static str,
+}
+
+/// Whether a path segment is safe to show: API words and Twilio-shaped ids. Anything else
+/// (an identity used in place of a sid, say) is personal data until proven otherwise.
+fn safe_segment(s: &str) -> bool {
+    matches!(
+        s,
+        "v1" | "v2" | "Services" | "Conversations" | "Participants"
+    ) || (s.len() == 34
+        && s.as_bytes()[..2].iter().all(u8::is_ascii_uppercase)
+        && s[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+        || (s.starts_with("conv_") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+}
+
+/// The URL as a span may show it: no credentials, no query, unsafe segments replaced.
+pub fn safe_url(url: &reqwest::Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    for segment in url.path_segments().into_iter().flatten() {
+        shown.push('/');
+        shown.push_str(if safe_segment(segment) {
+            segment
+        } else {
+            "REDACTED"
+        });
+    }
+    shown
+}
+
+impl ClientAttempt {
+    /// Opens the client span of one upstream attempt (a child of the current span) and
+    /// injects its context into `headers`, so the upstream continues the same trace.
+    pub fn start(
+        method: &'static str,
+        template: &'static str,
+        url: &reqwest::Url,
+        resend_count: u32,
+        headers: &mut http::HeaderMap,
+    ) -> ClientAttempt {
+        let span = tracing::info_span!(
+            "upstream",
+            otel.name = method,
+            otel.kind = "client",
+            otel.status_code = Empty,
+            error.type = Empty,
+            http.request.method = method,
+            http.request.resend_count = Empty,
+            http.response.status_code = Empty,
+            server.address = url.host_str().unwrap_or_default(),
+            server.port = url.port_or_known_default().unwrap_or_default(),
+            url.full = safe_url(url),
+            url.template = template,
+            trace_id = Empty,
+            span_id = Empty,
+        );
+        if resend_count > 0 {
+            span.record("http.request.resend_count", resend_count);
+        }
+        record_ids(&span);
+        let cx = span.context();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&cx, &mut HeaderInjector(headers));
+        });
+        ClientAttempt {
+            span,
+            started: Instant::now(),
+            method,
+            template,
+        }
+    }
+
+    /// The attempt's span.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Records an answer's status (`None`: no answer; `error` names why).
+    pub fn finish(self, status: Option<u16>, error: Option<&'static str>) {
+        let label = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+        if let Some(status) = status {
+            self.span.record("http.response.status_code", status);
+        }
+        let error = error
+            .map(str::to_owned)
+            .or_else(|| status.filter(|s| *s >= 400).map(|s| s.to_string()));
+        if let Some(error) = error {
+            self.span.record("otel.status_code", "ERROR");
+            self.span.record("error.type", error);
+        }
+        METRICS
+            .upstream_duration
+            .with_label_values(&[self.method, self.template, &label])
+            .observe(self.started.elapsed().as_secs_f64());
     }
 }

@@ -31,10 +31,13 @@ pub use resilience::{CircuitBreaker, RetryPolicy};
 use crate::backend::{CallContext, ParticipantBackend};
 use crate::error::{Error, UpstreamError};
 use crate::idempotency::IdempotencyCache;
+use crate::metrics::METRICS;
 use crate::model::{
     NewParticipant, NewServiceParticipant, Participant, ParticipantRef, ServiceParticipant,
     ServiceParticipantRef,
 };
+use crate::telemetry::ClientAttempt;
+use tracing::Instrument as _;
 
 /// Largest upstream body read; Twilio's participant bodies are a few KiB.
 const MAX_BODY: usize = 1024 * 1024;
@@ -155,6 +158,33 @@ impl Call {
     }
 }
 
+/// An upstream operation as spans and metrics name it: the method and the path template
+/// (never the concrete path, which may hold personal data).
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    method: &'static str,
+    template: &'static str,
+}
+
+impl Route {
+    const V2_CREATE: Route = Route {
+        method: "POST",
+        template: "/v2/Conversations/{ConversationId}/Participants",
+    };
+    const V2_FETCH: Route = Route {
+        method: "GET",
+        template: "/v2/Conversations/{ConversationId}/Participants/{id}",
+    };
+    const V1_CREATE: Route = Route {
+        method: "POST",
+        template: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants",
+    };
+    const V1_FETCH: Route = Route {
+        method: "GET",
+        template: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants/{Sid}",
+    };
+}
+
 /// A failed exchange, and whether an earlier attempt may have reached Twilio.
 struct Failure {
     error: Error,
@@ -268,12 +298,14 @@ impl TwilioBackend {
             .username()
     }
 
-    /// Runs one logical call: attempts, pauses and all, within its deadline.
+    /// Runs one logical call: attempts, pauses and all, within its deadline. Each attempt
+    /// gets a client span (carried upstream in `traceparent`) and a metric sample.
     async fn exchange(
         &self,
         ctx: &CallContext,
         call: Call,
-        route: &'static str,
+        route: Route,
+        url: &Url,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Answer, Failure> {
         let deadline = ctx
@@ -310,10 +342,17 @@ impl TwilioBackend {
                 return Err(fail(deadline_exceeded(attempt - 1), maybe_landed));
             }
             let budget = remaining.min(self.attempt_timeout);
-            let sent =
-                tokio::time::timeout(budget, self.attempt(self.authorized(ctx, build()))).await;
+            let mut headers = HeaderMap::new();
+            let observed =
+                ClientAttempt::start(route.method, route.template, url, attempt - 1, &mut headers);
+            let request = self.authorized(ctx, build()).headers(headers);
+            let sent = tokio::time::timeout(budget, self.attempt(request))
+                .instrument(observed.span().clone())
+                .await;
+            let route = route.template;
             let (error, retryable, retry_after) = match sent {
                 Ok(Ok(answer)) if answer.status.is_success() => {
+                    observed.finish(Some(answer.status.as_u16()), None);
                     self.breaker.record(true);
                     tracing::debug!(
                         route,
@@ -325,6 +364,7 @@ impl TwilioBackend {
                 }
                 Ok(Ok(answer)) => {
                     let status = answer.status.as_u16();
+                    observed.finish(Some(status), None);
                     self.breaker.record(status < 500);
                     // Twilio may have acted on a request it then failed to answer.
                     maybe_landed |= status >= 500;
@@ -338,6 +378,7 @@ impl TwilioBackend {
                     )
                 }
                 Ok(Err(e)) if e.is_connect() => {
+                    observed.finish(None, Some("connect_error"));
                     self.breaker.record(false);
                     let e = e.without_url();
                     tracing::debug!(route, attempt, error = %e, "cannot connect upstream");
@@ -345,6 +386,7 @@ impl TwilioBackend {
                     (Error::unavailable(message, None), true, None)
                 }
                 Ok(Err(e)) => {
+                    observed.finish(None, Some("request_error"));
                     self.breaker.record(false);
                     maybe_landed = true;
                     let e = e.without_url();
@@ -357,6 +399,7 @@ impl TwilioBackend {
                     )
                 }
                 Err(_) => {
+                    observed.finish(None, Some("timeout"));
                     self.breaker.record(false);
                     maybe_landed = true;
                     tracing::debug!(route, attempt, ?budget, "upstream attempt timed out");
@@ -379,6 +422,7 @@ impl TwilioBackend {
                 return Err(fail(error, maybe_landed));
             }
             tracing::debug!(route, attempt, ?pause, "retrying upstream call");
+            METRICS.upstream_retries.with_label_values(&[route]).inc();
             tokio::time::sleep(pause).await;
         }
     }
@@ -423,12 +467,7 @@ impl TwilioBackend {
             r
         };
         match self
-            .exchange(
-                ctx,
-                Call::CreateV2,
-                "POST /v2/Conversations/{id}/Participants",
-                build,
-            )
+            .exchange(ctx, Call::CreateV2, Route::V2_CREATE, &url, build)
             .await
         {
             Ok(answer) => parse::<wire::V2Participant>(&answer).map(Participant::from),
@@ -480,12 +519,9 @@ impl TwilioBackend {
             &key.participant_id,
         ])?;
         let answer = self
-            .exchange(
-                ctx,
-                Call::Fetch,
-                "GET /v2/Conversations/{id}/Participants/{id}",
-                || self.http.get(url.clone()),
-            )
+            .exchange(ctx, Call::Fetch, Route::V2_FETCH, &url, || {
+                self.http.get(url.clone())
+            })
             .await?;
         parse::<wire::V2Participant>(&answer).map(Participant::from)
     }
@@ -515,12 +551,7 @@ impl TwilioBackend {
             r
         };
         let answer = self
-            .exchange(
-                ctx,
-                Call::CreateV1,
-                "POST /v1/Services/{IS}/Conversations/{CH}/Participants",
-                build,
-            )
+            .exchange(ctx, Call::CreateV1, Route::V1_CREATE, &url, build)
             .await?;
         parse::<wire::V1Participant>(&answer)
             .map(|p| p.into_domain(&request.chat_service_sid, &request.conversation_sid))
@@ -647,12 +678,9 @@ impl ParticipantBackend for TwilioBackend {
             &key.sid,
         ])?;
         let answer = self
-            .exchange(
-                ctx,
-                Call::Fetch,
-                "GET /v1/Services/{IS}/Conversations/{CH}/Participants/{MB}",
-                || self.http.get(url.clone()),
-            )
+            .exchange(ctx, Call::Fetch, Route::V1_FETCH, &url, || {
+                self.http.get(url.clone())
+            })
             .await?;
         parse::<wire::V1Participant>(&answer)
             .map(|p| p.into_domain(&key.chat_service_sid, &key.conversation_sid))
