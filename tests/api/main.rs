@@ -1,6 +1,7 @@
 //! Integration tests of participants-facade, in one test binary: the gRPC API against an
 //! in-process server (`helpers::spawn_app`), and the compiled binary as a child process
-//! for configuration, shutdown and crash-safety behaviour.
+//! for configuration, shutdown and crash-safety behaviour. `twilio` runs the twilio backend
+//! against real HTTP servers on 127.0.0.1 (wiremock, raw listeners, Prism on Twilio's specs).
 
 mod concurrency;
 mod deadlines;
@@ -10,4 +11,5 @@ mod lifecycle;
 mod participants;
 mod persistence;
 mod service_participants;
+mod twilio;
 mod validation;

@@ -1,0 +1,448 @@
+//! Protection around Twilio: the circuit breaker (fail fast, readiness, recovery), the
+//! in-flight limit, cancellation reaching the upstream request, refusing to start without
+//! credentials, and no credential in any log line or error.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use participants_facade::proto::FetchParticipantRequest;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use super::*;
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_breaker_fails_fast_turns_readiness_off_and_recovers_after_a_successful_probe() {
+    // Arrange: 3 consecutive failures open it for 1 s; one attempt per call.
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |c| {
+        c.upstream_breaker_failures = 3;
+        c.upstream_breaker_cooldown = Duration::from_secs(1);
+        c.upstream_max_attempts = 1;
+    })
+    .await;
+    let conversation = conversation_id();
+    let id = participant_id();
+    let route = v2_fetch_path(&conversation, &id);
+    let failing = Mock::given(method("GET"))
+        .and(path(route.as_str()))
+        .respond_with(twilio_error(500, 20_500, "Internal Server Error"))
+        .mount_as_scoped(&server)
+        .await;
+    assert_eq!(
+        health_status(app.addr, SERVICE_NAME).await,
+        Some(ServingStatus::Serving)
+    );
+
+    // Act 1: three failures reach Twilio.
+    for _ in 0..3 {
+        expect_code(app.fetch(&conversation, &id).await, Code::Internal);
+    }
+    assert_eq!(received_on(&server, "GET", &route).await.len(), 3);
+
+    // Assert 1: the next call fails fast without reaching Twilio, and says when to retry.
+    let opened_at = Instant::now();
+    let status = expect_code(app.fetch(&conversation, &id).await, Code::Unavailable);
+    assert!(status.message().contains("circuit breaker"), "{status:?}");
+    let wait = retry_delay(&status).expect("RetryInfo on a fast failure");
+    assert!(wait <= Duration::from_secs(1), "{wait:?}");
+    assert_eq!(
+        received_on(&server, "GET", &route).await.len(),
+        3,
+        "an open breaker does not call Twilio"
+    );
+
+    // Assert 2: readiness turns NOT_SERVING within about a second; liveness stays SERVING.
+    let not_ready = eventually(Duration::from_millis(1500), || async {
+        health_status(app.addr, SERVICE_NAME).await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    assert!(
+        not_ready,
+        "{SERVICE_NAME} still SERVING {:?} after the breaker opened",
+        opened_at.elapsed()
+    );
+    assert_eq!(
+        health_status(app.addr, "").await,
+        Some(ServingStatus::Serving),
+        "liveness is not readiness"
+    );
+
+    // Act 2: Twilio recovers; after the cooldown a probe goes through and succeeds.
+    drop(failing);
+    let request = create_request();
+    Mock::given(method("GET"))
+        .and(path(route.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(v2_body(
+            &id,
+            &participants_facade::proto::CreateParticipantRequest {
+                conversation_id: conversation.clone(),
+                ..request
+            },
+        )))
+        .mount(&server)
+        .await;
+    let refused_while_open = std::cell::Cell::new(0);
+    let recovered = eventually(Duration::from_secs(4), || async {
+        match app.fetch(&conversation, &id).await {
+            Ok(_) => true,
+            Err(status) => {
+                assert!(status.message().contains("circuit breaker"), "{status:?}");
+                refused_while_open.set(refused_while_open.get() + 1);
+                false
+            }
+        }
+    })
+    .await;
+
+    // Assert 3: it recovered only after the cooldown, with exactly one probe upstream, and
+    // readiness follows.
+    assert!(recovered, "no successful call within 4 s");
+    assert!(
+        opened_at.elapsed() >= Duration::from_millis(900),
+        "recovered before the cooldown: {:?}",
+        opened_at.elapsed()
+    );
+    assert!(
+        refused_while_open.get() > 0,
+        "calls during the cooldown were refused"
+    );
+    assert_eq!(
+        received_on(&server, "GET", &route).await.len(),
+        4,
+        "three failures and one probe"
+    );
+    let ready = eventually(Duration::from_millis(1200), || async {
+        health_status(app.addr, SERVICE_NAME).await == Some(ServingStatus::Serving)
+    })
+    .await;
+    assert!(ready, "readiness did not return after recovery");
+    app.fetch(&conversation, &id).await.expect("closed again");
+}
+
+#[tokio::test]
+async fn client_errors_do_not_open_the_breaker() {
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |c| {
+        c.upstream_breaker_failures = 2;
+        c.upstream_max_attempts = 1;
+    })
+    .await;
+    let prepared = Rpc::FetchParticipant.fresh();
+    prepared
+        .mount(&server, twilio_error(404, 20_404, "Not Found"))
+        .await;
+
+    for _ in 0..6 {
+        expect_code(prepared.call(&app, None).await, Code::NotFound);
+    }
+
+    assert_eq!(
+        prepared.attempts(&server).await,
+        6,
+        "every call reached Twilio"
+    );
+}
+
+#[tokio::test]
+async fn calls_beyond_the_in_flight_limit_fail_fast_with_resource_exhausted() {
+    // Arrange: two calls may wait on a slow upstream at once.
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |c| c.upstream_max_in_flight = 2).await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(v2_body(&participant_id(), &create_request()))
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .mount(&server)
+        .await;
+    let mut slow = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let mut client = app.client.clone();
+        slow.spawn(async move {
+            client
+                .fetch_participant(fetch_v2_request(&conversation_id(), &participant_id()))
+                .await
+        });
+    }
+    let both_waiting = eventually(WAIT, || async { received_count(&server).await == 2 }).await;
+    assert!(both_waiting, "the two slow calls did not reach upstream");
+
+    // Act
+    let started = Instant::now();
+    let third = app.fetch(&conversation_id(), &participant_id()).await;
+    let v1_create = app.create_v1(create_v1_request()).await;
+
+    // Assert
+    let status = expect_code(third, Code::ResourceExhausted);
+    expect_code(v1_create, Code::ResourceExhausted);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "not fast: {:?}",
+        started.elapsed()
+    );
+    assert!(retry_delay(&status).is_some(), "RetryInfo: {status:?}");
+    assert_eq!(
+        received_count(&server).await,
+        2,
+        "the refused calls never went upstream"
+    );
+    while let Some(done) = slow.join_next().await {
+        done.expect("task").expect("the slow calls still succeed");
+    }
+    app.fetch(&conversation_id(), &participant_id())
+        .await
+        .expect("capacity is back");
+}
+
+#[tokio::test]
+async fn a_cancelled_call_aborts_its_upstream_request() {
+    // Arrange: an upstream that reads the request, never answers, and reports when the
+    // facade closes the connection.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (got_request, request_seen) = oneshot::channel::<()>();
+    let (closed_tx, closed) = oneshot::channel::<Instant>();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        read_request_head(&mut stream).await.expect("a request");
+        let _ = got_request.send(());
+        let mut buf = [0u8; 1024];
+        // Bounded: the test gives up long before.
+        let end = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        if end.is_ok() {
+            let _ = closed_tx.send(Instant::now());
+        }
+    });
+    let app = spawn_twilio_app(&url, |c| {
+        c.upstream_attempt_timeout = Duration::from_secs(60);
+        c.upstream_timeout = Duration::from_secs(60);
+        c.request_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut client = app.client.clone();
+    let call = tokio::spawn(async move {
+        client
+            .fetch_participant(FetchParticipantRequest {
+                conversation_id: conversation_id(),
+                participant_id: participant_id(),
+            })
+            .await
+    });
+    tokio::time::timeout(WAIT, request_seen)
+        .await
+        .expect("upstream got the request within the bound")
+        .expect("request seen");
+
+    // Act: the caller goes away (the client resets the HTTP/2 stream).
+    let cancelled_at = Instant::now();
+    call.abort();
+
+    // Assert
+    let closed_at = tokio::time::timeout(Duration::from_secs(5), closed)
+        .await
+        .expect("the upstream connection was not closed within 5 s of the cancellation")
+        .expect("closed");
+    assert!(closed_at >= cancelled_at);
+}
+
+/// Runs the binary with `args` and `env` (no other TWILIO_* or PARTICIPANTS_* variables)
+/// until it exits (bounded); its exit status and stderr.
+async fn run_to_exit(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, String) {
+    let log = dir.join(format!("run-{}.log", unique()));
+    let mut child = binary()
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn the binary");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {WAIT:?}; stderr:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    (status, std::fs::read_to_string(&log).expect("read log"))
+}
+
+#[tokio::test]
+async fn twilio_mode_refuses_to_start_without_credentials() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Env, &[&str]); 4] = [
+        (
+            &[],
+            &["TWILIO_API_KEY", "TWILIO_API_SECRET", "TWILIO_AUTH_TOKEN"],
+        ),
+        (
+            &[("TWILIO_API_KEY", API_KEY)],
+            &["TWILIO_API_KEY is set but TWILIO_API_SECRET is not"],
+        ),
+        (
+            &[("TWILIO_AUTH_TOKEN", API_SECRET)],
+            &["TWILIO_AUTH_TOKEN is set but TWILIO_ACCOUNT_SID is not"],
+        ),
+        (
+            &[("TWILIO_API_KEY", ""), ("TWILIO_API_SECRET", "")],
+            &["needs credentials"],
+        ),
+    ];
+
+    for (env, says) in cases {
+        let (status, stderr) = run_to_exit(dir.path(), &["--backend", "twilio"], env).await;
+
+        assert!(
+            !status.success(),
+            "{env:?}: started without credentials: {stderr}"
+        );
+        for text in says {
+            assert!(
+                stderr.contains(text),
+                "{env:?}: stderr should say {text:?}:\n{stderr}"
+            );
+        }
+        assert!(
+            !stderr.contains(API_SECRET),
+            "{env:?}: the secret was printed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_credential_appears_in_any_log_line_or_error() {
+    // Arrange: the binary at debug level with JSON logs, against an upstream that answers
+    // every kind of way: success, Twilio errors, retries, timeouts, dropped connections,
+    // bodies that are not the resource.
+    let server = upstream().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let uri = server.uri();
+    let mut child = ChildServer::start_with_env(
+        &data,
+        &[
+            "--backend",
+            "twilio",
+            "--upstream-url",
+            &uri,
+            "--upstream-attempt-timeout",
+            "200ms",
+            "--upstream-initial-backoff",
+            "5ms",
+            "--upstream-max-backoff",
+            "10ms",
+            "--upstream-breaker-failures",
+            "1000",
+        ],
+        &[
+            ("TWILIO_API_KEY", API_KEY),
+            ("TWILIO_API_SECRET", API_SECRET),
+            ("RUST_LOG", "debug"),
+        ],
+    )
+    .await;
+    let client = child.client().await;
+    let mut scripted = Vec::new();
+    for rpc in RPCS {
+        for answer in 0..6 {
+            let prepared = rpc.fresh();
+            let template = match answer {
+                0 => prepared.success(),
+                1 => twilio_error(401, 20_003, "Authenticate"),
+                2 => twilio_error(500, 20_500, "Internal Server Error"),
+                3 => prepared.success().set_delay(Duration::from_secs(2)),
+                4 => ResponseTemplate::new(200).set_body_raw("not json", "text/plain"),
+                _ => {
+                    Mock::given(method(prepared.method))
+                        .and(path(prepared.path.as_str()))
+                        .respond_with_err(|_: &wiremock::Request| {
+                            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset")
+                        })
+                        .mount(&server)
+                        .await;
+                    scripted.push(prepared);
+                    continue;
+                }
+            };
+            prepared.mount(&server, template).await;
+            scripted.push(prepared);
+        }
+    }
+
+    // Act: every case through the child, collecting every status.
+    let mut seen = Vec::new();
+    for prepared in &scripted {
+        match prepared.call_with(client.clone(), None).await {
+            Ok(_) => seen.push(format!("ok {:?}", prepared.rpc)),
+            Err(status) => {
+                seen.push(format!("{status:?}"));
+                seen.push(String::from_utf8_lossy(status.details()).into_owned());
+                seen.push(format!("{:?}", status.metadata()));
+            }
+        }
+    }
+    child.signal(nix::sys::signal::Signal::SIGTERM);
+    let exit = child.wait_for_exit(WAIT).await;
+    let logs = child.logs();
+
+    // Assert: the secret was really in use, logs were at debug level, and neither the
+    // secret nor the basic-auth token appears anywhere.
+    assert!(exit.success(), "clean exit: {exit}; logs:\n{logs}");
+    let requests = server.received_requests().await.expect("recording");
+    assert!(
+        requests
+            .iter()
+            .all(|r| header(r, "authorization") == Some(authorization().as_str())),
+        "every request authenticated with the secret"
+    );
+    assert!(
+        logs.contains("upstream answered") && logs.contains("\"level\":\"DEBUG\""),
+        "debug logs were captured:\n{logs}"
+    );
+    assert!(seen.len() > scripted.len(), "some calls failed: {seen:?}");
+    let token = basic_token();
+    for (what, text) in [("logs", &logs), ("statuses", &seen.join("\n"))] {
+        for secret in [API_SECRET, token.as_str()] {
+            assert!(
+                !text.contains(secret),
+                "{what} contain a credential ({secret}):\n{}",
+                text.lines()
+                    .filter(|l| l.contains(secret))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}

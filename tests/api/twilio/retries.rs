@@ -1,0 +1,534 @@
+//! Retries and deadlines: which failures each kind of call repeats, how many attempts it
+//! makes (`--upstream-max-attempts`), `Retry-After`, per-attempt and overall timeouts, the
+//! caller's deadline, connection resets and refusals, and the v2 create that meets its
+//! own first attempt behind a 409.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use super::*;
+use crate::helpers::*;
+
+/// Statuses a fetch and a v2 create retry.
+const RETRIED: &[u16] = &[429, 500, 502, 503, 504];
+/// Statuses nobody retries.
+const FINAL: &[u16] = &[400, 401, 403, 404, 409, 412, 418, 422, 499, 501, 505];
+
+#[tokio::test]
+async fn each_retry_rule_makes_the_documented_number_of_attempts() {
+    // Arrange: the default of 3 attempts.
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |_| {}).await;
+    assert_eq!(
+        participants_facade::config::Config::local(".").upstream_max_attempts,
+        3,
+        "the documented default"
+    );
+
+    for rpc in RPCS {
+        for &status in RETRIED.iter().chain(FINAL) {
+            let expected = match (rpc, status) {
+                (Rpc::CreateServiceParticipant, 429) => 3,
+                (Rpc::CreateServiceParticipant, _) => 1,
+                (_, s) if RETRIED.contains(&s) => 3,
+                _ => 1,
+            };
+            let prepared = rpc.fresh();
+            prepared
+                .mount(&server, twilio_error(status, 20_000, "failing"))
+                .await;
+
+            // Act
+            let result = prepared.call(&app, None).await;
+
+            // Assert
+            assert!(result.is_err(), "{rpc:?} {status}: {result:?}");
+            assert_eq!(
+                prepared.attempts(&server).await,
+                expected,
+                "{rpc:?} answered {status} every time"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn max_attempts_follows_the_flag() {
+    for max in [1, 5] {
+        let server = upstream().await;
+        let app = spawn_twilio_app(&server.uri(), |c| c.upstream_max_attempts = max).await;
+        for rpc in [
+            Rpc::FetchParticipant,
+            Rpc::CreateParticipant,
+            Rpc::CreateServiceParticipant,
+        ] {
+            let prepared = rpc.fresh();
+            prepared
+                .mount(&server, twilio_error(429, 20_429, "Too Many Requests"))
+                .await;
+
+            let status = expect_code(prepared.call(&app, None).await, Code::ResourceExhausted);
+
+            assert_eq!(
+                prepared.attempts(&server).await,
+                max as usize,
+                "{rpc:?} with --upstream-max-attempts {max}: {status:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_call_that_fails_transiently_succeeds_on_a_later_attempt() {
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |_| {}).await;
+
+    for (rpc, first, failures) in [
+        (Rpc::FetchParticipant, 503, 2),
+        (Rpc::FetchServiceParticipant, 500, 2),
+        (Rpc::CreateParticipant, 502, 2),
+        (Rpc::CreateServiceParticipant, 429, 1),
+    ] {
+        let prepared = rpc.fresh();
+        Mock::given(method(prepared.method))
+            .and(path(prepared.path.as_str()))
+            .respond_with(twilio_error(first, 20_000, "transient"))
+            .up_to_n_times(failures)
+            .mount(&server)
+            .await;
+        prepared.mount(&server, prepared.success()).await;
+
+        let result = prepared.call(&app, None).await;
+
+        assert!(result.is_ok(), "{rpc:?}: {result:?}");
+        assert_eq!(
+            prepared.attempts(&server).await as u64,
+            failures + 1,
+            "{rpc:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_waited_before_the_next_attempt() {
+    // Arrange: backoff is at most 20 ms, so only Retry-After can explain a 1 s pause.
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |_| {}).await;
+    let prepared = Rpc::FetchParticipant.fresh();
+    Mock::given(method("GET"))
+        .and(path(prepared.path.as_str()))
+        .respond_with(twilio_error(429, 20_429, "slow down").insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    prepared.mount(&server, prepared.success()).await;
+    let started = Instant::now();
+
+    // Act
+    let result = prepared.call(&app, None).await;
+
+    // Assert
+    let elapsed = started.elapsed();
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(prepared.attempts(&server).await, 2);
+    assert!(
+        elapsed >= Duration::from_millis(950) && elapsed < Duration::from_secs(5),
+        "Retry-After: 1 not honoured: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_deadline_fails_at_once_with_retry_info() {
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |_| {}).await;
+    let prepared = Rpc::FetchParticipant.fresh();
+    prepared
+        .mount(
+            &server,
+            twilio_error(429, 20_429, "slow down").insert_header("Retry-After", "30"),
+        )
+        .await;
+    let started = Instant::now();
+
+    let result = prepared.call(&app, Some(Duration::from_secs(3))).await;
+
+    let status = expect_code(result, Code::ResourceExhausted);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "waited for nothing: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(prepared.attempts(&server).await, 1);
+    assert_eq!(
+        retry_delay(&status),
+        Some(Duration::from_secs(30)),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_that_times_out_is_retried_except_by_a_v1_create() {
+    // Arrange: attempts time out after 250 ms; upstream takes 3 s on the first attempt of
+    // each route, then answers at once.
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |c| {
+        c.upstream_attempt_timeout = Duration::from_millis(250);
+    })
+    .await;
+
+    for rpc in RPCS {
+        let prepared = rpc.fresh();
+        Mock::given(method(prepared.method))
+            .and(path(prepared.path.as_str()))
+            .respond_with(prepared.success().set_delay(Duration::from_secs(3)))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        prepared.mount(&server, prepared.success()).await;
+        let started = Instant::now();
+
+        // Act
+        let result = prepared.call(&app, None).await;
+
+        // Assert
+        let elapsed = started.elapsed();
+        if rpc == Rpc::CreateServiceParticipant {
+            let status = expect_code(result, Code::DeadlineExceeded);
+            assert_eq!(
+                prepared.attempts(&server).await,
+                1,
+                "a v1 create that may have landed is not repeated: {status:?}"
+            );
+        } else {
+            assert!(result.is_ok(), "{rpc:?}: {result:?}");
+            assert_eq!(prepared.attempts(&server).await, 2, "{rpc:?}");
+        }
+        assert!(
+            elapsed >= Duration::from_millis(240) && elapsed < Duration::from_secs(2),
+            "{rpc:?}: {elapsed:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_callers_deadline_bounds_every_attempt_and_pause() {
+    // Arrange: each attempt may take 300 ms, upstream never answers in time, and the
+    // caller waits 1.5 s.
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |c| {
+        c.upstream_attempt_timeout = Duration::from_millis(300);
+        c.upstream_max_attempts = 10;
+    })
+    .await;
+
+    for rpc in RPCS {
+        let prepared = rpc.fresh();
+        prepared
+            .mount(
+                &server,
+                prepared.success().set_delay(Duration::from_secs(5)),
+            )
+            .await;
+        let started = Instant::now();
+
+        // Act
+        let response = prepared.raw_call(&app, "1500m").await;
+
+        // Assert
+        let elapsed = started.elapsed();
+        assert_eq!(
+            response.grpc_status.as_deref(),
+            Some("4"),
+            "{rpc:?}: expected DEADLINE_EXCEEDED: {response:?}"
+        );
+        let attempts = prepared.attempts(&server).await;
+        if rpc == Rpc::CreateServiceParticipant {
+            // Its one attempt timed out; it is not repeated.
+            assert_eq!(attempts, 1, "{rpc:?}");
+            assert!(
+                elapsed >= Duration::from_millis(280) && elapsed < Duration::from_millis(1200),
+                "{rpc:?}: {elapsed:?}"
+            );
+        } else {
+            assert!((4..=5).contains(&attempts), "{rpc:?}: {attempts} attempts");
+            assert!(
+                elapsed >= Duration::from_millis(1480) && elapsed < Duration::from_millis(3000),
+                "{rpc:?}: {elapsed:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_a_caller_deadline_the_upstream_timeout_bounds_the_call() {
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |c| {
+        c.upstream_timeout = Duration::from_millis(600);
+        c.upstream_attempt_timeout = Duration::from_secs(5);
+    })
+    .await;
+
+    for rpc in RPCS {
+        let prepared = rpc.fresh();
+        prepared
+            .mount(
+                &server,
+                prepared.success().set_delay(Duration::from_secs(5)),
+            )
+            .await;
+        let started = Instant::now();
+
+        let result = prepared.call(&app, None).await;
+
+        let elapsed = started.elapsed();
+        let status = expect_code(result, Code::DeadlineExceeded);
+        assert!(
+            elapsed >= Duration::from_millis(550) && elapsed < Duration::from_millis(2000),
+            "{rpc:?}: {elapsed:?} {status:?}"
+        );
+        assert_eq!(prepared.attempts(&server).await, 1, "{rpc:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_answer_within_the_deadline_is_returned() {
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |_| {}).await;
+
+    for rpc in RPCS {
+        let prepared = rpc.fresh();
+        prepared
+            .mount(
+                &server,
+                prepared.success().set_delay(Duration::from_millis(400)),
+            )
+            .await;
+
+        let result = prepared.call(&app, Some(Duration::from_secs(3))).await;
+
+        assert!(result.is_ok(), "{rpc:?}: {result:?}");
+        assert_eq!(prepared.attempts(&server).await, 1, "{rpc:?}");
+    }
+}
+
+/// An upstream that reads each request and resets the connection (RST) instead of
+/// answering; counts the requests it read.
+async fn resetting_upstream() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                if read_request_head(&mut stream).await.is_some() {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    stream.set_zero_linger().expect("SO_LINGER 0");
+                    drop(stream);
+                }
+            });
+        }
+    });
+    (url, requests)
+}
+
+#[tokio::test]
+async fn a_connection_reset_is_retried_except_by_a_v1_create() {
+    for rpc in RPCS {
+        // Arrange: a fresh upstream per RPC, so its count is this RPC's attempts.
+        let (url, requests) = resetting_upstream().await;
+        let app = spawn_twilio_app(&url, |_| {}).await;
+
+        // Act
+        let result = rpc.fresh().call(&app, None).await;
+
+        // Assert
+        let status = expect_code(result, Code::Unavailable);
+        let expected = if rpc == Rpc::CreateServiceParticipant {
+            1
+        } else {
+            3
+        };
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            expected,
+            "{rpc:?}: {status:?}"
+        );
+        assert!(status.message().contains("Twilio"), "{status:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_by_every_call_including_a_v1_create() {
+    // Nothing listens, so every attempt fails to connect. The attempts of one call are
+    // counted by the breaker: at a threshold of 3 that one call opens it (readiness turns
+    // NOT_SERVING), at 4 it does not. All cases run at once to share the waiting.
+    let mut cases = tokio::task::JoinSet::new();
+    for rpc in RPCS {
+        for threshold in [3, 4] {
+            cases.spawn(async move {
+                let app = spawn_twilio_app(&closed_port_url(), |c| {
+                    c.upstream_breaker_failures = threshold;
+                    c.upstream_breaker_cooldown = Duration::from_secs(60);
+                })
+                .await;
+                let status = expect_code(rpc.fresh().call(&app, None).await, Code::Unavailable);
+                assert!(
+                    status.message().contains("cannot connect"),
+                    "{rpc:?}: {status:?}"
+                );
+                let opened = eventually(Duration::from_millis(1500), || async {
+                    health_status(app.addr, SERVICE_NAME).await == Some(ServingStatus::NotServing)
+                })
+                .await;
+                (rpc, threshold, opened)
+            });
+        }
+    }
+
+    while let Some(case) = cases.join_next().await {
+        let (rpc, threshold, opened) = case.expect("case task");
+        assert_eq!(
+            opened,
+            threshold == 3,
+            "{rpc:?}: one call against a refused port with breaker threshold {threshold} \
+             left the breaker open = {opened}; it should have made exactly 3 attempts"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_v2_create_whose_first_attempt_landed_returns_the_one_participant_behind_the_409() {
+    // Arrange: Twilio stores the first attempt but answers too late (timeout) or with a
+    // 503; the retry then meets it: 409 naming it.
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |c| {
+        c.upstream_attempt_timeout = Duration::from_millis(300);
+    })
+    .await;
+
+    for first_answer in ["timeout", "503"] {
+        let request = create_request();
+        let stored = participant_id();
+        let create = v2_create_path(&request.conversation_id);
+        let first = match first_answer {
+            "timeout" => ResponseTemplate::new(201)
+                .set_body_json(v2_body(&stored, &request))
+                .set_delay(Duration::from_secs(3)),
+            _ => twilio_error(503, 20_503, "Service Unavailable"),
+        };
+        Mock::given(method("POST"))
+            .and(path(create.as_str()))
+            .respond_with(first)
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(create.as_str()))
+            .respond_with(
+                twilio_error(409, 50_433, "Participant already exists")
+                    .insert_header("X-Conflicting-Resource-Id", stored.as_str()),
+            )
+            .mount(&server)
+            .await;
+        let fetch = v2_fetch_path(&request.conversation_id, &stored);
+        Mock::given(method("GET"))
+            .and(path(fetch.as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(v2_body(&stored, &request)))
+            .mount(&server)
+            .await;
+
+        // Act
+        let created = app.create(request.clone()).await;
+
+        // Assert
+        let created = created.unwrap_or_else(|s| panic!("{first_answer}: {s:?}"));
+        assert_eq!(created.id, stored, "{first_answer}");
+        assert_eq!(created.addresses, request.addresses, "{first_answer}");
+        assert_eq!(
+            received_on(&server, "POST", &create).await.len(),
+            2,
+            "{first_answer}"
+        );
+        assert_eq!(
+            received_on(&server, "GET", &fetch).await.len(),
+            1,
+            "{first_answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_409_behind_which_is_another_participant_stays_a_conflict() {
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |_| {}).await;
+    let request = create_request();
+    let other = participant_id();
+    let create = v2_create_path(&request.conversation_id);
+    Mock::given(method("POST"))
+        .and(path(create.as_str()))
+        .respond_with(twilio_error(500, 20_500, "Internal"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(create.as_str()))
+        .respond_with(
+            twilio_error(409, 50_433, "Participant already exists")
+                .insert_header("X-Conflicting-Resource-Id", other.as_str()),
+        )
+        .mount(&server)
+        .await;
+    let someone_else = participants_facade::proto::CreateParticipantRequest {
+        name: "Somebody Else".into(),
+        ..request.clone()
+    };
+    let fetch = v2_fetch_path(&request.conversation_id, &other);
+    Mock::given(method("GET"))
+        .and(path(fetch.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(v2_body(&other, &someone_else)))
+        .mount(&server)
+        .await;
+
+    let result = app.create(request).await;
+
+    assert_conflict_with(result, &other);
+    assert_eq!(received_on(&server, "POST", &create).await.len(), 2);
+    assert_eq!(received_on(&server, "GET", &fetch).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_409_on_the_first_attempt_is_a_conflict_without_a_lookup() {
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |_| {}).await;
+    let request = create_request();
+    let other = participant_id();
+    let create = v2_create_path(&request.conversation_id);
+    Mock::given(method("POST"))
+        .and(path(create.as_str()))
+        .respond_with(
+            twilio_error(409, 50_433, "Participant already exists")
+                .insert_header("X-Conflicting-Resource-Id", other.as_str()),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(v2_body(&other, &request)))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let result = app.create(request).await;
+
+    assert_conflict_with(result, &other);
+    server.verify().await;
+}
