@@ -16,6 +16,8 @@ use crate::model::{
 pub struct CallContext {
     /// When the caller stops waiting (from `grpc-timeout`), if it said.
     pub deadline: Option<tokio::time::Instant>,
+    /// When the server stops the call whatever the caller said (`--request-timeout`).
+    pub server_deadline: Option<tokio::time::Instant>,
     /// The caller's own upstream credentials, when inbound auth passes them through.
     pub upstream_credentials: Option<crate::upstream::Credentials>,
 }

@@ -40,23 +40,18 @@ impl ParticipantApi {
     }
 }
 
-/// Reads the caller's deadline from the `grpc-timeout` header (gRPC over HTTP/2 spec:
-/// at most 8 digits and a unit H, M, S, m, u or n).
+/// The call's context, as the server's dispatcher left it in the request (deadline,
+/// auth verdict); a default one when the service runs without it (embedded use).
 fn call_context<T>(request: &Request<T>) -> CallContext {
-    let timeout = request
-        .metadata()
-        .get("grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_grpc_timeout);
-    CallContext {
-        deadline: timeout.map(|t| tokio::time::Instant::now() + t),
-        upstream_credentials: request
-            .extensions()
-            .get::<crate::auth::Caller>()
-            .and_then(|c| c.upstream_credentials.clone()),
-    }
+    request
+        .extensions()
+        .get::<CallContext>()
+        .cloned()
+        .unwrap_or_default()
 }
 
+/// Parses a `grpc-timeout` header value (gRPC over HTTP/2 spec: at most 8 digits and a
+/// unit H, M, S, m, u or n).
 pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     if !value.is_ascii() {
         return None;

@@ -63,11 +63,29 @@ impl<T: Clone + Send + Sync> IdempotencyCache<T> {
         let Some(key) = request.idempotency_key() else {
             return create.await;
         };
-        let slot = self.slot(&format!("{scope}\u{0}{key}"), request.fingerprint());
+        let key = format!("{scope}\u{0}{key}");
+        let slot = self.slot(&key, request.fingerprint());
         if slot.fingerprint != request.fingerprint() {
             return Err(Error::IdempotencyKeyReused);
         }
-        slot.result.get_or_try_init(|| create).await.cloned()
+        let result = slot.result.get_or_try_init(|| create).await.cloned();
+        if result.is_err() {
+            self.forget_failed(&key, &slot);
+        }
+        result
+    }
+
+    /// A create that failed binds its key to nothing: the caller may retry it, or send a
+    /// corrected request under the same key.
+    fn forget_failed(&self, key: &str, slot: &Arc<Slot<T>>) {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let same = table
+            .slots
+            .get(key)
+            .is_some_and(|current| Arc::ptr_eq(current, slot) && current.result.get().is_none());
+        if same {
+            table.slots.remove(key);
+        }
     }
 
     fn slot(&self, key: &str, fingerprint: Vec<u8>) -> Arc<Slot<T>> {

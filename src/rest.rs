@@ -214,15 +214,11 @@ async fn method_not_allowed() -> RestError {
     http_error(405, "Method not allowed for this resource")
 }
 
-/// The caller's context from HTTP headers: the inbound-auth verdict the server put in
-/// the request's extensions, and no deadline (REST calls are bounded by the server's
-/// request timeout).
-fn call_context(headers: &HeaderMap, caller: Option<&crate::auth::Caller>) -> CallContext {
-    let _ = headers;
-    CallContext {
-        deadline: None,
-        upstream_credentials: caller.and_then(|c| c.upstream_credentials.clone()),
-    }
+/// The call's context as the server's dispatcher left it (deadline, auth verdict).
+type Context = Option<axum::Extension<CallContext>>;
+
+fn call_context(ctx: Context) -> CallContext {
+    ctx.map(|axum::Extension(c)| c).unwrap_or_default()
 }
 
 fn idempotency_key(headers: &HeaderMap) -> String {
@@ -365,7 +361,7 @@ fn enum_name<T: Serialize>(value: &T) -> String {
 )]
 async fn create_participant(
     State(state): State<Arc<RestState>>,
-    caller: Option<axum::Extension<crate::auth::Caller>>,
+    ctx: Context,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Json<CreateParticipantBody>, JsonRejection>,
@@ -390,7 +386,7 @@ async fn create_participant(
         idempotency_key: idempotency_key(&headers),
     };
     let request = draft.validate()?;
-    let ctx = call_context(&headers, caller.as_deref());
+    let ctx = call_context(ctx);
     let created = state.backend.create_participant(&ctx, request).await?;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
@@ -411,9 +407,8 @@ async fn create_participant(
 )]
 async fn fetch_participant(
     State(state): State<Arc<RestState>>,
-    caller: Option<axum::Extension<crate::auth::Caller>>,
+    ctx: Context,
     path: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
 ) -> Result<Json<ParticipantJson>, RestError> {
     let Path((conversation_id, participant_id)) = path.map_err(path_rejection)?;
     let key = ParticipantRef {
@@ -421,7 +416,7 @@ async fn fetch_participant(
         participant_id,
     }
     .validate()?;
-    let ctx = call_context(&headers, caller.as_deref());
+    let ctx = call_context(ctx);
     let found = state.backend.fetch_participant(&ctx, key).await?;
     Ok(Json(found.into()))
 }
@@ -587,7 +582,7 @@ fn webhook_enabled(headers: &HeaderMap) -> Result<bool, RestError> {
 )]
 async fn create_service_participant(
     State(state): State<Arc<RestState>>,
-    caller: Option<axum::Extension<crate::auth::Caller>>,
+    ctx: Context,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     form: Result<Form<CreateServiceParticipantForm>, FormRejection>,
@@ -611,7 +606,7 @@ async fn create_service_participant(
         idempotency_key: idempotency_key(&headers),
     };
     let request = draft.validate()?;
-    let ctx = call_context(&headers, caller.as_deref());
+    let ctx = call_context(ctx);
     let created = state
         .backend
         .create_service_participant(&ctx, request)
@@ -640,7 +635,7 @@ async fn create_service_participant(
 )]
 async fn fetch_service_participant(
     State(state): State<Arc<RestState>>,
-    caller: Option<axum::Extension<crate::auth::Caller>>,
+    ctx: Context,
     path: Result<Path<(String, String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Json<ServiceParticipantJson>, RestError> {
@@ -651,7 +646,7 @@ async fn fetch_service_participant(
         sid,
     }
     .validate()?;
-    let ctx = call_context(&headers, caller.as_deref());
+    let ctx = call_context(ctx);
     let found = state.backend.fetch_service_participant(&ctx, key).await?;
     let base = base_url(&state, &headers);
     Ok(Json(service_participant_json(found, &base)))

@@ -30,7 +30,7 @@ use tower::{Layer as _, ServiceExt as _};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{Caller, InboundAuth};
-use crate::backend::ParticipantBackend;
+use crate::backend::{CallContext, ParticipantBackend};
 use crate::config::{BackendKind, Config};
 use crate::error::Error;
 use crate::grpc::{ParticipantApi, parse_grpc_timeout};
@@ -141,12 +141,13 @@ fn frontends(
         } else {
             auth.check(request.headers())
         };
-        let limit = request
+        let caller_timeout = request
             .headers()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout)
-            .map_or(request_timeout, |t| t.min(request_timeout));
+            .and_then(parse_grpc_timeout);
+        let limit = caller_timeout.map_or(request_timeout, |t| t.min(request_timeout));
+        let now = tokio::time::Instant::now();
         let grpc = grpc.clone();
         let rest = rest.clone();
         let call = ServerCall::start(&request, is_grpc);
@@ -162,7 +163,13 @@ fn frontends(
             let response = match verdict {
                 Err(err) => answer(err),
                 Ok(caller) => {
-                    request.extensions_mut().insert(caller);
+                    // What the fronts pass to the backend: the deadline (so an upstream
+                    // call stops retrying in time) and the auth verdict.
+                    request.extensions_mut().insert(CallContext {
+                        deadline: caller_timeout.map(|t| now + t),
+                        server_deadline: Some(now + request_timeout),
+                        upstream_credentials: caller.upstream_credentials,
+                    });
                     let work = async move {
                         if is_grpc {
                             let response = grpc.oneshot(request).await;

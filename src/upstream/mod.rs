@@ -204,6 +204,13 @@ struct Answer {
     body: Bytes,
 }
 
+/// What a create produced, as the idempotency table keeps it.
+#[derive(Debug, Clone)]
+enum Created {
+    V2(Participant),
+    V1(ServiceParticipant),
+}
+
 /// The twilio backend.
 pub struct TwilioBackend {
     http: reqwest::Client,
@@ -215,8 +222,7 @@ pub struct TwilioBackend {
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
     breaker: CircuitBreaker,
-    v2_keys: IdempotencyCache<Participant>,
-    v1_keys: IdempotencyCache<ServiceParticipant>,
+    keys: IdempotencyCache<Created>,
 }
 
 impl TwilioBackend {
@@ -251,8 +257,7 @@ impl TwilioBackend {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             max_in_flight: config.max_in_flight,
             breaker: CircuitBreaker::new(config.breaker_threshold, config.breaker_cooldown),
-            v2_keys: IdempotencyCache::new(config.idempotency_ttl, IDEMPOTENCY_CAPACITY),
-            v1_keys: IdempotencyCache::new(config.idempotency_ttl, IDEMPOTENCY_CAPACITY),
+            keys: IdempotencyCache::new(config.idempotency_ttl, IDEMPOTENCY_CAPACITY),
         })
     }
 
@@ -308,9 +313,11 @@ impl TwilioBackend {
         url: &Url,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Answer, Failure> {
+        // The caller's deadline, else --upstream-timeout; never past the server's own.
         let deadline = ctx
             .deadline
             .unwrap_or_else(|| Instant::now() + self.default_timeout);
+        let deadline = ctx.server_deadline.map_or(deadline, |d| d.min(deadline));
         let fail = |error, maybe_landed| Failure {
             error,
             maybe_landed,
@@ -640,9 +647,12 @@ impl ParticipantBackend for TwilioBackend {
         ctx: &CallContext,
         request: NewParticipant,
     ) -> Result<Participant, Error> {
-        self.v2_keys
-            .run(self.key_scope(ctx), &request, self.create_v2(ctx, &request))
-            .await
+        let create = async { self.create_v2(ctx, &request).await.map(Created::V2) };
+        match self.keys.run(self.key_scope(ctx), &request, create).await? {
+            Created::V2(p) => Ok(p),
+            // The fingerprint names the operation, so a key's result is of its operation.
+            Created::V1(_) => Err(Error::IdempotencyKeyReused),
+        }
     }
 
     async fn fetch_participant(
@@ -658,9 +668,11 @@ impl ParticipantBackend for TwilioBackend {
         ctx: &CallContext,
         request: NewServiceParticipant,
     ) -> Result<ServiceParticipant, Error> {
-        self.v1_keys
-            .run(self.key_scope(ctx), &request, self.create_v1(ctx, &request))
-            .await
+        let create = async { self.create_v1(ctx, &request).await.map(Created::V1) };
+        match self.keys.run(self.key_scope(ctx), &request, create).await? {
+            Created::V1(p) => Ok(p),
+            Created::V2(_) => Err(Error::IdempotencyKeyReused),
+        }
     }
 
     async fn fetch_service_participant(

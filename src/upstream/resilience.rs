@@ -115,9 +115,16 @@ impl CircuitBreaker {
         };
     }
 
-    /// Whether calls are being refused: the readiness signal.
+    /// Whether calls are being refused right now: the readiness signal. Once the cooldown
+    /// is over the breaker reads as not open, so that traffic returns (readiness gates
+    /// traffic) and the next call can probe; otherwise an instance taken out of rotation
+    /// would never see the call that closes its breaker.
     pub fn is_open(&self) -> bool {
-        !matches!(*self.lock(), State::Closed { .. })
+        match *self.lock() {
+            State::Closed { .. } => false,
+            State::Open { until } => Instant::now() < until,
+            State::HalfOpen { since } => since.elapsed() < self.cooldown,
+        }
     }
 }
 

@@ -22,8 +22,10 @@ async fn a_repeated_key_with_the_same_request_makes_one_upstream_post() {
         idempotency_key: key.clone(),
         ..create_request()
     };
+    // One key space serves both creates, so the v1 create takes a key of its own.
+    let v1_key = format!("{key}-v1");
     let v1 = CreateServiceParticipantRequest {
-        idempotency_key: key.clone(),
+        idempotency_key: v1_key.clone(),
         ..create_v1_request()
     };
     Mock::given(method("POST"))
@@ -38,7 +40,7 @@ async fn a_repeated_key_with_the_same_request_makes_one_upstream_post() {
             &v1.chat_service_sid,
             &v1.conversation_sid,
         )))
-        .and(header_is("Idempotency-Key", key.as_str()))
+        .and(header_is("Idempotency-Key", v1_key.as_str()))
         .respond_with(ResponseTemplate::new(201).set_body_json(v1_body(&sid("MB"), &v1)))
         .expect(1)
         .mount(&server)
@@ -108,8 +110,10 @@ async fn the_same_key_with_another_request_is_invalid_argument_without_an_upstre
         idempotency_key: key.clone(),
         ..create_request()
     };
+    // One key space serves both creates, so the v1 create takes a key of its own.
+    let v1_key = format!("{key}-v1");
     let v1 = CreateServiceParticipantRequest {
-        idempotency_key: key.clone(),
+        idempotency_key: v1_key.clone(),
         ..create_v1_request()
     };
     Mock::given(method("POST"))

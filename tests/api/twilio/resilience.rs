@@ -446,3 +446,41 @@ async fn no_credential_appears_in_any_log_line_or_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn readiness_returns_after_the_cooldown_even_without_traffic() {
+    // Arrange: a load balancer stops sending calls to a NOT_SERVING instance, so the
+    // breaker must not need a call to make the instance ready again.
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |c| {
+        c.upstream_breaker_failures = 2;
+        c.upstream_breaker_cooldown = Duration::from_secs(1);
+        c.upstream_max_attempts = 1;
+    })
+    .await;
+    let conversation = conversation_id();
+    let id = participant_id();
+    Mock::given(method("GET"))
+        .and(path(v2_fetch_path(&conversation, &id).as_str()))
+        .respond_with(twilio_error(503, 20_503, "Service Unavailable"))
+        .mount(&server)
+        .await;
+    for _ in 0..2 {
+        expect_code(app.fetch(&conversation, &id).await, Code::Unavailable);
+    }
+    let not_ready = eventually(Duration::from_millis(1500), || async {
+        health_status(app.addr, SERVICE_NAME).await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    assert!(not_ready, "the open breaker turns readiness off");
+
+    // Act: no calls at all. Assert: ready again once the cooldown is over.
+    let ready_again = eventually(Duration::from_secs(3), || async {
+        health_status(app.addr, SERVICE_NAME).await == Some(ServingStatus::Serving)
+    })
+    .await;
+    assert!(
+        ready_again,
+        "readiness stayed NOT_SERVING with no traffic to probe"
+    );
+}

@@ -532,3 +532,39 @@ async fn a_409_on_the_first_attempt_is_a_conflict_without_a_lookup() {
     assert_conflict_with(result, &other);
     server.verify().await;
 }
+
+#[tokio::test]
+async fn the_servers_request_timeout_bounds_upstream_retries_too() {
+    // Arrange: no caller deadline, but a 1 s --request-timeout; Twilio asks for a 3 s pause.
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |c| {
+        c.request_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let prepared = Rpc::FetchParticipant.fresh();
+    prepared
+        .mount(
+            &server,
+            twilio_error(429, 20_429, "slow down").insert_header("Retry-After", "3"),
+        )
+        .await;
+    let started = Instant::now();
+
+    // Act
+    let result = prepared.call(&app, None).await;
+
+    // Assert: the backend knows it cannot wait 3 s, so it answers at once with Twilio's
+    // status and when to retry, instead of sleeping into a DEADLINE_EXCEEDED.
+    let status = expect_code(result, Code::ResourceExhausted);
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        retry_delay(&status),
+        Some(Duration::from_secs(3)),
+        "{status:?}"
+    );
+    assert_eq!(prepared.attempts(&server).await, 1);
+}
