@@ -3,13 +3,17 @@
 //! for configuration, shutdown and crash-safety behaviour. `twilio` runs the twilio backend
 //! against real HTTP servers on 127.0.0.1 (wiremock, raw listeners, Prism on Twilio's specs).
 
+mod auth;
 mod concurrency;
 mod deadlines;
 mod discovery;
+mod grpc_web;
 mod helpers;
 mod lifecycle;
 mod participants;
 mod persistence;
+mod rest;
+mod sdk;
 mod service_participants;
 mod twilio;
 mod validation;

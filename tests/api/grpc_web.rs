@@ -1,0 +1,403 @@
+//! gRPC-Web on the one port (tonic-web behind the content-type dispatcher), spoken by hand
+//! with reqwest over HTTP/1.1 as a browser would: binary (`application/grpc-web+proto`)
+//! and text (`application/grpc-web-text`, base64) framing, errors, and CORS.
+
+use base64::Engine as _;
+use participants_facade::proto::{
+    Channel, CreateParticipantRequest, FetchParticipantRequest, Participant, ParticipantType,
+};
+use prost::Message as _;
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::rest::{Answer, base_url, http_client, post_v2, send, v2_body};
+
+const FETCH: &str = "/participants.v1.ParticipantService/FetchParticipant";
+const CREATE: &str = "/participants.v1.ParticipantService/CreateParticipant";
+const ORIGIN: &str = "https://app.example.com";
+
+/// A gRPC-Web response, unframed.
+#[derive(Debug)]
+pub struct GrpcWebAnswer {
+    pub http_status: u16,
+    pub content_type: String,
+    /// The payloads of the data frames (flag 0x00).
+    pub messages: Vec<Vec<u8>>,
+    /// `grpc-status`, from the trailers frame (flag 0x80) or, for a trailers-only
+    /// answer, from the headers.
+    pub grpc_status: Option<String>,
+    pub grpc_message: Option<String>,
+    /// The trailers frame's text, as sent.
+    pub trailers: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+/// Splits a gRPC-Web body into its frames: 1 flag byte, a 4-byte big-endian length, the
+/// payload.
+fn frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        assert!(body.len() >= 5, "a frame header: {body:?}");
+        let flag = body[0];
+        let len = u32::from_be_bytes(body[1..5].try_into().expect("4 bytes")) as usize;
+        assert!(
+            body.len() >= 5 + len,
+            "a whole frame of {len} bytes: {body:?}"
+        );
+        out.push((flag, body[5..5 + len].to_vec()));
+        body = &body[5 + len..];
+    }
+    out
+}
+
+/// Decodes `grpc-web-text`: base64 chunks, each padded on its own, one after the other.
+/// Every 4-character quantum decodes independently, so quanta are decoded one by one.
+fn decode_text(text: &[u8]) -> Vec<u8> {
+    let clean: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    assert_eq!(
+        clean.len() % 4,
+        0,
+        "base64 in whole quanta: {:?}",
+        String::from_utf8_lossy(text)
+    );
+    clean
+        .chunks(4)
+        .flat_map(|quantum| {
+            base64::engine::general_purpose::STANDARD
+                .decode(quantum)
+                .unwrap_or_else(|e| panic!("base64 quantum {quantum:?}: {e}"))
+        })
+        .collect()
+}
+
+/// Sends one gRPC-Web unary call to `method` with `message`; `text` picks the base64
+/// framing. `extra` headers are added (credentials, Origin).
+pub async fn grpc_web_call(
+    app: &TestApp,
+    method: &str,
+    message: &impl prost::Message,
+    text: bool,
+    extra: &[(&str, &str)],
+) -> GrpcWebAnswer {
+    let frame = grpc_frame(message);
+    let (content_type, body) = if text {
+        (
+            "application/grpc-web-text",
+            base64::engine::general_purpose::STANDARD
+                .encode(&frame)
+                .into_bytes(),
+        )
+    } else {
+        ("application/grpc-web+proto", frame)
+    };
+    let mut request = http_client()
+        .post(format!("{}{method}", base_url(app)))
+        .header("content-type", content_type)
+        .header("accept", content_type)
+        .header("x-grpc-web", "1")
+        .header("x-user-agent", "grpc-web-javascript/0.1")
+        .body(body);
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("the call is answered");
+    let http_status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let raw = response.bytes().await.expect("the body is read");
+    let body = if content_type.starts_with("application/grpc-web-text") {
+        decode_text(&raw)
+    } else {
+        raw.to_vec()
+    };
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut answer = GrpcWebAnswer {
+        http_status,
+        content_type,
+        messages: Vec::new(),
+        grpc_status: header("grpc-status"),
+        grpc_message: header("grpc-message"),
+        trailers: None,
+        headers: headers.clone(),
+    };
+    for (flag, payload) in frames(&body) {
+        match flag {
+            0x00 => answer.messages.push(payload),
+            0x80 => {
+                let text = String::from_utf8(payload).expect("trailers are text");
+                for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+                    let (name, value) = line.split_once(':').expect("name:value");
+                    let value = value.trim().to_owned();
+                    match name.trim().to_ascii_lowercase().as_str() {
+                        "grpc-status" => answer.grpc_status = Some(value),
+                        "grpc-message" => answer.grpc_message = Some(value),
+                        _ => {}
+                    }
+                }
+                answer.trailers = Some(text);
+            }
+            other => panic!("unexpected frame flag {other:#x}"),
+        }
+    }
+    answer
+}
+
+#[tokio::test]
+async fn grpc_web_fetch_of_a_participant_created_over_rest_returns_a_data_frame_and_ok_trailers() {
+    // Arrange
+    let app = spawn_app().await;
+    let conversation = conversation_id();
+    let phone = phone();
+    let created = post_v2(
+        &http_client(),
+        &base_url(&app),
+        &conversation,
+        &v2_body(&phone),
+    )
+    .await;
+    let id = created.expect_status(201).json()["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // Act
+    let answer = grpc_web_call(
+        &app,
+        FETCH,
+        &FetchParticipantRequest {
+            conversation_id: conversation.clone(),
+            participant_id: id.clone(),
+        },
+        false,
+        &[],
+    )
+    .await;
+
+    // Assert
+    assert_eq!(answer.http_status, 200, "{answer:?}");
+    assert!(
+        answer.content_type.starts_with("application/grpc-web"),
+        "{answer:?}"
+    );
+    assert_eq!(answer.messages.len(), 1, "one data frame: {answer:?}");
+    let trailers = answer.trailers.as_deref().expect("a trailers frame");
+    assert!(
+        trailers.lines().any(|l| l.trim() == "grpc-status:0"),
+        "trailers: {trailers:?}"
+    );
+    let participant = Participant::decode(answer.messages[0].as_slice()).expect("a Participant");
+    assert_eq!(participant.id, id);
+    assert_eq!(participant.conversation_id, conversation);
+    assert_eq!(participant.name, "Ada Lovelace");
+    assert_eq!(participant.r#type, i32::from(ParticipantType::Customer));
+    assert_eq!(participant.addresses, vec![address(Channel::Sms, &phone)]);
+}
+
+#[tokio::test]
+async fn grpc_web_text_create_round_trips_and_is_seen_over_grpc() {
+    // Arrange
+    let app = spawn_app().await;
+    let request = CreateParticipantRequest {
+        idempotency_key: format!("web-{}", unique()),
+        ..create_request()
+    };
+
+    // Act
+    let answer = grpc_web_call(&app, CREATE, &request, true, &[]).await;
+
+    // Assert
+    assert_eq!(answer.http_status, 200, "{answer:?}");
+    assert!(
+        answer.content_type.starts_with("application/grpc-web-text"),
+        "{answer:?}"
+    );
+    assert_eq!(answer.grpc_status.as_deref(), Some("0"), "{answer:?}");
+    assert_eq!(answer.messages.len(), 1, "{answer:?}");
+    let created = Participant::decode(answer.messages[0].as_slice()).expect("a Participant");
+    assert!(is_participant_id(&created.id), "{created:?}");
+    assert_eq!(created.addresses, request.addresses);
+    let fetched = app
+        .fetch(&request.conversation_id, &created.id)
+        .await
+        .expect("the participant is there for gRPC");
+    assert_eq!(fetched, created);
+}
+
+#[tokio::test]
+async fn grpc_web_errors_carry_grpc_status_and_message() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let not_found = grpc_web_call(
+        &app,
+        FETCH,
+        &FetchParticipantRequest {
+            conversation_id: conversation_id(),
+            participant_id: "conv_participant_01m8b7a6yqrhp4et8761yqjt4y".into(),
+        },
+        false,
+        &[],
+    )
+    .await;
+    let invalid = grpc_web_call(
+        &app,
+        CREATE,
+        &CreateParticipantRequest::default(),
+        true,
+        &[],
+    )
+    .await;
+
+    // Assert
+    for (answer, code) in [(&not_found, "5"), (&invalid, "3")] {
+        assert_eq!(
+            answer.http_status, 200,
+            "gRPC-Web errors ride on HTTP 200: {answer:?}"
+        );
+        assert!(
+            answer.content_type.starts_with("application/grpc-web"),
+            "{answer:?}"
+        );
+        assert_eq!(answer.grpc_status.as_deref(), Some(code), "{answer:?}");
+        assert!(answer.messages.is_empty(), "no data frame: {answer:?}");
+        assert!(
+            answer
+                .grpc_message
+                .as_deref()
+                .is_some_and(|m| !m.is_empty()),
+            "{answer:?}"
+        );
+    }
+}
+
+fn preflight(app: &TestApp, path: &str, origin: &str, headers: &str) -> reqwest::RequestBuilder {
+    http_client()
+        .request(reqwest::Method::OPTIONS, format!("{}{path}", base_url(app)))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", headers)
+}
+
+fn allow_origin(answer: &Answer) -> Option<&str> {
+    answer.header("access-control-allow-origin")
+}
+
+#[tokio::test]
+async fn cors_preflight_and_calls_allow_the_configured_origin_only() {
+    // Arrange
+    let app = spawn_app_configured(|c| c.cors_allow_origin = vec![ORIGIN.into()]).await;
+
+    // Act
+    let grpc_web = send(preflight(
+        &app,
+        FETCH,
+        ORIGIN,
+        "content-type,x-grpc-web,x-user-agent",
+    ))
+    .await;
+    let rest = send(preflight(
+        &app,
+        &crate::rest::v2_path(&conversation_id()),
+        ORIGIN,
+        "content-type,idempotency-key,authorization",
+    ))
+    .await;
+    let other_origin = send(preflight(
+        &app,
+        FETCH,
+        "https://evil.example.net",
+        "content-type,x-grpc-web",
+    ))
+    .await;
+    let call = grpc_web_call(
+        &app,
+        FETCH,
+        &FetchParticipantRequest {
+            conversation_id: conversation_id(),
+            participant_id: "conv_participant_01m8b7a6yqrhp4et8761yqjt4y".into(),
+        },
+        false,
+        &[("origin", ORIGIN)],
+    )
+    .await;
+
+    // Assert
+    for answer in [&grpc_web, &rest] {
+        assert!(answer.status.is_success(), "{answer:?}");
+        assert_eq!(allow_origin(answer), Some(ORIGIN), "{answer:?}");
+        let methods = answer
+            .header("access-control-allow-methods")
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        assert!(methods.contains("POST"), "{answer:?}");
+    }
+    let allowed = grpc_web
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for name in ["content-type", "x-grpc-web", "x-user-agent"] {
+        assert!(allowed.contains(name), "{name} allowed: {allowed}");
+    }
+    let allowed = rest
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for name in ["idempotency-key", "authorization"] {
+        assert!(allowed.contains(name), "{name} allowed: {allowed}");
+    }
+    assert_eq!(allow_origin(&other_origin), None, "{other_origin:?}");
+    assert_eq!(
+        call.headers
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some(ORIGIN),
+        "{call:?}"
+    );
+    let exposed = call
+        .headers
+        .get("access-control-expose-headers")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("grpc-status"), "{exposed}");
+    assert_eq!(call.grpc_status.as_deref(), Some("5"));
+}
+
+#[tokio::test]
+async fn without_cors_configuration_no_cors_headers_are_sent() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let grpc_web = send(preflight(&app, FETCH, ORIGIN, "content-type,x-grpc-web")).await;
+    let rest = send(
+        http_client()
+            .post(format!(
+                "{}{}",
+                base_url(&app),
+                crate::rest::v2_path(&conversation_id())
+            ))
+            .header("origin", ORIGIN)
+            .json(&json!({"addresses": [{"channel": "SMS", "address": phone()}]})),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(allow_origin(&grpc_web), None, "{grpc_web:?}");
+    assert_eq!(allow_origin(&rest), None, "{rest:?}");
+    rest.expect_status(201);
+}
