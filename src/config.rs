@@ -221,6 +221,45 @@ pub struct Config {
     #[arg(skip)]
     pub inbound_auth: Option<std::sync::Arc<crate::auth::InboundAuth>>,
 
+    /// PEM certificate chain: serve TLS (gRPC, gRPC-Web and REST) instead of cleartext.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates: require clients to present a certificate they signed (mutual
+    /// TLS).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Most calls served at once; beyond it calls are refused at once (RESOURCE_EXHAUSTED,
+    /// HTTP 429) rather than queued. Probes and /metrics are not counted.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_MAX_IN_FLIGHT",
+        value_name = "N",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_in_flight: u32,
+
     /// How long an idempotency key is remembered.
     #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_positive_duration)]
     pub idempotency_ttl: Duration,
@@ -243,8 +282,14 @@ impl Config {
                 err.exit()
             }
             Err(err) => {
+                // The first paragraph of clap's message, on one line.
                 let text = err.to_string();
-                let line = text.lines().next().unwrap_or("invalid arguments");
+                let line = text
+                    .lines()
+                    .take_while(|l| !l.trim().is_empty())
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 eprintln!(
                     "participants-facade: {}",
                     line.trim_start_matches("error: ")

@@ -30,5 +30,6 @@ pub mod rest;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 pub mod validate;

@@ -43,6 +43,31 @@ use tracing::Instrument as _;
 /// How often the backend's readiness is read into the health service.
 const READINESS_POLL: Duration = Duration::from_millis(500);
 
+/// Longest TLS handshake before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/1: longest wait for a request's headers (also the idle keep-alive timeout).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/1: most headers in a request.
+const MAX_HEADERS: usize = 100;
+/// Largest request head (HTTP/2 header list; HTTP/1 buffer is 4 times this).
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// HTTP/2: streams reset by the client before being served, allowed at once.
+const MAX_PENDING_RESETS: usize = 20;
+/// HTTP/2: streams the server had to reset for protocol errors, before disconnecting.
+const MAX_LOCAL_ERROR_RESETS: usize = 1024;
+
+/// A connection's transport: TCP, or TLS over TCP.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// Per-call limits applied in front of both fronts.
+#[derive(Clone)]
+struct Limits {
+    request_timeout: Duration,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    max_in_flight: u32,
+}
+
 /// Opens the configured backend.
 pub fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn ParticipantBackend>> {
     match config.backend {
@@ -118,7 +143,7 @@ fn frontends(
     grpc: Routes,
     rest: axum::Router,
     auth: Arc<InboundAuth>,
-    request_timeout: Duration,
+    limits: Limits,
 ) -> impl tower::Service<
     http::Request<hyper::body::Incoming>,
     Response = http::Response<axum::body::Body>,
@@ -136,11 +161,24 @@ fn frontends(
         let path = request.uri().path();
         let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics")
             || path.starts_with("/grpc.health.v1.Health/");
+        // Load shedding: past the limit a call is refused at once, not queued, so a
+        // client sees back-pressure in microseconds instead of a timeout in seconds.
+        let permit = if exempt {
+            None
+        } else {
+            limits.in_flight.clone().try_acquire_owned().ok()
+        };
         let verdict = if exempt {
             Ok(Caller::default())
+        } else if permit.is_none() {
+            Err(Error::ResourceExhausted(format!(
+                "the server is at its limit of {} calls in flight; retry later",
+                limits.max_in_flight
+            )))
         } else {
             auth.check(request.headers())
         };
+        let request_timeout = limits.request_timeout;
         let caller_timeout = request
             .headers()
             .get("grpc-timeout")
@@ -188,6 +226,7 @@ fn frontends(
                 }
             };
             call.finish(&response);
+            drop(permit);
             Ok(response)
         }
     })
@@ -268,20 +307,41 @@ pub async fn run(
         }),
         config.max_message_bytes as usize,
     );
+    let limits = Limits {
+        request_timeout: config.request_timeout,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight as usize)),
+        max_in_flight: config.max_in_flight,
+    };
     let service = tower::ServiceBuilder::new()
         .option_layer(cors(&config.cors_allow_origin)?)
-        .service(frontends(routes, rest, auth, config.request_timeout));
+        .service(frontends(routes, rest, auth, limits));
     let service = TowerToHyperService::new(service);
+
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
+            crate::tls::server_config(cert, key, config.tls_client_ca.as_deref())?,
+        )),
+        _ => None,
+    };
 
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
-        // A client that trickles its headers cannot hold a connection forever.
-        .header_read_timeout(Duration::from_secs(10));
+        // A client that trickles its headers, or idles between requests, cannot hold a
+        // connection forever.
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Bounded request heads: at most this many headers and bytes of buffer.
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(MAX_HEADER_BYTES * 4);
     http.http2()
         .timer(TokioTimer::new())
         // One client cannot open unbounded streams on a connection.
         .max_concurrent_streams(config.max_concurrent_streams)
+        // HTTP/2 "rapid reset" (CVE-2023-44487) and its cousins: a client that keeps
+        // opening streams and resetting them, or provoking errors, is disconnected.
+        .max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
+        .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
         // Finds dead peers (and half-open NAT mappings) so their resources are freed.
         .keep_alive_interval(config.http2_keepalive_interval)
         .keep_alive_timeout(config.http2_keepalive_timeout);
@@ -333,12 +393,30 @@ pub async fn run(
                 Ok((stream, peer)) => {
                     // Small unary messages: send them now, not after Nagle's delay.
                     let _ = stream.set_nodelay(true);
-                    let connection = http
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
-                        .into_owned();
-                    let connection = graceful.watch(connection);
+                    let http = http.clone();
+                    let service = service.clone();
+                    let watcher = graceful.watcher();
+                    let tls = tls.clone();
                     connections.spawn(async move {
-                        if let Err(e) = connection.await {
+                        let io: Box<dyn Io> = match tls {
+                            None => Box::new(stream),
+                            Some(acceptor) => {
+                                // A client that never finishes its handshake is dropped.
+                                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                    Ok(Ok(stream)) => Box::new(stream),
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(%peer, "TLS handshake timed out");
+                                        return;
+                                    }
+                                }
+                            }
+                        };
+                        let connection = http.serve_connection_with_upgrades(TokioIo::new(io), service);
+                        if let Err(e) = watcher.watch(connection.into_owned()).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
                     });
