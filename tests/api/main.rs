@@ -10,6 +10,7 @@ mod discovery;
 mod grpc_web;
 mod helpers;
 mod lifecycle;
+mod observability;
 mod participants;
 mod persistence;
 mod rest;
