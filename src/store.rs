@@ -289,8 +289,12 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         request: NewServiceParticipant,
     ) -> Result<ServiceParticipant, Error> {
-        self.write(|tx| Write::ServiceParticipant(request, tx))
-            .await
+        observed(
+            "create_service_participant",
+            "INSERT",
+            self.write(|tx| Write::ServiceParticipant(request, tx)),
+        )
+        .await
     }
 
     async fn fetch_service_participant(

@@ -90,7 +90,9 @@ pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
         .with_tracer(provider.tracer("participants-facade"))
         // Our spans carry exactly the attributes we give them; no source locations.
         .with_location(false)
-        .with_threads(false);
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false);
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
@@ -163,6 +165,18 @@ fn record_ids(span: &Span) {
     }
 }
 
+/// `network.protocol.version` as the conventions write it: `1.1`, `2`.
+fn protocol_version(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_11 => "1.1",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "unknown",
+    }
+}
+
 /// The canonical name of a gRPC status code, as OpenTelemetry and gRPC write it.
 pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code as C;
@@ -193,6 +207,7 @@ pub struct ServerCall {
     started: Instant,
     grpc: bool,
     method: String,
+    finished: bool,
 }
 
 impl ServerCall {
@@ -221,7 +236,7 @@ impl ServerCall {
             http.route = Empty,
             http.response.status_code = Empty,
             url.scheme = "http",
-            network.protocol.version = ?request.version(),
+            network.protocol.version = protocol_version(request.version()),
             trace_id = Empty,
             span_id = Empty,
         );
@@ -252,6 +267,7 @@ impl ServerCall {
             started: Instant::now(),
             grpc,
             method,
+            finished: false,
         }
     }
 
@@ -302,7 +318,8 @@ impl ServerCall {
                 .with_label_values(&[self.method.as_str(), name])
                 .observe(elapsed);
         } else {
-            self.span.record("http.response.status_code", status);
+            self.span
+                .record("http.response.status_code", i64::from(status));
             if status >= 500 {
                 self.span.record("otel.status_code", "ERROR");
                 self.span.record("error.type", status.to_string());
@@ -315,6 +332,30 @@ impl ServerCall {
                 .http_duration
                 .with_label_values(&[self.method.as_str(), route, &status.to_string()])
                 .observe(elapsed);
+        }
+    }
+}
+
+impl Drop for ServerCall {
+    /// Leaves the in-flight count, and records a call that ended without an answer (the
+    /// client went away and its future was dropped) as CANCELLED / 499.
+    fn drop(&mut self) {
+        if !self.finished {
+            let elapsed = self.started.elapsed().as_secs_f64();
+            self.span.record("error.type", "cancelled");
+            if self.grpc {
+                self.span.record("rpc.response.status_code", "CANCELLED");
+                METRICS
+                    .rpc_duration
+                    .with_label_values(&[self.method.as_str(), "CANCELLED"])
+                    .observe(elapsed);
+            } else {
+                self.span.record("http.response.status_code", 499_i64);
+                METRICS
+                    .http_duration
+                    .with_label_values(&[self.method.as_str(), "unmatched", "499"])
+                    .observe(elapsed);
+            }
         }
         METRICS
             .in_flight
@@ -333,7 +374,11 @@ pub struct RouteTemplate(pub String);
 pub fn record_route(method: &str, route: &str) {
     let span = Span::current();
     span.record("http.route", route);
-    span.record("otel.name", format!("{method} {route}"));
+    // The OpenTelemetry span exists already (its ids were read for the logs), so the name
+    // is changed on it directly; a late `otel.name` field would be ignored.
+    span.context()
+        .span()
+        .update_name(format!("{method} {route}"));
 }
 
 /// An upstream attempt: its client span and timer.
@@ -344,31 +389,57 @@ pub struct ClientAttempt {
     template: &'static str,
 }
 
-/// Whether a path segment is safe to show: API words and Twilio-shaped ids. Anything else
-/// (an identity used in place of a sid, say) is personal data until proven otherwise.
-fn safe_segment(s: &str) -> bool {
-    matches!(
-        s,
-        "v1" | "v2" | "Services" | "Conversations" | "Participants"
-    ) || (s.len() == 34
-        && s.as_bytes()[..2].iter().all(u8::is_ascii_uppercase)
-        && s[2..].bytes().all(|b| b.is_ascii_hexdigit()))
-        || (s.starts_with("conv_") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+/// Whether a value in the position of template parameter `param` is safe to show: only
+/// Twilio-shaped ids of the kind that position holds. Anything else (an identity used in
+/// place of a sid, a free-form conversation id) is personal data until proven otherwise.
+fn safe_param(param: &str, value: &str) -> bool {
+    let sid = |prefix: &str| crate::validate::is_sid(value, prefix);
+    match param {
+        "{ChatServiceSid}" => sid("IS"),
+        "{ConversationSid}" => sid("CH"),
+        "{Sid}" => sid("MB"),
+        "{ConversationId}" => {
+            value.starts_with("conv_conversation_")
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        }
+        "{id}" => {
+            value.starts_with("conv_participant_")
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        }
+        _ => false,
+    }
 }
 
-/// The URL as a span may show it: no credentials, no query, unsafe segments replaced.
-pub fn safe_url(url: &reqwest::Url) -> String {
+/// The URL as a span may show it: no credentials, no query; the path's parameters, read
+/// by their position in `template`, replaced by `REDACTED` unless they are ids of their
+/// kind. A path prefix of the configured base URL is kept as it is.
+pub fn safe_url(url: &reqwest::Url, template: &str) -> String {
     let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
     if let Some(port) = url.port() {
         shown.push_str(&format!(":{port}"));
     }
-    for segment in url.path_segments().into_iter().flatten() {
+    let segments: Vec<&str> = url.path_segments().into_iter().flatten().collect();
+    let template: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    let prefix = segments.len().saturating_sub(template.len());
+    for (i, segment) in segments.iter().enumerate() {
+        let shown_segment = match i.checked_sub(prefix).map(|t| template[t]) {
+            None => segment,
+            Some(param) if param.starts_with('{') => {
+                if safe_param(param, segment) {
+                    segment
+                } else {
+                    "REDACTED"
+                }
+            }
+            Some(literal) if literal == *segment => segment,
+            Some(_) => "REDACTED",
+        };
         shown.push('/');
-        shown.push_str(if safe_segment(segment) {
-            segment
-        } else {
-            "REDACTED"
-        });
+        shown.push_str(shown_segment);
     }
     shown
 }
@@ -385,7 +456,7 @@ impl ClientAttempt {
     ) -> ClientAttempt {
         let span = tracing::info_span!(
             "upstream",
-            otel.name = method,
+            otel.name = format!("{method} {template}"),
             otel.kind = "client",
             otel.status_code = Empty,
             error.type = Empty,
@@ -393,14 +464,14 @@ impl ClientAttempt {
             http.request.resend_count = Empty,
             http.response.status_code = Empty,
             server.address = url.host_str().unwrap_or_default(),
-            server.port = url.port_or_known_default().unwrap_or_default(),
-            url.full = safe_url(url),
+            server.port = i64::from(url.port_or_known_default().unwrap_or_default()),
+            url.full = safe_url(url, template),
             url.template = template,
             trace_id = Empty,
             span_id = Empty,
         );
         if resend_count > 0 {
-            span.record("http.request.resend_count", resend_count);
+            span.record("http.request.resend_count", i64::from(resend_count));
         }
         record_ids(&span);
         let cx = span.context();
@@ -424,7 +495,8 @@ impl ClientAttempt {
     pub fn finish(self, status: Option<u16>, error: Option<&'static str>) {
         let label = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
         if let Some(status) = status {
-            self.span.record("http.response.status_code", status);
+            self.span
+                .record("http.response.status_code", i64::from(status));
         }
         let error = error
             .map(str::to_owned)
