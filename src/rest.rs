@@ -36,6 +36,8 @@ pub struct RestState {
     pub public_url: Option<String>,
     /// Set once shutdown starts: `/readyz` answers 503 from then on.
     pub draining: Arc<AtomicBool>,
+    /// Whether the listener serves TLS, for the scheme of absolute URLs.
+    pub tls: bool,
 }
 
 /// The Twilio-compatible routes, `/healthz`, `/readyz` and `/openapi.json`, with
@@ -534,17 +536,20 @@ fn service_participant_json(p: model::ServiceParticipant, base: &str) -> Service
     }
 }
 
-/// The base of absolute `url` fields: `--public-url`, else the Host the caller used.
-fn base_url(state: &RestState, headers: &HeaderMap) -> String {
+/// The base of absolute `url` fields: `--public-url`, else the host the caller used (the
+/// `Host` header over HTTP/1.1, the `:authority` over HTTP/2).
+fn base_url(state: &RestState, headers: &HeaderMap, uri: &axum::http::Uri) -> String {
     if let Some(url) = &state.public_url {
         return url.clone();
     }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'@'))
         .unwrap_or("localhost");
-    format!("http://{host}")
+    let scheme = if state.tls { "https" } else { "http" };
+    format!("{scheme}://{host}")
 }
 
 fn webhook_enabled(headers: &HeaderMap) -> Result<bool, RestError> {
@@ -584,6 +589,7 @@ async fn create_service_participant(
     State(state): State<Arc<RestState>>,
     ctx: Context,
     path: Result<Path<(String, String)>, PathRejection>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     form: Result<Form<CreateServiceParticipantForm>, FormRejection>,
 ) -> Result<(StatusCode, Json<ServiceParticipantJson>), RestError> {
@@ -611,7 +617,7 @@ async fn create_service_participant(
         .backend
         .create_service_participant(&ctx, request)
         .await?;
-    let base = base_url(&state, &headers);
+    let base = base_url(&state, &headers, &uri);
     Ok((
         StatusCode::CREATED,
         Json(service_participant_json(created, &base)),
@@ -637,6 +643,7 @@ async fn fetch_service_participant(
     State(state): State<Arc<RestState>>,
     ctx: Context,
     path: Result<Path<(String, String, String)>, PathRejection>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Json<ServiceParticipantJson>, RestError> {
     let Path((chat_service_sid, conversation_sid, sid)) = path.map_err(path_rejection)?;
@@ -648,7 +655,7 @@ async fn fetch_service_participant(
     .validate()?;
     let ctx = call_context(ctx);
     let found = state.backend.fetch_service_participant(&ctx, key).await?;
-    let base = base_url(&state, &headers);
+    let base = base_url(&state, &headers, &uri);
     Ok(Json(service_participant_json(found, &base)))
 }
 

@@ -91,12 +91,17 @@ pub fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn ParticipantBacken
     }
 }
 
-/// The base URL v1 participants' `url` field starts with.
+/// The base URL v1 participants' `url` field starts with over gRPC.
 fn public_url(config: &Config, local: SocketAddr) -> String {
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     match &config.public_url {
         Some(url) => url.clone(),
-        None if local.ip().is_unspecified() => format!("http://localhost:{}", local.port()),
-        None => format!("http://{local}"),
+        None if local.ip().is_unspecified() => format!("{scheme}://localhost:{}", local.port()),
+        None => format!("{scheme}://{local}"),
     }
 }
 
@@ -190,10 +195,22 @@ fn frontends(
         let rest = rest.clone();
         let call = ServerCall::start(&request, is_grpc);
         let span = call.span().clone();
+        let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
         async move {
             let answer = |err: Error| {
                 if is_grpc {
-                    Status::from(err).into_http()
+                    // A trailers-only answer; in the caller's own framing, so gRPC-Web
+                    // clients (which check the content type) read the status too.
+                    let mut response = Status::from(err).into_http::<axum::body::Body>();
+                    if let Some(content_type) = content_type
+                        .clone()
+                        .filter(|c| c.as_bytes().starts_with(b"application/grpc-web"))
+                    {
+                        response
+                            .headers_mut()
+                            .insert(http::header::CONTENT_TYPE, content_type);
+                    }
+                    response
                 } else {
                     crate::rest::error_response(&err)
                 }
@@ -304,6 +321,7 @@ pub async fn run(
             backend: backend.clone(),
             public_url: config.public_url.clone(),
             draining: draining.clone(),
+            tls: config.tls_cert.is_some(),
         }),
         config.max_message_bytes as usize,
     );
