@@ -8,6 +8,7 @@ mod concurrency;
 mod deadlines;
 mod discovery;
 mod grpc_web;
+mod hardening;
 mod helpers;
 mod lifecycle;
 mod observability;
