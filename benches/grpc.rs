@@ -1,1 +1,877 @@
-fn main() {}
+//! End-to-end gRPC benchmark of the release `participants-facade` binary.
+//!
+//! Run with `cargo bench --bench grpc`. This is a command that prints numbers, not a test:
+//! nothing here asserts on timings. What it does, in order:
+//!
+//! 1. Times `fsync` on the disk the data directory lives on (the floor of a durable create).
+//! 2. Starts the real binary as a child process on a free 127.0.0.1 port with a fresh data
+//!    directory, several times, and times spawn → first health `Check` answering SERVING.
+//!    The last server is kept; its idle RSS is read after a short settle.
+//! 3. Pre-creates participants, then at concurrency 1, 16 and 64 runs, in this order:
+//!    health `Check` (the baseline), `FetchParticipant` (round-robin over the pre-created
+//!    participants) and `CreateParticipant` (durable: fsynced before it is acknowledged).
+//!    Every workload at one concurrency uses the same connections: `min(concurrency, 4)`
+//!    HTTP/2 connections, worker `i` on connection `i % n`.
+//! 4. Prints the table, the ratios and the targets (pass/fail text), peak RSS, and stops
+//!    the server with SIGTERM.
+//!
+//! Environment: `BENCH_SECS` (measured seconds per workload, default 3),
+//! `BENCH_WARMUP_SECS` (default 0.5), `BENCH_MAX_REQUESTS` (cap on measured requests per
+//! workload, default 1000000), `BENCH_STARTUPS` (start-up samples, default 5),
+//! `BENCH_TMPDIR` (parent of the data directories; default Cargo's target/tmp, so the
+//! store is on the project's disk even where /tmp is a tmpfs), `BENCH_SERVER_LOG` (the
+//! server's RUST_LOG, default `warn`; for diagnostics only).
+
+use std::fmt::Write as _;
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use participants_facade::proto::participant_service_client::ParticipantServiceClient;
+use participants_facade::proto::{
+    Address, Channel as ProtoChannel, CreateParticipantRequest, FetchParticipantRequest,
+};
+use tempfile::TempDir;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const BIN: &str = env!("CARGO_BIN_EXE_participants-facade");
+const SERVICE: &str = "participants.v1.ParticipantService";
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+const MAX_CONNECTIONS: usize = 4;
+const FETCH_POOL: usize = 1000;
+const FETCH_CONVERSATION: &str = "conv_bench_fetch";
+const STARTUP_POLL: Duration = Duration::from_millis(2);
+const STARTUP_LIMIT: Duration = Duration::from_secs(10);
+const IDLE_SETTLE: Duration = Duration::from_millis(500);
+const STOP_LIMIT: Duration = Duration::from_secs(10);
+/// Above this much CPU used by other processes during a workload (percent of one core),
+/// the bench warns that the row is contaminated.
+const NOISE_LIMIT: f64 = 15.0;
+/// Linux reports /proc/<pid>/stat CPU times in USER_HZ, which is 100 on every architecture
+/// Linux ships today.
+const USER_HZ: f64 = 100.0;
+
+struct Settings {
+    secs: f64,
+    warmup: f64,
+    max_requests: u64,
+    startups: usize,
+    tmp_parent: PathBuf,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
+        Err(_) => default,
+    }
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let s = Settings {
+            secs: env_or("BENCH_SECS", 3.0),
+            warmup: env_or("BENCH_WARMUP_SECS", 0.5),
+            max_requests: env_or("BENCH_MAX_REQUESTS", 1_000_000),
+            startups: env_or("BENCH_STARTUPS", 5usize).max(1),
+            tmp_parent: std::env::var_os("BENCH_TMPDIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR"))),
+        };
+        assert!(s.secs > 0.0, "BENCH_SECS must be positive");
+        assert!(s.warmup >= 0.0, "BENCH_WARMUP_SECS must not be negative");
+        assert!(s.max_requests > 0, "BENCH_MAX_REQUESTS must be positive");
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The server child process.
+
+/// The running server. Dropping it stops the child (SIGTERM, then SIGKILL if it lingers),
+/// also when the bench panics, and then removes the data directory.
+struct Server {
+    child: Option<Child>,
+    pid: u32,
+    addr: String,
+    _dir: TempDir,
+}
+
+impl Server {
+    /// Spawns the binary on a free loopback port and waits until health says SERVING.
+    /// Returns the server and the time from spawn to that first SERVING answer.
+    async fn start(tmp_parent: &Path) -> (Server, Duration) {
+        std::fs::create_dir_all(tmp_parent).expect("create the bench tmp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("participants-bench-")
+            .tempdir_in(tmp_parent)
+            .expect("create a temp data dir");
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+            probe.local_addr().expect("local addr").port()
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let mut command = Command::new(BIN);
+        command
+            .arg("--listen")
+            .arg(&addr)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", server_log())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        // Flags win over these anyway, but keep the caller's environment from changing
+        // the server under test.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PARTICIPANTS_") {
+                command.env_remove(key);
+            }
+        }
+
+        let spawned = Instant::now();
+        let child = command.spawn().expect("spawn participants-facade");
+        let pid = child.id();
+        let mut server = Server {
+            child: Some(child),
+            pid,
+            addr,
+            _dir: dir,
+        };
+        let url = server.url();
+        loop {
+            if let Some(status) = server.child_mut().try_wait().expect("try_wait") {
+                panic!("participants-facade exited during start-up: {status}");
+            }
+            if spawned.elapsed() > STARTUP_LIMIT {
+                panic!("participants-facade was not SERVING within {STARTUP_LIMIT:?}");
+            }
+            // A fresh connection attempt every time: nothing is reused from a failed try.
+            if check_once(&url).await {
+                break;
+            }
+            tokio::time::sleep(STARTUP_POLL).await;
+        }
+        let startup = spawned.elapsed();
+        (server, startup)
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("server already stopped")
+    }
+
+    fn status_kb(&self, field: &str) -> u64 {
+        proc_status_kb(self.pid, field)
+    }
+
+    fn cpu_ticks(&self) -> u64 {
+        proc_cpu_ticks(&format!("/proc/{}/stat", self.pid))
+    }
+
+    /// SIGTERM, then wait (bounded); SIGKILL if it does not exit in time.
+    fn stop(&mut self) -> Option<(ExitStatus, Duration)> {
+        let mut child = self.child.take()?;
+        let asked = Instant::now();
+        let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Some((status, asked.elapsed())),
+                Ok(None) if asked.elapsed() < STOP_LIMIT => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => {
+                    eprintln!("participants-facade ignored SIGTERM; killing it");
+                    let _ = child.kill();
+                    let status = child.wait().ok()?;
+                    return Some((status, asked.elapsed()));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The server's RUST_LOG: `warn`, unless `BENCH_SERVER_LOG` asks for more (diagnostics
+/// only, e.g. `warn,participants_facade::store=debug` to see group commit sizes).
+fn server_log() -> String {
+    std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned())
+}
+
+/// One health Check on a brand-new connection; true when it answered SERVING.
+async fn check_once(url: &str) -> bool {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .expect("endpoint")
+        .connect_timeout(Duration::from_millis(200))
+        .timeout(Duration::from_millis(500));
+    let Ok(channel) = endpoint.connect().await else {
+        return false;
+    };
+    let mut client = HealthClient::new(channel);
+    match client
+        .check(HealthCheckRequest {
+            service: SERVICE.to_owned(),
+        })
+        .await
+    {
+        Ok(r) => r.into_inner().status == ServingStatus::Serving as i32,
+        Err(_) => false,
+    }
+}
+
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{field} missing from /proc/{pid}/status"))
+}
+
+/// Busy (not idle, not iowait) ticks of the whole machine, all CPUs together.
+fn machine_busy_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    let line = stat.lines().next().expect("cpu line");
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().expect("tick count"))
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is
+    // already counted in user.
+    let total: u64 = ticks.iter().take(8).sum();
+    total - ticks[3] - ticks[4]
+}
+
+/// utime + stime of a process, in USER_HZ ticks.
+fn proc_cpu_ticks(path: &str) -> u64 {
+    let stat = std::fs::read_to_string(path).expect("/proc stat");
+    // Fields after the parenthesised command name start at field 3 (state).
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields[11].parse().expect("utime");
+    let stime: u64 = fields[12].parse().expect("stime");
+    utime + stime
+}
+
+// ---------------------------------------------------------------------------------------
+// fsync on the data disk.
+
+/// Latencies of `sync_all` (fsync, what SQLite calls: the bundled build has no
+/// fdatasync) after appending 4 KiB each time, on a file under `dir`.
+fn fsync_probe(dir: &Path, rounds: usize) -> Vec<u64> {
+    std::fs::create_dir_all(dir).expect("create the bench tmp dir");
+    let probe = tempfile::Builder::new()
+        .prefix("fsync-probe-")
+        .tempdir_in(dir)
+        .expect("fsync probe dir");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(probe.path().join("probe"))
+        .expect("open probe file");
+    let page = [0x5au8; 4096];
+    let mut nanos = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        file.write_all(&page).expect("write probe");
+        let t = Instant::now();
+        file.sync_all().expect("fsync probe");
+        nanos.push(t.elapsed().as_nanos() as u64);
+    }
+    nanos
+}
+
+// ---------------------------------------------------------------------------------------
+// Load.
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Workload {
+    Health,
+    Fetch,
+    Create,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Health => "Health/Check",
+            Workload::Fetch => "FetchParticipant",
+            Workload::Create => "CreateParticipant",
+        }
+    }
+}
+
+/// What the workers share.
+struct Fixture {
+    /// (conversation_id, participant_id) of the pre-created participants.
+    targets: Vec<(String, String)>,
+    /// Makes every created address unique across the whole run.
+    next_address: AtomicU64,
+}
+
+impl Fixture {
+    fn create_request(&self, conversation_id: String) -> CreateParticipantRequest {
+        let n = self.next_address.fetch_add(1, Ordering::Relaxed);
+        CreateParticipantRequest {
+            conversation_id,
+            addresses: vec![Address {
+                channel: ProtoChannel::Sms as i32,
+                address: format!("+1555{n:08}"),
+                channel_id: String::new(),
+            }],
+            ..Default::default()
+        }
+    }
+}
+
+struct RunResult {
+    workload: Workload,
+    concurrency: usize,
+    requests: u64,
+    errors: u64,
+    first_error: Option<String>,
+    elapsed: Duration,
+    /// Sorted latencies of the measured requests, in nanoseconds.
+    latencies: Vec<u64>,
+    server_cpu: f64,
+    bench_cpu: f64,
+    /// CPU used by everything else on the machine meanwhile (noise from other processes).
+    other_cpu: f64,
+}
+
+impl RunResult {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// CPU time per measured request, in microseconds, from a CPU share in percent.
+    fn cpu_us_per_request(&self, share: f64) -> f64 {
+        share / 100.0 * 1e6 / self.rps()
+    }
+
+    fn percentile_us(&self, p: f64) -> f64 {
+        percentile(&self.latencies, p) as f64 / 1000.0
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+struct WorkerOutcome {
+    latencies: Vec<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    workload: Workload,
+    concurrency: usize,
+    index: usize,
+    channel: Channel,
+    fixture: Arc<Fixture>,
+    measured: Arc<AtomicU64>,
+    measure_from: Instant,
+    measure_until: Instant,
+    max_requests: u64,
+) -> WorkerOutcome {
+    let mut health = HealthClient::new(channel.clone());
+    let mut participants = ParticipantServiceClient::new(channel);
+    let conversation = format!("conv_bench_c{concurrency}_w{index}");
+    let mut out = WorkerOutcome {
+        latencies: Vec::new(),
+        errors: 0,
+        first_error: None,
+    };
+    // Round-robin over the pre-created participants, each worker from its own offset.
+    let mut next_target = index * FETCH_POOL / concurrency;
+    loop {
+        let started = Instant::now();
+        if started >= measure_until || measured.load(Ordering::Relaxed) >= max_requests {
+            break;
+        }
+        let result = match workload {
+            Workload::Health => health
+                .check(HealthCheckRequest {
+                    service: SERVICE.to_owned(),
+                })
+                .await
+                .and_then(|r| match r.into_inner().status {
+                    s if s == ServingStatus::Serving as i32 => Ok(()),
+                    s => Err(tonic::Status::internal(format!("health status {s}"))),
+                }),
+            Workload::Fetch => {
+                let (conversation_id, participant_id) =
+                    &fixture.targets[next_target % fixture.targets.len()];
+                next_target += 1;
+                participants
+                    .fetch_participant(FetchParticipantRequest {
+                        conversation_id: conversation_id.clone(),
+                        participant_id: participant_id.clone(),
+                    })
+                    .await
+                    .map(drop)
+            }
+            Workload::Create => participants
+                .create_participant(fixture.create_request(conversation.clone()))
+                .await
+                .map(drop),
+        };
+        let finished = Instant::now();
+        // Counted: started after the warm-up and finished inside the window.
+        if started < measure_from || finished > measure_until {
+            continue;
+        }
+        match result {
+            Ok(()) => {
+                out.latencies
+                    .push((finished - started).as_nanos().min(u64::MAX as u128) as u64);
+                measured.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(status) => {
+                out.errors += 1;
+                if out.first_error.is_none() {
+                    out.first_error = Some(format!("{:?}: {}", status.code(), status.message()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs one workload at one concurrency over `channels` and collects its numbers.
+async fn run(
+    server: &Server,
+    settings: &Settings,
+    workload: Workload,
+    concurrency: usize,
+    channels: &[Channel],
+    fixture: &Arc<Fixture>,
+) -> RunResult {
+    let measured = Arc::new(AtomicU64::new(0));
+    let begin = Instant::now();
+    let measure_from = begin + Duration::from_secs_f64(settings.warmup);
+    let measure_until = measure_from + Duration::from_secs_f64(settings.secs);
+    let workers: Vec<_> = (0..concurrency)
+        .map(|i| {
+            tokio::spawn(worker(
+                workload,
+                concurrency,
+                i,
+                channels[i % channels.len()].clone(),
+                fixture.clone(),
+                measured.clone(),
+                measure_from,
+                measure_until,
+                settings.max_requests,
+            ))
+        })
+        .collect();
+
+    tokio::time::sleep_until(measure_from.into()).await;
+    let server_ticks = server.cpu_ticks();
+    let bench_ticks = proc_cpu_ticks("/proc/self/stat");
+    let busy_ticks = machine_busy_ticks();
+    let window_start = Instant::now();
+
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let mut first_error = None;
+    for w in workers {
+        let out = w.await.expect("worker panicked");
+        latencies.extend(out.latencies);
+        errors += out.errors;
+        first_error = first_error.or(out.first_error);
+    }
+    // Workers stop at the end of the window or once the request cap is reached.
+    let window_end = Instant::now().min(measure_until);
+    let server_cpu_secs = (server.cpu_ticks() - server_ticks) as f64 / USER_HZ;
+    let bench_cpu_secs = (proc_cpu_ticks("/proc/self/stat") - bench_ticks) as f64 / USER_HZ;
+    let busy_secs = (machine_busy_ticks() - busy_ticks) as f64 / USER_HZ;
+    let elapsed = window_end.saturating_duration_since(measure_from);
+    let cpu_window = Instant::now()
+        .saturating_duration_since(window_start)
+        .as_secs_f64();
+
+    latencies.sort_unstable();
+    RunResult {
+        workload,
+        concurrency,
+        requests: latencies.len() as u64,
+        errors,
+        first_error,
+        elapsed,
+        latencies,
+        server_cpu: 100.0 * server_cpu_secs / cpu_window,
+        bench_cpu: 100.0 * bench_cpu_secs / cpu_window,
+        other_cpu: (100.0 * (busy_secs - server_cpu_secs - bench_cpu_secs) / cpu_window).max(0.0),
+    }
+}
+
+async fn connect(url: &str, count: usize) -> Vec<Channel> {
+    let mut channels = Vec::with_capacity(count);
+    for _ in 0..count {
+        // Each Endpoint::connect opens its own HTTP/2 connection.
+        let channel = Endpoint::from_shared(url.to_owned())
+            .expect("endpoint")
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .expect("connect to the server");
+        channels.push(channel);
+    }
+    channels
+}
+
+/// Creates the participants the Fetch workload reads, 16 at a time over one connection.
+async fn prepare(url: &str) -> Arc<Fixture> {
+    let fixture = Arc::new(Fixture {
+        targets: Vec::new(),
+        next_address: AtomicU64::new(0),
+    });
+    let channel = connect(url, 1).await.remove(0);
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let client = ParticipantServiceClient::new(channel.clone());
+            let fixture = fixture.clone();
+            tokio::spawn(async move {
+                let mut client = client;
+                let mut made = Vec::new();
+                for i in (t..FETCH_POOL).step_by(16) {
+                    let mut request = fixture.create_request(FETCH_CONVERSATION.to_owned());
+                    request.name = format!("Bench participant {i}");
+                    request.r#type = participants_facade::proto::ParticipantType::Customer as i32;
+                    let p = client
+                        .create_participant(request)
+                        .await
+                        .expect("pre-create participant")
+                        .into_inner();
+                    made.push((i, (p.conversation_id, p.id)));
+                }
+                made
+            })
+        })
+        .collect();
+    let mut made = Vec::with_capacity(FETCH_POOL);
+    for t in tasks {
+        made.extend(t.await.expect("pre-create task"));
+    }
+    made.sort_by_key(|(i, _)| *i);
+    let next = fixture.next_address.load(Ordering::Relaxed);
+    Arc::new(Fixture {
+        targets: made.into_iter().map(|(_, t)| t).collect(),
+        next_address: AtomicU64::new(next),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Report.
+
+fn mib(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "PASS" } else { "FAIL" }
+}
+
+fn target(label: &str, value: String, pass: bool) {
+    println!("  {label:<42} {value:>10}  {}", verdict(pass));
+}
+
+fn find(results: &[RunResult], workload: Workload, concurrency: usize) -> &RunResult {
+    results
+        .iter()
+        .find(|r| r.workload == workload && r.concurrency == concurrency)
+        .expect("result present")
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "?".into());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".into());
+    format!("{cpus} CPUs ({model}), Linux {kernel}")
+}
+
+fn main() {
+    let settings = Settings::from_env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(bench(settings));
+}
+
+async fn bench(settings: Settings) {
+    println!("participants-facade gRPC benchmark");
+    println!("binary:   {BIN}");
+    println!("machine:  {}", machine());
+    println!(
+        "client:   tokio multi-thread runtime, {} worker threads, same machine as the server",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "settings: {} s measured after {} s warm-up per workload, at most {} measured requests, \
+         connections = min(concurrency, {MAX_CONNECTIONS})",
+        settings.secs, settings.warmup, settings.max_requests
+    );
+    println!("data dir: under {}", settings.tmp_parent.display());
+    println!(
+        "loadavg:  {} (other processes compete for the same cores)",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    println!();
+
+    // fsync floor on the data disk.
+    let mut fsyncs = fsync_probe(&settings.tmp_parent, 200);
+    fsyncs.sort_unstable();
+    let fsync_p50 = percentile(&fsyncs, 50.0) as f64 / 1000.0;
+    println!(
+        "fsync (4 KiB append + fsync, 200 rounds): p50 {:.0} us, p99 {:.0} us, max {:.0} us",
+        fsync_p50,
+        percentile(&fsyncs, 99.0) as f64 / 1000.0,
+        percentile(&fsyncs, 100.0) as f64 / 1000.0,
+    );
+
+    // Start-up: several fresh servers; the last one stays for the load.
+    let mut startups = Vec::new();
+    let mut server = None;
+    for i in 0..settings.startups {
+        let (s, took) = Server::start(&settings.tmp_parent).await;
+        startups.push(took);
+        if i + 1 == settings.startups {
+            server = Some(s);
+        }
+    }
+    let mut server = server.expect("a server");
+    let mut sorted_startups = startups.clone();
+    sorted_startups.sort();
+    let startup_median = sorted_startups[sorted_startups.len() / 2];
+    let startup_list = startups
+        .iter()
+        .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "start-up to SERVING (spawn -> first health Check SERVING, fresh data dir): \
+         median {:.1} ms over {} runs [{startup_list}] ms",
+        startup_median.as_secs_f64() * 1e3,
+        startups.len(),
+    );
+
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let idle_rss = server.status_kb("VmRSS");
+    println!(
+        "idle RSS (after start-up and a {} ms settle): {} kB = {:.1} MiB",
+        IDLE_SETTLE.as_millis(),
+        idle_rss,
+        mib(idle_rss)
+    );
+
+    let url = server.url();
+    println!(
+        "server:   pid {} on {url}, RUST_LOG={}",
+        server.pid,
+        server_log()
+    );
+    let fixture = prepare(&url).await;
+    println!(
+        "pre-created {} participants for FetchParticipant",
+        fixture.targets.len()
+    );
+    println!();
+
+    let mut results = Vec::new();
+    for concurrency in CONCURRENCY {
+        let channels = connect(&url, concurrency.min(MAX_CONNECTIONS)).await;
+        for workload in [Workload::Health, Workload::Fetch, Workload::Create] {
+            let r = run(
+                &server,
+                &settings,
+                workload,
+                concurrency,
+                &channels,
+                &fixture,
+            )
+            .await;
+            eprintln!(
+                "  done: {:<18} c={:<3} {:>9.0} req/s",
+                r.workload.name(),
+                r.concurrency,
+                r.rps()
+            );
+            results.push(r);
+        }
+    }
+    let after_rss = server.status_kb("VmRSS");
+    let peak_rss = server.status_kb("VmHWM");
+
+    // The table.
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| workload          | conc | conns | requests |     req/s | p50 us | p99 us | errors | server CPU | bench CPU | other CPU | server CPU us/req | bench CPU us/req |"
+    );
+    let _ = writeln!(
+        table,
+        "|-------------------|-----:|------:|---------:|----------:|-------:|-------:|-------:|-----------:|----------:|----------:|-----------------:|----------------:|"
+    );
+    for r in &results {
+        let _ = writeln!(
+            table,
+            "| {:<17} | {:>4} | {:>5} | {:>8} | {:>9.0} | {:>6.0} | {:>6.0} | {:>6} | {:>9.0}% | {:>8.0}% | {:>8.0}% | {:>16.1} | {:>15.1} |",
+            r.workload.name(),
+            r.concurrency,
+            r.concurrency.min(MAX_CONNECTIONS),
+            r.requests,
+            r.rps(),
+            r.percentile_us(50.0),
+            r.percentile_us(99.0),
+            r.errors,
+            r.server_cpu,
+            r.bench_cpu,
+            r.other_cpu,
+            r.cpu_us_per_request(r.server_cpu),
+            r.cpu_us_per_request(r.bench_cpu),
+        );
+    }
+    println!("{table}");
+    println!(
+        "(CPU = share of one core over the measured window from /proc; 100% = one core, \
+         all cores = {}%; other = the rest of the machine, i.e. noise)",
+        100 * std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let noisy: Vec<String> = results
+        .iter()
+        .filter(|r| r.other_cpu > NOISE_LIMIT)
+        .map(|r| {
+            format!(
+                "{} c={} ({:.0}%)",
+                r.workload.name(),
+                r.concurrency,
+                r.other_cpu
+            )
+        })
+        .collect();
+    if !noisy.is_empty() {
+        println!(
+            "WARNING: other processes used more than {NOISE_LIMIT:.0}% CPU during: {}. \
+             Those rows measure the machine's contention, not the service; rerun on an idle machine.",
+            noisy.join(", ")
+        );
+    }
+    for r in results.iter().filter(|r| r.errors > 0) {
+        println!(
+            "errors in {} c={}: {} (first: {})",
+            r.workload.name(),
+            r.concurrency,
+            r.errors,
+            r.first_error.as_deref().unwrap_or("?")
+        );
+    }
+    println!();
+
+    println!("ratios (throughput):");
+    let mut fetch_ok = true;
+    for c in CONCURRENCY {
+        let health = find(&results, Workload::Health, c).rps();
+        let fetch = find(&results, Workload::Fetch, c).rps();
+        let create = find(&results, Workload::Create, c).rps();
+        fetch_ok &= fetch >= 0.8 * health;
+        println!(
+            "  c={c:<3} Fetch/Health = {:.3}   Create/Fetch = {:.3}",
+            fetch / health,
+            create / fetch
+        );
+    }
+    println!();
+
+    let create_fetch_64 =
+        find(&results, Workload::Create, 64).rps() / find(&results, Workload::Fetch, 64).rps();
+    println!("targets (printed, not asserted):");
+    for c in CONCURRENCY {
+        let ratio =
+            find(&results, Workload::Fetch, c).rps() / find(&results, Workload::Health, c).rps();
+        target(
+            &format!("Fetch >= 0.8x Health at c={c}"),
+            format!("{ratio:.3}x"),
+            ratio >= 0.8,
+        );
+    }
+    target(
+        "Fetch >= 0.8x Health at every concurrency",
+        String::new(),
+        fetch_ok,
+    );
+    target(
+        "Create >= 0.3x Fetch at c=64",
+        format!("{create_fetch_64:.3}x"),
+        create_fetch_64 >= 0.3,
+    );
+    target(
+        "idle RSS < 20 MiB",
+        format!("{:.1} MiB", mib(idle_rss)),
+        idle_rss < 20 * 1024,
+    );
+    target(
+        "start-up < 100 ms (median)",
+        format!("{:.1} ms", startup_median.as_secs_f64() * 1e3),
+        startup_median < Duration::from_millis(100),
+    );
+    println!();
+    println!(
+        "RSS after load: {} kB = {:.1} MiB; peak RSS (VmHWM): {} kB = {:.1} MiB",
+        after_rss,
+        mib(after_rss),
+        peak_rss,
+        mib(peak_rss)
+    );
+    println!(
+        "participants created in total: {}",
+        fixture.next_address.load(Ordering::Relaxed)
+    );
+
+    match server.stop() {
+        Some((status, took)) => println!(
+            "server stopped by SIGTERM in {:.1} ms: {status}",
+            took.as_secs_f64() * 1e3
+        ),
+        None => println!("server was already stopped"),
+    }
+}
