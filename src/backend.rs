@@ -18,6 +18,9 @@ pub struct CallContext {
     pub deadline: Option<tokio::time::Instant>,
     /// When the server stops the call whatever the caller said (`--request-timeout`).
     pub server_deadline: Option<tokio::time::Instant>,
+    /// The caller's trace context (W3C `traceparent`, `tracestate`, baggage), continued
+    /// in upstream requests.
+    pub trace: opentelemetry::Context,
     /// The caller's own upstream credentials, when inbound auth passes them through.
     pub upstream_credentials: Option<crate::upstream::Credentials>,
 }

@@ -36,7 +36,9 @@ impl ParticipantApi {
     pub fn into_server(self, max_message_bytes: usize) -> ParticipantServiceServer<Self> {
         ParticipantServiceServer::new(self)
             .max_decoding_message_size(max_message_bytes)
-            .max_encoding_message_size(max_message_bytes)
+            // An answer echoes its request plus ids and timestamps: it may exceed the
+            // request limit, and must not fail a create that was already stored.
+            .max_encoding_message_size(max_message_bytes.saturating_mul(2))
     }
 }
 

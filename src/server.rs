@@ -12,8 +12,10 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -59,6 +61,91 @@ const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// A connection's transport: TCP, or TLS over TCP.
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// Fails reads with `TimedOut` if the connection has not sent the bytes that choose its
+/// protocol (24, the HTTP/2 preface's length) within the deadline; afterwards, a plain
+/// pass-through. hyper-util reads those bytes with no timeout of its own.
+struct FirstBytesDeadline<T> {
+    inner: T,
+    seen: usize,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+const PROTOCOL_SNIFF_BYTES: usize = 24;
+
+impl<T> FirstBytesDeadline<T> {
+    fn new(inner: T, timeout: Duration) -> Self {
+        FirstBytesDeadline {
+            inner,
+            seen: 0,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstBytesDeadline<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.seen >= PROTOCOL_SNIFF_BYTES {
+            return polled;
+        }
+        match polled {
+            Poll::Ready(Ok(())) => {
+                self.seen += buf.filled().len() - before;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no request within the header read timeout",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytesDeadline<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
 
 /// Per-call limits applied in front of both fronts.
 #[derive(Clone)]
@@ -195,6 +282,7 @@ fn frontends(
         let rest = rest.clone();
         let call = ServerCall::start(&request, is_grpc);
         let span = call.span().clone();
+        let trace = call.parent().clone();
         let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
         async move {
             let answer = |err: Error| {
@@ -223,6 +311,7 @@ fn frontends(
                     request.extensions_mut().insert(CallContext {
                         deadline: caller_timeout.map(|t| now + t),
                         server_deadline: Some(now + request_timeout),
+                        trace,
                         upstream_credentials: caller.upstream_credentials,
                     });
                     let work = async move {
@@ -304,6 +393,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let local = listener.local_addr()?;
+    // TLS files first: a misconfigured instance must not open (and lock) the store.
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
+            crate::tls::server_config(cert, key, config.tls_client_ca.as_deref())?,
+        )),
+        _ => None,
+    };
     let backend = open_backend(&config)?;
     let (routes, health) = routes(&config, backend.clone(), local).await?;
     let auth = match &config.inbound_auth {
@@ -334,13 +430,6 @@ pub async fn run(
         .option_layer(cors(&config.cors_allow_origin)?)
         .service(frontends(routes, rest, auth, limits));
     let service = TowerToHyperService::new(service);
-
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
-            crate::tls::server_config(cert, key, config.tls_client_ca.as_deref())?,
-        )),
-        _ => None,
-    };
 
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
@@ -433,6 +522,9 @@ pub async fn run(
                                 }
                             }
                         };
+                        // The protocol is chosen from the first bytes; a client that never
+                        // sends them is dropped like a slow HTTP/1 client.
+                        let io = FirstBytesDeadline::new(io, HEADER_READ_TIMEOUT);
                         let connection = http.serve_connection_with_upgrades(TokioIo::new(io), service);
                         if let Err(e) = watcher.watch(connection.into_owned()).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");

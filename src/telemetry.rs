@@ -19,7 +19,11 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
+
+/// Whether OpenTelemetry spans are built and exported (set once by [`init`]).
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
@@ -86,19 +90,34 @@ pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
     }
     let provider = provider.build();
     opentelemetry::global::set_tracer_provider(provider.clone());
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("participants-facade"))
-        // Our spans carry exactly the attributes we give them; no source locations.
-        .with_location(false)
-        .with_threads(false)
-        .with_target(false)
-        .with_tracked_inactivity(false);
+    // OpenTelemetry spans are built only when they are exported: they cost CPU on every
+    // call. Without export the caller's trace context still reaches the upstream and the
+    // logs (see `ServerCall`). Their filter is their own, so `RUST_LOG=warn` quiets the
+    // logs without silently stopping the traces.
+    let otel = exporting.then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("participants-facade"))
+            // Our spans carry exactly the attributes we give them; no source locations.
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("participants_facade", tracing::Level::INFO),
+            )
+    });
+    EXPORTING.store(exporting, std::sync::atomic::Ordering::Relaxed);
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let registry = tracing_subscriber::registry().with(otel);
     match format {
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
             .try_init()?,
         LogFormat::Json => registry
             .with(
@@ -107,7 +126,8 @@ pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(std::io::stderr),
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
             )
             .try_init()?,
     }
@@ -155,13 +175,28 @@ fn semconv() -> Semconv {
     })
 }
 
-/// Records the span's OpenTelemetry ids as fields, so JSON log lines inside it carry them.
-fn record_ids(span: &Span) {
-    let cx = span.context();
+/// The context to continue a trace from inside `span`: the span's own when OpenTelemetry
+/// spans are built, else the caller's (`parent`), passed through unchanged.
+fn trace_context(span: &Span, parent: &opentelemetry::Context) -> opentelemetry::Context {
+    if EXPORTING.load(std::sync::atomic::Ordering::Relaxed) {
+        let cx = span.context();
+        if cx.span().span_context().is_valid() {
+            return cx;
+        }
+    }
+    parent.clone()
+}
+
+/// Records the trace ids as fields, so JSON log lines inside the span carry them: the
+/// span's own ids when spans are exported, else the caller's trace id.
+fn record_ids(span: &Span, parent: &opentelemetry::Context) {
+    let cx = trace_context(span, parent);
     let ctx = cx.span().span_context().clone();
     if ctx.is_valid() {
         span.record("trace_id", ctx.trace_id().to_string());
-        span.record("span_id", ctx.span_id().to_string());
+        if EXPORTING.load(std::sync::atomic::Ordering::Relaxed) {
+            span.record("span_id", ctx.span_id().to_string());
+        }
     }
 }
 
@@ -204,6 +239,7 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 /// A call being served: its server span, its timer and its in-flight slot.
 pub struct ServerCall {
     span: Span,
+    parent: opentelemetry::Context,
     started: Instant,
     grpc: bool,
     method: String,
@@ -256,14 +292,17 @@ impl ServerCall {
         let parent = opentelemetry::global::get_text_map_propagator(|p| {
             p.extract(&HeaderExtractor(request.headers()))
         });
-        let _ = span.set_parent(parent);
-        record_ids(&span);
+        if EXPORTING.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = span.set_parent(parent.clone());
+        }
+        record_ids(&span, &parent);
         METRICS
             .in_flight
             .with_label_values(&[if grpc { "grpc" } else { "http" }])
             .inc();
         ServerCall {
             span,
+            parent,
             started: Instant::now(),
             grpc,
             method,
@@ -274,6 +313,11 @@ impl ServerCall {
     /// The span the call's work runs in.
     pub fn span(&self) -> &Span {
         &self.span
+    }
+
+    /// The caller's trace context, as extracted from its headers.
+    pub fn parent(&self) -> &opentelemetry::Context {
+        &self.parent
     }
 
     /// Records the outcome. For gRPC the status is read from the response headers, where
@@ -453,6 +497,7 @@ impl ClientAttempt {
         url: &reqwest::Url,
         resend_count: u32,
         headers: &mut http::HeaderMap,
+        parent: &opentelemetry::Context,
     ) -> ClientAttempt {
         let span = tracing::info_span!(
             "upstream",
@@ -473,8 +518,8 @@ impl ClientAttempt {
         if resend_count > 0 {
             span.record("http.request.resend_count", i64::from(resend_count));
         }
-        record_ids(&span);
-        let cx = span.context();
+        record_ids(&span, parent);
+        let cx = trace_context(&span, parent);
         opentelemetry::global::get_text_map_propagator(|p| {
             p.inject_context(&cx, &mut HeaderInjector(headers));
         });

@@ -350,8 +350,14 @@ impl TwilioBackend {
             }
             let budget = remaining.min(self.attempt_timeout);
             let mut headers = HeaderMap::new();
-            let observed =
-                ClientAttempt::start(route.method, route.template, url, attempt - 1, &mut headers);
+            let observed = ClientAttempt::start(
+                route.method,
+                route.template,
+                url,
+                attempt - 1,
+                &mut headers,
+                &ctx.trace,
+            );
             let request = self.authorized(ctx, build()).headers(headers);
             let sent = tokio::time::timeout(budget, self.attempt(request))
                 .instrument(observed.span().clone())
