@@ -1273,6 +1273,70 @@ async fn without_otel_variables_nothing_is_exported_and_logs_still_carry_trace_i
     assert!(served.contains(&trace.trace_id), "{served:?}");
 }
 
+/// Without an exporter no OpenTelemetry span is built, yet the caller's trace still
+/// reaches Twilio: the upstream receives the caller's own `traceparent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_exporter_the_callers_traceparent_still_reaches_the_upstream() {
+    // Arrange
+    let mut secrets = Secrets::new();
+    let upstream = fake_twilio(&secrets).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, _) = twilio_child(
+        dir.path(),
+        &upstream,
+        &mut secrets,
+        vec![("RUST_LOG", "warn".to_owned())],
+        &[],
+    )
+    .await;
+    let mut client = server.client().await;
+
+    // Act
+    let trace = Trace::new();
+    client
+        .create_participant(traced(v2_request(&secrets), &trace, &[]))
+        .await
+        .expect("create through the upstream");
+    stop(&mut server).await;
+
+    // Assert: every attempt (a 503, then the 201) carried the caller's trace.
+    let sent = upstream_traceparents(&upstream, &trace).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|t| *t == trace.traceparent()), "{sent:?}");
+}
+
+/// Span export does not depend on the log level: `RUST_LOG=warn` quiets the logs only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_log_level_does_not_stop_span_export() {
+    // Arrange
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = receiver.child_env();
+    env.retain(|(k, _)| *k != "RUST_LOG");
+    env.push(("RUST_LOG", "warn".to_owned()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut server = ChildServer::start_with_env(&dir.path().join("data"), &[], &env).await;
+    let mut client = server.client().await;
+
+    // Act
+    let trace = Trace::new();
+    client
+        .create_participant(traced(crate::helpers::create_request(), &trace, &[]))
+        .await
+        .expect("create");
+    stop(&mut server).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while receiver.exported().server_spans(&trace).is_empty()
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Assert
+    let exported = receiver.exported();
+    assert_continues(exported.server_span(&trace), &trace);
+}
+
 /// `OTEL_TRACES_EXPORTER=none` turns export off even with an endpoint set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otel_traces_exporter_none_turns_export_off() {
