@@ -11,8 +11,7 @@
 //! - Propagation: W3C `traceparent`/`tracestate` and `baggage`, in and out.
 //!
 //! Personal data (addresses, names, identities, attributes) and credentials are never put
-//! in a span or a log line; [`redact`] is the helper for the rare field that needs to
-//! show something.
+//! in a span or a log line; URLs in client spans go through [`safe_url`].
 
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::TracerProvider as _;
@@ -31,15 +30,9 @@ use crate::config::LogFormat;
 /// Owns the tracer provider; [`Telemetry::shutdown`] flushes the spans of the last calls.
 pub struct Telemetry {
     provider: SdkTracerProvider,
-    exporting: bool,
 }
 
 impl Telemetry {
-    /// Whether spans are exported over OTLP.
-    pub fn exporting(&self) -> bool {
-        self.exporting
-    }
-
     /// Exports what is still batched and stops the exporter. Call once, at exit.
     pub fn shutdown(self) {
         if let Err(e) = self.provider.force_flush() {
@@ -131,15 +124,7 @@ pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
             )
             .try_init()?,
     }
-    Ok(Telemetry {
-        provider,
-        exporting,
-    })
-}
-
-/// A value safe to show in a log or span: its length and first character class only.
-pub fn redact(value: &str) -> String {
-    format!("[redacted; {} chars]", value.chars().count())
+    Ok(Telemetry { provider })
 }
 
 // ----------------------------------------------------------------------------------------
