@@ -20,7 +20,8 @@
 //! workload, default 1000000), `BENCH_STARTUPS` (start-up samples, default 5),
 //! `BENCH_TMPDIR` (parent of the data directories; default Cargo's target/tmp, so the
 //! store is on the project's disk even where /tmp is a tmpfs), `BENCH_SERVER_LOG` (the
-//! server's RUST_LOG, default `warn`; for diagnostics only).
+//! server's RUST_LOG, default `warn`; for diagnostics only), `BENCH_SERVER_ARGS` (extra
+//! flags for the server, split on whitespace, e.g. `--cache-entries 0`).
 
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
@@ -128,6 +129,7 @@ impl Server {
             .arg(&addr)
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            .args(server_args())
             .env("RUST_LOG", server_log())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -215,6 +217,15 @@ impl Drop for Server {
 /// only, e.g. `warn,participants_facade::store=debug` to see group commit sizes).
 fn server_log() -> String {
     std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned())
+}
+
+/// Extra server flags from `BENCH_SERVER_ARGS`, e.g. `--cache-entries 0`.
+fn server_args() -> Vec<String> {
+    std::env::var("BENCH_SERVER_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// One health Check on a brand-new connection; true when it answered SERVING.
@@ -706,9 +717,10 @@ async fn bench(settings: Settings) {
 
     let url = server.url();
     println!(
-        "server:   pid {} on {url}, RUST_LOG={}",
+        "server:   pid {} on {url}, RUST_LOG={}, extra flags: {:?}",
         server.pid,
-        server_log()
+        server_log(),
+        server_args()
     );
     let fixture = prepare(&url).await;
     println!(

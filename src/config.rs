@@ -260,6 +260,17 @@ pub struct Config {
     )]
     pub max_in_flight: u32,
 
+    /// Local backend: participants of each API version kept in memory for fetches, beyond
+    /// SQLite's own page cache (about 1 KiB each; 0 turns the cache off). Records never
+    /// change once created, so cached copies are never stale.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_CACHE_ENTRIES",
+        value_name = "N",
+        default_value_t = crate::store::DEFAULT_CACHE_ENTRIES
+    )]
+    pub cache_entries: usize,
+
     /// How long an idempotency key is remembered.
     #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_positive_duration)]
     pub idempotency_ttl: Duration,

@@ -26,7 +26,10 @@ pub struct Metrics {
     /// REST requests served, by method, route template and status code.
     pub http_duration: HistogramVec,
     /// Calls being served now, by protocol (`grpc`, `http`).
-    pub in_flight: IntGaugeVec,
+    in_flight: IntGaugeVec,
+    /// The two children of `in_flight`, looked up once.
+    in_flight_grpc: IntGauge,
+    in_flight_http: IntGauge,
     /// Upstream (Twilio) request attempts, by method, route template and status code
     /// (`error` when no answer came).
     pub upstream_duration: HistogramVec,
@@ -34,6 +37,8 @@ pub struct Metrics {
     pub upstream_retries: IntCounterVec,
     /// Local store operations, by operation.
     pub store_duration: HistogramVec,
+    /// Fetches answered from the store's in-memory cache or not, by table and result.
+    pub store_cache_lookups: IntCounterVec,
     /// Creates committed per group commit.
     pub store_group_size: prometheus::Histogram,
     /// Always 1, labelled with the version.
@@ -52,6 +57,11 @@ fn histogram(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
 
 impl Metrics {
     fn new() -> Metrics {
+        let in_flight = IntGaugeVec::new(
+            Opts::new("server_calls_in_flight", "Calls being served now"),
+            &["protocol"],
+        )
+        .expect("static metric definition");
         let m = Metrics {
             registry: Registry::new(),
             rpc_duration: histogram(
@@ -68,11 +78,9 @@ impl Metrics {
                     "http_response_status_code",
                 ],
             ),
-            in_flight: IntGaugeVec::new(
-                Opts::new("server_calls_in_flight", "Calls being served now"),
-                &["protocol"],
-            )
-            .expect("static metric definition"),
+            in_flight_grpc: in_flight.with_label_values(&["grpc"]),
+            in_flight_http: in_flight.with_label_values(&["http"]),
+            in_flight,
             upstream_duration: histogram(
                 "upstream_request_duration_seconds",
                 "Upstream request attempts, by method, route and status code",
@@ -92,6 +100,14 @@ impl Metrics {
                 "Local store operations, by operation",
                 &["operation"],
             ),
+            store_cache_lookups: IntCounterVec::new(
+                Opts::new(
+                    "store_cache_lookups_total",
+                    "Fetches looked up in the store's in-memory cache, by table and result",
+                ),
+                &["table", "result"],
+            )
+            .expect("static metric definition"),
             store_group_size: prometheus::Histogram::with_opts(
                 HistogramOpts::new(
                     "store_group_commit_size",
@@ -108,13 +124,14 @@ impl Metrics {
             ready: IntGauge::new("backend_ready", "1 while the backend reports ready")
                 .expect("static metric definition"),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(m.rpc_duration.clone()),
             Box::new(m.http_duration.clone()),
             Box::new(m.in_flight.clone()),
             Box::new(m.upstream_duration.clone()),
             Box::new(m.upstream_retries.clone()),
             Box::new(m.store_duration.clone()),
+            Box::new(m.store_cache_lookups.clone()),
             Box::new(m.store_group_size.clone()),
             Box::new(m.build_info.clone()),
             Box::new(m.ready.clone()),
@@ -127,6 +144,15 @@ impl Metrics {
             .set(1);
         m.ready.set(1);
         m
+    }
+
+    /// Calls being served now over gRPC (`true`) or REST.
+    pub fn in_flight(&self, grpc: bool) -> &IntGauge {
+        if grpc {
+            &self.in_flight_grpc
+        } else {
+            &self.in_flight_http
+        }
     }
 
     /// The registry in Prometheus' text exposition format (version 0.0.4).

@@ -37,7 +37,7 @@ use crate::config::{BackendKind, Config};
 use crate::error::Error;
 use crate::grpc::{ParticipantApi, parse_grpc_timeout};
 use crate::proto::participant_service_server::SERVICE_NAME;
-use crate::store::LocalBackend;
+use crate::store::{LocalBackend, StoreOptions};
 use crate::telemetry::ServerCall;
 use crate::upstream::{Credentials, TwilioBackend};
 use tracing::Instrument as _;
@@ -159,11 +159,12 @@ struct Limits {
 pub fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn ParticipantBackend>> {
     match config.backend {
         BackendKind::Local => {
-            let store = LocalBackend::open(
-                &config.data_dir,
-                &config.account_sid,
-                config.idempotency_ttl,
-            )
+            let store = LocalBackend::open(&StoreOptions {
+                data_dir: config.data_dir.clone(),
+                account_sid: config.account_sid.clone(),
+                idempotency_ttl: config.idempotency_ttl,
+                cache_entries: config.cache_entries,
+            })
             .with_context(|| format!("opening the local store in {}", config.data_dir.display()))?;
             Ok(Arc::new(store))
         }

@@ -12,17 +12,22 @@
 //! acknowledged participant survives `kill -9` and power loss. Fetches run on a small pool
 //! of read connections, which WAL lets proceed while the writer commits.
 //!
+//! Fetched records are kept in a bounded in-memory cache (`--cache-entries`). A record
+//! never changes once created (the API has no update or delete, and this process is the
+//! only one using the data directory: see the LOCK file), so a cached copy cannot be stale.
+//!
 //! Idempotency keys live in the same database, written in the same transaction as the
 //! participant they name, so a replay after a crash finds exactly what was acknowledged.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
+use quick_cache::sync::Cache;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
@@ -99,6 +104,10 @@ enum Write {
 /// The local backend. Cheap to share behind an `Arc`.
 pub struct LocalBackend {
     path: PathBuf,
+    /// v2 participants already read, by id.
+    participants: Option<Cache<String, Arc<Participant>>>,
+    /// v1 participants already read, by sid.
+    service_participants: Option<Cache<String, Arc<ServiceParticipant>>>,
     writes: mpsc::Sender<Write>,
     readers: Mutex<Vec<Connection>>,
     /// Held until [`ParticipantBackend::close`]: one process per data directory.
@@ -107,14 +116,44 @@ pub struct LocalBackend {
     closed: AtomicBool,
 }
 
+/// Where and how the local store keeps its data.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The directory of the database and its LOCK file.
+    pub data_dir: PathBuf,
+    /// The account id written into every record.
+    pub account_sid: String,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl: Duration,
+    /// Records of each API version kept in memory for fetches (0: none).
+    pub cache_entries: usize,
+}
+
+impl StoreOptions {
+    /// Defaults for `data_dir`, as the flags give them.
+    pub fn new(data_dir: impl Into<PathBuf>, account_sid: impl Into<String>) -> StoreOptions {
+        StoreOptions {
+            data_dir: data_dir.into(),
+            account_sid: account_sid.into(),
+            idempotency_ttl: Duration::from_secs(24 * 60 * 60),
+            cache_entries: DEFAULT_CACHE_ENTRIES,
+        }
+    }
+}
+
+/// Default of `--cache-entries`.
+pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+
 impl LocalBackend {
     /// Opens (creating if needed) the store in `data_dir`, recovering from the write-ahead
     /// log after a crash, and starts the writer thread.
-    pub fn open(
-        data_dir: &Path,
-        account_sid: &str,
-        idempotency_ttl: Duration,
-    ) -> Result<Self, Error> {
+    pub fn open(options: &StoreOptions) -> Result<Self, Error> {
+        let StoreOptions {
+            data_dir,
+            account_sid,
+            idempotency_ttl,
+            cache_entries,
+        } = options;
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Error::Internal(format!(
                 "cannot create data directory {}: {e}",
@@ -143,8 +182,8 @@ impl LocalBackend {
 
         let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
         let writer = Writer {
-            account_sid: account_sid.to_owned(),
-            ttl: idempotency_ttl,
+            account_sid: account_sid.clone(),
+            ttl: *idempotency_ttl,
             last_purge: None,
         };
         std::thread::Builder::new()
@@ -153,6 +192,8 @@ impl LocalBackend {
             .map_err(|e| Error::Internal(format!("cannot start the store writer: {e}")))?;
         Ok(LocalBackend {
             path,
+            participants: cache(*cache_entries),
+            service_participants: cache(*cache_entries),
             writes,
             readers: Mutex::new(readers),
             lock: Mutex::new(Some(lock)),
@@ -215,6 +256,13 @@ fn record_store(operation: &'static str, started: Instant) {
         .observe(started.elapsed().as_secs_f64());
 }
 
+fn record_cache(table: &'static str, hit: bool) {
+    METRICS
+        .store_cache_lookups
+        .with_label_values(&[table, if hit { "hit" } else { "miss" }])
+        .inc();
+}
+
 /// Runs a store operation in its span, timing it.
 async fn observed<T>(
     operation: &'static str,
@@ -225,6 +273,11 @@ async fn observed<T>(
     let out = work.instrument(store_span(operation, db_operation)).await;
     record_store(operation, started);
     out
+}
+
+/// A cache of `entries` records, or none for 0.
+fn cache<T>(entries: usize) -> Option<Cache<String, Arc<T>>> {
+    (entries > 0).then(|| Cache::new(entries))
 }
 
 fn closed() -> Error {
@@ -264,6 +317,23 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         key: ParticipantRef,
     ) -> Result<Participant, Error> {
+        let not_found = || Error::NotFound {
+            resource: Resource::Participant,
+        };
+        if let Some(cache) = &self.participants
+            && let Some(cached) = cache.get(key.participant_id.as_str())
+        {
+            record_cache("participants", true);
+            // Ids are unique across conversations: the cached record is the only one.
+            return if cached.conversation_id == key.conversation_id {
+                Ok(Participant::clone(&cached))
+            } else {
+                Err(not_found())
+            };
+        }
+        if self.participants.is_some() {
+            record_cache("participants", false);
+        }
         let span = store_span("fetch_participant", "SELECT");
         let _entered = span.enter();
         let started = Instant::now();
@@ -278,10 +348,11 @@ impl ParticipantBackend for LocalBackend {
                 .optional()?)
         })?;
         record_store("fetch_participant", started);
-        let body = body.ok_or(Error::NotFound {
-            resource: Resource::Participant,
-        })?;
-        Ok(serde_json::from_str(&body)?)
+        let participant: Participant = serde_json::from_str(&body.ok_or_else(not_found)?)?;
+        if let Some(cache) = &self.participants {
+            cache.insert(participant.id.clone(), Arc::new(participant.clone()));
+        }
+        Ok(participant)
     }
 
     async fn create_service_participant(
@@ -303,7 +374,19 @@ impl ParticipantBackend for LocalBackend {
         key: ServiceParticipantRef,
     ) -> Result<ServiceParticipant, Error> {
         // Twilio accepts the identity in place of the sid. An identity may itself look
-        // like a sid, so both are tried, the sid first.
+        // like a sid, so both are tried, the sid first. The cache holds records by sid:
+        // a hit in this conversation is the sid match; anything else asks the store.
+        if let Some(cache) = &self.service_participants
+            && let Some(cached) = cache.get(key.sid.as_str())
+            && cached.chat_service_sid == key.chat_service_sid
+            && cached.conversation_sid == key.conversation_sid
+        {
+            record_cache("service_participants", true);
+            return Ok(ServiceParticipant::clone(&cached));
+        }
+        if self.service_participants.is_some() {
+            record_cache("service_participants", false);
+        }
         let span = store_span("fetch_service_participant", "SELECT");
         let _entered = span.enter();
         let started = Instant::now();
@@ -325,7 +408,11 @@ impl ParticipantBackend for LocalBackend {
         let body = body.ok_or(Error::NotFound {
             resource: Resource::ServiceParticipant,
         })?;
-        Ok(serde_json::from_str(&body)?)
+        let participant: ServiceParticipant = serde_json::from_str(&body)?;
+        if let Some(cache) = &self.service_participants {
+            cache.insert(participant.sid.clone(), Arc::new(participant.clone()));
+        }
+        Ok(participant)
     }
 
     async fn close(&self) {

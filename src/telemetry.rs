@@ -281,10 +281,7 @@ impl ServerCall {
             let _ = span.set_parent(parent.clone());
         }
         record_ids(&span, &parent);
-        METRICS
-            .in_flight
-            .with_label_values(&[if grpc { "grpc" } else { "http" }])
-            .inc();
+        METRICS.in_flight(grpc).inc();
         ServerCall {
             span,
             parent,
@@ -308,7 +305,8 @@ impl ServerCall {
     /// Records the outcome. For gRPC the status is read from the response headers, where
     /// tonic puts an error status (trailers-only answer); a unary call whose headers carry
     /// no status succeeded (its OK status follows in the trailers).
-    pub fn finish(self, response: &http::Response<axum::body::Body>) {
+    pub fn finish(mut self, response: &http::Response<axum::body::Body>) {
+        self.finished = true;
         let elapsed = self.started.elapsed().as_secs_f64();
         let status = response.status().as_u16();
         let _entered = self.span.enter();
@@ -386,10 +384,7 @@ impl Drop for ServerCall {
                     .observe(elapsed);
             }
         }
-        METRICS
-            .in_flight
-            .with_label_values(&[if self.grpc { "grpc" } else { "http" }])
-            .dec();
+        METRICS.in_flight(self.grpc).dec();
     }
 }
 

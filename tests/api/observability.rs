@@ -1547,6 +1547,20 @@ async fn metrics_count_calls_by_method_route_and_status() {
             count(rpc, &[("rpc_method", FETCH), ("rpc_status_code", "OK")]),
             None
         );
+        // Every call here was answered: none may also be counted as cancelled.
+        let cancelled: Vec<_> = scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                s.labels.get("rpc_status_code") == Some("CANCELLED")
+                    || s.labels.get("http_response_status_code") == Some("499")
+            })
+            .map(|s| &s.metric)
+            .collect();
+        assert!(
+            cancelled.is_empty(),
+            "{port}: answered calls counted as cancelled: {cancelled:?}"
+        );
         assert_eq!(
             histogram_total(
                 scrape,

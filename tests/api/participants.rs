@@ -362,19 +362,24 @@ async fn fetching_an_unknown_well_formed_id_is_not_found() {
 
 #[tokio::test]
 async fn fetching_an_existing_participant_under_another_conversation_is_not_found() {
-    let app = spawn_app().await;
-    let created = app.create(create_request()).await.unwrap();
+    // With the fetch cache on (default) and off, and with the record cold and cached.
+    for cache_entries in [participants_facade::store::DEFAULT_CACHE_ENTRIES, 0] {
+        let app = spawn_app_configured(|c| c.cache_entries = cache_entries).await;
+        let created = app.create(create_request()).await.unwrap();
+        for round in ["cold", "after a fetch"] {
+            let result = app.fetch(&conversation_id(), &created.id).await;
 
-    let result = app.fetch(&conversation_id(), &created.id).await;
-
-    expect_code(result, Code::NotFound);
-    // Still there under its own conversation.
-    assert_eq!(
-        app.fetch(&created.conversation_id, &created.id)
-            .await
-            .unwrap(),
-        created
-    );
+            expect_code(result, Code::NotFound);
+            // Still there under its own conversation.
+            assert_eq!(
+                app.fetch(&created.conversation_id, &created.id)
+                    .await
+                    .unwrap(),
+                created,
+                "cache_entries={cache_entries}, {round}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

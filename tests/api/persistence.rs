@@ -211,9 +211,7 @@ async fn once_run_returns_after_the_grace_period_the_data_directory_can_be_reope
     let holder = app.stop().await;
     let reopened = tokio::time::timeout(WAIT, async {
         participants_facade::store::LocalBackend::open(
-            &data_dir,
-            DEFAULT_ACCOUNT,
-            std::time::Duration::from_secs(60),
+            &participants_facade::store::StoreOptions::new(&data_dir, DEFAULT_ACCOUNT),
         )
     })
     .await

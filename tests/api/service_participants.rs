@@ -369,19 +369,60 @@ async fn fetching_an_existing_sid_under_another_conversation_or_service_is_not_f
     let app = spawn_app().await;
     let created = app.create_v1(create_v1_request()).await.unwrap();
 
-    let other_conversation = app
-        .fetch_v1(&created.chat_service_sid, &sid("CH"), &created.sid)
-        .await;
-    let other_service = app
-        .fetch_v1(&sid("IS"), &created.conversation_sid, &created.sid)
-        .await;
-    let identity_elsewhere = app
-        .fetch_v1(&created.chat_service_sid, &sid("CH"), &created.identity)
-        .await;
+    // Cold, then with the record in the fetch cache.
+    for round in ["cold", "after a fetch"] {
+        let other_conversation = app
+            .fetch_v1(&created.chat_service_sid, &sid("CH"), &created.sid)
+            .await;
+        let other_service = app
+            .fetch_v1(&sid("IS"), &created.conversation_sid, &created.sid)
+            .await;
+        let identity_elsewhere = app
+            .fetch_v1(&created.chat_service_sid, &sid("CH"), &created.identity)
+            .await;
 
-    expect_code(other_conversation, Code::NotFound);
-    expect_code(other_service, Code::NotFound);
-    expect_code(identity_elsewhere, Code::NotFound);
+        expect_code(other_conversation, Code::NotFound);
+        expect_code(other_service, Code::NotFound);
+        expect_code(identity_elsewhere, Code::NotFound);
+        let own = app
+            .fetch_v1(
+                &created.chat_service_sid,
+                &created.conversation_sid,
+                &created.sid,
+            )
+            .await;
+        assert_eq!(own.expect(round), created, "{round}");
+    }
+}
+
+#[tokio::test]
+async fn an_identity_equal_to_a_cached_sid_of_another_conversation_finds_its_own_participant() {
+    // Arrange: participant A; in another conversation of the same service, B whose
+    // identity is A's sid. A is fetched first, so it sits in the fetch cache by that sid.
+    let app = spawn_app().await;
+    let a = app.create_v1(create_v1_request()).await.expect("create A");
+    let b = app
+        .create_v1(CreateServiceParticipantRequest {
+            chat_service_sid: a.chat_service_sid.clone(),
+            identity: a.sid.clone(),
+            ..create_v1_request()
+        })
+        .await
+        .expect("create B");
+    let cached = app
+        .fetch_v1(&a.chat_service_sid, &a.conversation_sid, &a.sid)
+        .await
+        .expect("fetch A");
+
+    // Act
+    let found = app
+        .fetch_v1(&b.chat_service_sid, &b.conversation_sid, &a.sid)
+        .await
+        .expect("fetch B by its identity");
+
+    // Assert
+    assert_eq!(cached, a);
+    assert_eq!(found, b);
 }
 
 #[tokio::test]
