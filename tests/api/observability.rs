@@ -229,10 +229,18 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The attribute `key` of `span`; a key recorded twice (a value overwritten late, such as
+/// a status) fails the test.
 fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a AnyValue> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key == key)
+    let mut matching = span.attributes.iter().filter(|kv| kv.key == key);
+    let first = matching.next();
+    let again: Vec<_> = matching.collect();
+    assert!(
+        again.is_empty(),
+        "{key} recorded more than once on {:?}: {first:?}, then {again:?}",
+        span.name
+    );
+    first
         .and_then(|kv| kv.value.as_ref())
         .and_then(|v| v.value.as_ref())
 }
