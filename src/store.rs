@@ -174,8 +174,12 @@ impl LocalBackend {
         // before it returns, which is what makes an acknowledged create durable.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Checkpoints run on their own thread (see `Checkpointer`), not inside the commits
+        // that callers wait for.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        let checkpointer = Checkpointer::start(&path)?;
         let readers = (0..2)
             .map(|_| open_reader(&path))
             .collect::<Result<Vec<_>, _>>()?;
@@ -188,7 +192,7 @@ impl LocalBackend {
         };
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer.run(&mut conn, queue))
+            .spawn(move || writer.run(&mut conn, queue, checkpointer))
             .map_err(|e| Error::Internal(format!("cannot start the store writer: {e}")))?;
         Ok(LocalBackend {
             path,
@@ -433,6 +437,55 @@ impl ParticipantBackend for LocalBackend {
     }
 }
 
+/// Copies committed pages from the write-ahead log into the database file, on its own
+/// thread and connection, so that the writer's commits never wait for a checkpoint. A
+/// passive checkpoint runs at most every [`CHECKPOINT_EVERY`] while there are new commits;
+/// SQLite restarts the log from its beginning once a checkpoint has caught up, so the log
+/// stays small. The final, truncating checkpoint is the writer's, at close.
+struct Checkpointer {
+    nudge: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Least time between two checkpoints.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, Error> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                // Ends when the writer drops its sender.
+                while nudged.recv().is_ok() {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "checkpoint failed; will retry");
+                    }
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the store checkpointer: {e}")))?;
+        Ok(Checkpointer { nudge, thread })
+    }
+
+    /// There are new commits to copy; coalesces with a nudge already waiting.
+    fn nudge(&self) {
+        let _ = self.nudge.try_send(());
+    }
+
+    /// Waits for a checkpoint in progress, then ends the thread.
+    fn stop(self) {
+        drop(self.nudge);
+        if self.thread.join().is_err() {
+            tracing::error!("the store checkpointer panicked");
+        }
+    }
+}
+
 /// The writer thread's state.
 struct Writer {
     account_sid: String,
@@ -453,7 +506,12 @@ enum Outcome {
 }
 
 impl Writer {
-    fn run(mut self, conn: &mut Connection, mut queue: mpsc::Receiver<Write>) {
+    fn run(
+        mut self,
+        conn: &mut Connection,
+        mut queue: mpsc::Receiver<Write>,
+        checkpointer: Checkpointer,
+    ) {
         let mut closing = None;
         while closing.is_none() {
             let Some(first) = queue.blocking_recv() else {
@@ -480,9 +538,11 @@ impl Writer {
             }
             if !writes.is_empty() {
                 self.commit_group(conn, writes);
+                checkpointer.nudge();
             }
         }
         queue.close();
+        checkpointer.stop();
         if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
             tracing::warn!(error = %e, "final checkpoint failed; the WAL will be replayed on next open");
         }
