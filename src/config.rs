@@ -271,6 +271,17 @@ pub struct Config {
     )]
     pub cache_entries: usize,
 
+    /// Threads serving calls. Default: TOKIO_WORKER_THREADS if set, else one per CPU
+    /// available to the process. A sidecar sharing its pod's CPUs with the application
+    /// does best with 1: fewer cross-thread wake-ups per call (BENCHMARKS.md).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_WORKER_THREADS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    pub worker_threads: Option<u16>,
+
     /// How long an idempotency key is remembered.
     #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_positive_duration)]
     pub idempotency_ttl: Duration,

@@ -5,9 +5,18 @@
 
 use participants_facade::{config::Config, server, telemetry};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = Config::parse_or_exit();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    // Unset: tokio's default, TOKIO_WORKER_THREADS or one worker per available CPU.
+    if let Some(workers) = config.worker_threads {
+        runtime.worker_threads(workers.into());
+    }
+    runtime.build()?.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     let telemetry = telemetry::init(config.log_format)?;
     let served = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => server::run(listener, config, server::shutdown_signal()).await,

@@ -53,6 +53,7 @@ async fn an_invalid_flag_value_exits_2_with_one_line_naming_the_flag() {
         (&["--upstream-url", "ftp://example.com"], "--upstream-url"),
         (&["--metrics-listen", "everywhere"], "--metrics-listen"),
         (&["--drain-delay", "forever"], "--drain-delay"),
+        (&["--worker-threads", "0"], "--worker-threads"),
     ];
     for (args, flag) in cases {
         let mut all = args.to_vec();
@@ -137,6 +138,45 @@ async fn wait_until_refusing(addr: SocketAddr) {
         }
     }
     panic!("{addr} still accepts connections 10 s after SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_worker_thread_the_binary_serves_and_stops_cleanly() {
+    // Arrange: the sidecar setting.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = ChildServer::start(&data, &["--worker-threads", "1"]).await;
+    let client = server.client().await;
+
+    // Act: concurrent creates, then a fetch of each.
+    let mut creates = JoinSet::new();
+    for _ in 0..20 {
+        let mut client = client.clone();
+        creates.spawn(async move { client.create_participant(create_request()).await });
+    }
+    let created: Vec<Participant> = creates
+        .join_all()
+        .await
+        .into_iter()
+        .map(|r| r.expect("create").into_inner())
+        .collect();
+    for participant in &created {
+        let fetched = client
+            .clone()
+            .fetch_participant(participants_facade::proto::FetchParticipantRequest {
+                conversation_id: participant.conversation_id.clone(),
+                participant_id: participant.id.clone(),
+            })
+            .await
+            .expect("fetch")
+            .into_inner();
+        assert_eq!(&fetched, participant);
+    }
+
+    // Assert: a clean stop.
+    server.signal(Signal::SIGTERM);
+    let status = server.wait_for_exit(WAIT).await;
+    assert_eq!(status.code(), Some(0), "logs:\n{}", server.logs());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
