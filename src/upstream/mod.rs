@@ -475,7 +475,7 @@ impl TwilioBackend {
         let build = || {
             let mut r = self.http.post(url.clone()).json(&body);
             if let Some(key) = &request.idempotency_key {
-                r = r.header("Idempotency-Key", key);
+                r = r.header("Idempotency-Key", wire::idempotency_header(key));
             }
             r
         };
@@ -559,7 +559,7 @@ impl TwilioBackend {
                 r = r.header("X-Twilio-Webhook-Enabled", "true");
             }
             if let Some(key) = &request.idempotency_key {
-                r = r.header("Idempotency-Key", key);
+                r = r.header("Idempotency-Key", wire::idempotency_header(key));
             }
             r
         };

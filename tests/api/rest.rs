@@ -1376,7 +1376,10 @@ async fn twilio_mode_v2_rest_calls_pass_through_with_the_mapping_intact() {
     });
     Mock::given(method("POST"))
         .and(path(v2_path(&conversation)))
-        .and(header("idempotency-key", "key-1"))
+        .and(header(
+            "idempotency-key",
+            "01890a5d-aa0f-7c80-b8e6-000000000001",
+        ))
         .and(body_json(&body))
         .respond_with(
             ResponseTemplate::new(201).set_body_json(twilio_v2_participant(
@@ -1407,7 +1410,7 @@ async fn twilio_mode_v2_rest_calls_pass_through_with_the_mapping_intact() {
     let created = send(
         client
             .post(format!("{base}{}", v2_path(&conversation)))
-            .header("idempotency-key", "key-1")
+            .header("idempotency-key", "01890a5d-aa0f-7c80-b8e6-000000000001")
             .json(&body),
     )
     .await;
@@ -1466,7 +1469,10 @@ async fn twilio_mode_v1_rest_calls_pass_through_with_the_mapping_intact() {
     Mock::given(method("POST"))
         .and(path(v1_path(&service, &channel)))
         .and(header("x-twilio-webhook-enabled", "true"))
-        .and(header("idempotency-key", "key-v1"))
+        .and(header(
+            "idempotency-key",
+            "01890a5d-aa0f-7c80-b8e6-0000000000a1",
+        ))
         .respond_with(ResponseTemplate::new(201).set_body_json(&twilio_answer))
         .expect(1)
         .mount(&upstream)
@@ -1485,7 +1491,7 @@ async fn twilio_mode_v1_rest_calls_pass_through_with_the_mapping_intact() {
         client
             .post(format!("{base}{}", v1_path(&service, &channel)))
             .header("x-twilio-webhook-enabled", "true")
-            .header("idempotency-key", "key-v1")
+            .header("idempotency-key", "01890a5d-aa0f-7c80-b8e6-0000000000a1")
             .form(&[
                 ("Identity", "ada"),
                 ("Attributes", "{\"a\":1}"),

@@ -17,13 +17,14 @@ async fn a_repeated_key_with_the_same_request_makes_one_upstream_post() {
     // Arrange
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |_| {}).await;
-    let key = format!("key-{}", unique());
+    // UUID-shaped keys, which Twilio's spec asks for and the facade sends as they are.
+    let key = format!("00000000-0000-4000-8000-{:012x}", unique());
     let v2 = CreateParticipantRequest {
         idempotency_key: key.clone(),
         ..create_request()
     };
     // One key space serves both creates, so the v1 create takes a key of its own.
-    let v1_key = format!("{key}-v1");
+    let v1_key = format!("00000000-0000-4000-8001-{:012x}", unique());
     let v1 = CreateServiceParticipantRequest {
         idempotency_key: v1_key.clone(),
         ..create_v1_request()

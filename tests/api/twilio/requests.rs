@@ -304,46 +304,76 @@ async fn a_v1_create_asks_for_webhooks_only_when_enabled() {
     }
 }
 
+/// Twilio's spec declares the `Idempotency-Key` header a UUID (8-4-4-4-12 hex digits).
+fn is_uuid(value: &str) -> bool {
+    let b = value.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Sends a v2 and a v1 create with `key` (v1: `{key}-v1`, as one key space serves both)
+/// and returns the `Idempotency-Key` headers the upstream received for each.
+async fn idempotency_headers(
+    app: &TestApp,
+    server: &MockServer,
+    key: &str,
+) -> (Option<String>, Option<String>) {
+    let v2 = CreateParticipantRequest {
+        idempotency_key: key.into(),
+        ..create_request()
+    };
+    let v1 = CreateServiceParticipantRequest {
+        idempotency_key: if key.is_empty() {
+            String::new()
+        } else {
+            format!("{key}-v1")
+        },
+        ..create_v1_request()
+    };
+    app.create(v2.clone()).await.expect("v2 create");
+    app.create_v1(v1.clone()).await.expect("v1 create");
+    let sent = received_on(server, "POST", &v2_create_path(&v2.conversation_id)).await;
+    let v2_header = header(&sent[0], "idempotency-key").map(str::to_owned);
+    let sent = received_on(
+        server,
+        "POST",
+        &v1_create_path(&v1.chat_service_sid, &v1.conversation_sid),
+    )
+    .await;
+    let v1_header = header(&sent[0], "idempotency-key").map(str::to_owned);
+    (v2_header, v1_header)
+}
+
 #[tokio::test]
-async fn creates_send_the_idempotency_key_as_a_header() {
+async fn creates_send_the_idempotency_key_as_a_uuid_header() {
     let server = upstream().await;
     mount_echoing_creates(&server).await;
     let app = spawn_twilio_app(&server.uri(), |_| {}).await;
 
-    for key in ["", "order-42:attempt-key_ABC.def"] {
-        let v2 = CreateParticipantRequest {
-            idempotency_key: key.into(),
-            ..create_request()
-        };
-        // One key space serves both creates, so the v1 create takes a key of its own.
-        let v1_key = if key.is_empty() {
-            String::new()
-        } else {
-            format!("{key}-v1")
-        };
-        let v1 = CreateServiceParticipantRequest {
-            idempotency_key: v1_key.clone(),
-            ..create_v1_request()
-        };
-        app.create(v2.clone()).await.expect("v2 create");
-        app.create_v1(v1.clone()).await.expect("v1 create");
+    // No key: no header.
+    assert_eq!(idempotency_headers(&app, &server, "").await, (None, None));
 
-        let expected = Some(key).filter(|k| !k.is_empty());
-        let expected_v1 = Some(v1_key.as_str()).filter(|k| !k.is_empty());
-        let sent = received_on(&server, "POST", &v2_create_path(&v2.conversation_id)).await;
-        assert_eq!(header(&sent[0], "idempotency-key"), expected, "v2 {key:?}");
-        let sent = received_on(
-            &server,
-            "POST",
-            &v1_create_path(&v1.chat_service_sid, &v1.conversation_sid),
-        )
-        .await;
-        assert_eq!(
-            header(&sent[0], "idempotency-key"),
-            expected_v1,
-            "v1 {key:?}"
-        );
-    }
+    // A UUID key goes as it is.
+    let uuid = format!("01890a5d-aa0f-7c80-b8e6-{:012x}", unique());
+    let (v2, _) = idempotency_headers(&app, &server, &uuid).await;
+    assert_eq!(v2.as_deref(), Some(uuid.as_str()));
+
+    // Any other key becomes a UUID: well-formed, different for different keys...
+    let key = format!("order-42:attempt-key_ABC.def-{}", unique());
+    let (v2, v1) = idempotency_headers(&app, &server, &key).await;
+    let (v2, v1) = (v2.expect("v2 header"), v1.expect("v1 header"));
+    assert!(is_uuid(&v2) && is_uuid(&v1), "{v2} / {v1}");
+    assert_ne!(v2, v1);
+    let (other_key, _) = idempotency_headers(&app, &server, &format!("{key}-other")).await;
+    assert_ne!(other_key.as_deref(), Some(v2.as_str()));
+
+    // ...and the same for the same key, also from another facade (replica).
+    let replica = spawn_twilio_app(&server.uri(), |_| {}).await;
+    let (again, _) = idempotency_headers(&replica, &server, &key).await;
+    assert_eq!(again.as_deref(), Some(v2.as_str()));
 }
 
 #[tokio::test]
