@@ -1790,3 +1790,60 @@ async fn a_call_the_client_cancels_is_no_longer_counted_in_flight() {
         "server_calls_in_flight{{protocol=\"grpc\"}} after the client cancelled its only call"
     );
 }
+
+/// The fetch cache is visible in the metrics: a first fetch misses and reads the store,
+/// the next ones hit; a fetch of an unknown id misses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_fetch_cache_hits_and_misses() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let server = ChildServer::start(&dir.path().join("data"), &[]).await;
+    let mut client = server.client().await;
+    let created = client
+        .create_participant(crate::helpers::create_request())
+        .await
+        .expect("create")
+        .into_inner();
+    let fetch = |participant_id: String| participants_facade::proto::FetchParticipantRequest {
+        conversation_id: created.conversation_id.clone(),
+        participant_id,
+    };
+
+    // Act: three fetches of the participant, one of an unknown id.
+    for _ in 0..3 {
+        let fetched = client
+            .fetch_participant(fetch(created.id.clone()))
+            .await
+            .expect("fetch")
+            .into_inner();
+        assert_eq!(fetched, created);
+    }
+    let missing = client
+        .fetch_participant(fetch(unknown_participant_id()))
+        .await;
+    assert_eq!(
+        missing.expect_err("unknown id").code(),
+        tonic::Code::NotFound
+    );
+    let scrape = scrape(server.addr).await;
+
+    // Assert
+    let lookups = |result: &str| {
+        sample(
+            &scrape,
+            "store_cache_lookups_total",
+            &[("table", "participants"), ("result", result)],
+        )
+    };
+    assert_eq!(lookups("miss"), Some(2.0));
+    assert_eq!(lookups("hit"), Some(2.0));
+    assert_eq!(
+        sample(
+            &scrape,
+            "store_operation_duration_seconds_count",
+            &[("operation", "fetch_participant")]
+        ),
+        Some(2.0),
+        "only the misses read the store"
+    );
+}
