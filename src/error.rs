@@ -171,6 +171,8 @@ impl Error {
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Upstream(e) => grpc_code_of_http(e.http_status),
             Error::Unauthenticated(_) => Code::Unauthenticated,
+            // A message over the size limit: what gRPC's status-code table says.
+            Error::Http { status: 413, .. } => Code::ResourceExhausted,
             Error::Http { status, .. } => grpc_code_of_http(*status),
             Error::UpstreamProtocol(_) | Error::Internal(_) => Code::Internal,
         }

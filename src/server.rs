@@ -151,6 +151,7 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytesDeadl
 #[derive(Clone)]
 struct Limits {
     request_timeout: Duration,
+    max_message_bytes: u32,
     in_flight: Arc<tokio::sync::Semaphore>,
     max_in_flight: u32,
 }
@@ -245,6 +246,18 @@ fn frontends(
 > + Clone
 + Send
 + 'static {
+    // Before tonic-web, so that gRPC-Web answers carry the corrected status too.
+    let max_message_bytes = limits.max_message_bytes;
+    let grpc = tower::ServiceExt::<http::Request<tonic::body::Body>>::map_response(
+        grpc,
+        move |response: http::Response<tonic::body::Body>| {
+            response.map(|body| {
+                tonic::body::Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+                    oversized_as_resource_exhausted(frame, max_message_bytes)
+                }))
+            })
+        },
+    );
     let grpc = tonic_web::GrpcWebLayer::new().layer(grpc);
     tower::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
         let is_grpc = request
@@ -272,6 +285,7 @@ fn frontends(
             auth.check(request.headers())
         };
         let request_timeout = limits.request_timeout;
+        let max_message_bytes = limits.max_message_bytes;
         let caller_timeout = request
             .headers()
             .get("grpc-timeout")
@@ -324,6 +338,9 @@ fn frontends(
                         }
                     };
                     match tokio::time::timeout(limit, work).instrument(span).await {
+                        Ok(Ok(response)) if is_grpc && is_oversized_message(response.headers()) => {
+                            answer(message_too_large(max_message_bytes))
+                        }
                         Ok(Ok(response)) => response,
                         Ok(Err(never)) => match never {},
                         Err(_) => answer(Error::DeadlineExceeded(format!(
@@ -337,6 +354,47 @@ fn frontends(
             Ok(response)
         }
     })
+}
+
+/// Whether tonic refused the request message for its size. Tonic answers that
+/// OUT_OF_RANGE; gRPC's status-code table, and grpc-go, -java and C-core, say
+/// RESOURCE_EXHAUSTED, which is what the dispatcher answers instead. Tonic's answer is
+/// trailers-only, so its status is in the headers.
+fn is_oversized_message(headers: &http::HeaderMap) -> bool {
+    headers.get("grpc-status").is_some_and(|s| s == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            // Percent-encoded as gRPC sends it (tonic encodes spaces too).
+            .is_some_and(|m| m.replace("%20", " ").contains("message length too large"))
+}
+
+/// The error for a request message over `--max-message-bytes`.
+fn message_too_large(max_message_bytes: u32) -> Error {
+    Error::Http {
+        status: 413,
+        message: format!(
+            "the request message is larger than the limit of {max_message_bytes} bytes"
+        ),
+    }
+}
+
+/// Rewrites tonic's size refusal in a gRPC answer's trailers (see [`is_oversized_message`]).
+fn oversized_as_resource_exhausted(
+    frame: http_body::Frame<bytes::Bytes>,
+    max_message_bytes: u32,
+) -> http_body::Frame<bytes::Bytes> {
+    match frame.into_trailers() {
+        Ok(trailers) if is_oversized_message(&trailers) => {
+            let mut rewritten = http::HeaderMap::new();
+            match Status::from(message_too_large(max_message_bytes)).add_header(&mut rewritten) {
+                Ok(()) => http_body::Frame::trailers(rewritten),
+                Err(_) => http_body::Frame::trailers(trailers),
+            }
+        }
+        Ok(trailers) => http_body::Frame::trailers(trailers),
+        Err(frame) => frame,
+    }
 }
 
 /// CORS for browser clients (gRPC-Web and REST) from other origins, when configured.
@@ -424,6 +482,7 @@ pub async fn run(
     );
     let limits = Limits {
         request_timeout: config.request_timeout,
+        max_message_bytes: config.max_message_bytes,
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight as usize)),
         max_in_flight: config.max_in_flight,
     };

@@ -261,9 +261,21 @@ async fn grpc_web_errors_carry_grpc_status_and_message() {
         &[],
     )
     .await;
+    // Over --max-message-bytes (256 KiB by default): RESOURCE_EXHAUSTED here too.
+    let oversized = grpc_web_call(
+        &app,
+        CREATE,
+        &CreateParticipantRequest {
+            name: "n".repeat(300 * 1024),
+            ..create_request()
+        },
+        false,
+        &[],
+    )
+    .await;
 
     // Assert
-    for (answer, code) in [(&not_found, "5"), (&invalid, "3")] {
+    for (answer, code) in [(&not_found, "5"), (&invalid, "3"), (&oversized, "8")] {
         assert_eq!(
             answer.http_status, 200,
             "gRPC-Web errors ride on HTTP 200: {answer:?}"

@@ -1342,15 +1342,19 @@ async fn messages_over_max_message_bytes_are_refused_on_both_fronts() {
         small.expect_status(201);
     }
 
-    // gRPC: a message over the limit is refused by tonic's decoding limit, which answers
-    // OUT_OF_RANGE (gRPC's own status-code table says RESOURCE_EXHAUSTED; grpc-go, -java
-    // and C-core answer that).
+    // gRPC: a message over the limit is RESOURCE_EXHAUSTED, as gRPC's status-code table
+    // says (and grpc-go, -java and C-core answer), not tonic's own OUT_OF_RANGE; with no
+    // RetryInfo, since the same message would be refused again.
     let mut request = create_request();
     request.name = "n".repeat(4000);
-    let status = expect_code(app.create(request).await, Code::OutOfRange);
+    let status = expect_code(app.create(request).await, Code::ResourceExhausted);
     assert!(
         status.message().contains("2048"),
         "the message names the limit: {status:?}"
+    );
+    assert!(
+        tonic_types::StatusExt::get_details_retry_info(&status).is_none(),
+        "no RetryInfo: {status:?}"
     );
     // Under the limit, on the same connection: served.
     app.create(create_request())
