@@ -246,16 +246,15 @@ fn frontends(
 > + Clone
 + Send
 + 'static {
-    // Before tonic-web, so that gRPC-Web answers carry the corrected status too.
+    // Before tonic-web, so that gRPC-Web answers carry the corrected status too. Tonic
+    // refuses an oversized message with a trailers-only answer: the status is in the
+    // headers.
     let max_message_bytes = limits.max_message_bytes;
     let grpc = tower::ServiceExt::<http::Request<tonic::body::Body>>::map_response(
         grpc,
-        move |response: http::Response<tonic::body::Body>| {
-            response.map(|body| {
-                tonic::body::Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
-                    oversized_as_resource_exhausted(frame, max_message_bytes)
-                }))
-            })
+        move |mut response: http::Response<tonic::body::Body>| {
+            mend_oversized(response.headers_mut(), max_message_bytes);
+            response
         },
     );
     let grpc = tonic_web::GrpcWebLayer::new().layer(grpc);
@@ -285,7 +284,6 @@ fn frontends(
             auth.check(request.headers())
         };
         let request_timeout = limits.request_timeout;
-        let max_message_bytes = limits.max_message_bytes;
         let caller_timeout = request
             .headers()
             .get("grpc-timeout")
@@ -338,9 +336,6 @@ fn frontends(
                         }
                     };
                     match tokio::time::timeout(limit, work).instrument(span).await {
-                        Ok(Ok(response)) if is_grpc && is_oversized_message(response.headers()) => {
-                            answer(message_too_large(max_message_bytes))
-                        }
                         Ok(Ok(response)) => response,
                         Ok(Err(never)) => match never {},
                         Err(_) => answer(Error::DeadlineExceeded(format!(
@@ -356,10 +351,9 @@ fn frontends(
     })
 }
 
-/// Whether tonic refused the request message for its size. Tonic answers that
-/// OUT_OF_RANGE; gRPC's status-code table, and grpc-go, -java and C-core, say
-/// RESOURCE_EXHAUSTED, which is what the dispatcher answers instead. Tonic's answer is
-/// trailers-only, so its status is in the headers.
+/// Whether a gRPC status says tonic refused the request message for its size. Tonic
+/// answers that OUT_OF_RANGE; gRPC's status-code table, and grpc-go, -java and C-core,
+/// say RESOURCE_EXHAUSTED, which is what the facade answers instead.
 fn is_oversized_message(headers: &http::HeaderMap) -> bool {
     headers.get("grpc-status").is_some_and(|s| s == "11")
         && headers
@@ -369,31 +363,21 @@ fn is_oversized_message(headers: &http::HeaderMap) -> bool {
             .is_some_and(|m| m.replace("%20", " ").contains("message length too large"))
 }
 
-/// The error for a request message over `--max-message-bytes`.
-fn message_too_large(max_message_bytes: u32) -> Error {
-    Error::Http {
+/// Replaces tonic's size refusal in a gRPC status with RESOURCE_EXHAUSTED (see
+/// [`is_oversized_message`]).
+fn mend_oversized(status: &mut http::HeaderMap, max_message_bytes: u32) {
+    if !is_oversized_message(status) {
+        return;
+    }
+    let refusal = Status::from(Error::Http {
         status: 413,
         message: format!(
             "the request message is larger than the limit of {max_message_bytes} bytes"
         ),
-    }
-}
-
-/// Rewrites tonic's size refusal in a gRPC answer's trailers (see [`is_oversized_message`]).
-fn oversized_as_resource_exhausted(
-    frame: http_body::Frame<bytes::Bytes>,
-    max_message_bytes: u32,
-) -> http_body::Frame<bytes::Bytes> {
-    match frame.into_trailers() {
-        Ok(trailers) if is_oversized_message(&trailers) => {
-            let mut rewritten = http::HeaderMap::new();
-            match Status::from(message_too_large(max_message_bytes)).add_header(&mut rewritten) {
-                Ok(()) => http_body::Frame::trailers(rewritten),
-                Err(_) => http_body::Frame::trailers(trailers),
-            }
-        }
-        Ok(trailers) => http_body::Frame::trailers(trailers),
-        Err(frame) => frame,
+    });
+    status.remove("grpc-status-details-bin");
+    if refusal.add_header(status).is_err() {
+        tracing::error!("cannot encode the message-size status");
     }
 }
 
