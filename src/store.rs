@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
+use prometheus::IntCounter;
 use quick_cache::sync::Cache;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
@@ -105,9 +106,9 @@ enum Write {
 pub struct LocalBackend {
     path: PathBuf,
     /// v2 participants already read, by id.
-    participants: Option<Cache<String, Arc<Participant>>>,
+    participants: Option<FetchCache<Participant>>,
     /// v1 participants already read, by sid.
-    service_participants: Option<Cache<String, Arc<ServiceParticipant>>>,
+    service_participants: Option<FetchCache<ServiceParticipant>>,
     writes: mpsc::Sender<Write>,
     readers: Mutex<Vec<Connection>>,
     /// Held until [`ParticipantBackend::close`]: one process per data directory.
@@ -196,8 +197,8 @@ impl LocalBackend {
             .map_err(|e| Error::Internal(format!("cannot start the store writer: {e}")))?;
         Ok(LocalBackend {
             path,
-            participants: cache(*cache_entries),
-            service_participants: cache(*cache_entries),
+            participants: FetchCache::new("participants", *cache_entries),
+            service_participants: FetchCache::new("service_participants", *cache_entries),
             writes,
             readers: Mutex::new(readers),
             lock: Mutex::new(Some(lock)),
@@ -260,13 +261,6 @@ fn record_store(operation: &'static str, started: Instant) {
         .observe(started.elapsed().as_secs_f64());
 }
 
-fn record_cache(table: &'static str, hit: bool) {
-    METRICS
-        .store_cache_lookups
-        .with_label_values(&[table, if hit { "hit" } else { "miss" }])
-        .inc();
-}
-
 /// Runs a store operation in its span, timing it.
 async fn observed<T>(
     operation: &'static str,
@@ -279,9 +273,42 @@ async fn observed<T>(
     out
 }
 
-/// A cache of `entries` records, or none for 0.
-fn cache<T>(entries: usize) -> Option<Cache<String, Arc<T>>> {
-    (entries > 0).then(|| Cache::new(entries))
+/// Records of one table already read, by id, with their hit and miss counters.
+struct FetchCache<T> {
+    entries: Cache<String, Arc<T>>,
+    hits: IntCounter,
+    misses: IntCounter,
+}
+
+impl<T: Clone> FetchCache<T> {
+    /// A cache of `entries` records, or none for 0.
+    fn new(table: &str, entries: usize) -> Option<FetchCache<T>> {
+        let counter = |result| {
+            METRICS
+                .store_cache_lookups
+                .with_label_values(&[table, result])
+        };
+        (entries > 0).then(|| FetchCache {
+            entries: Cache::new(entries),
+            hits: counter("hit"),
+            misses: counter("miss"),
+        })
+    }
+
+    /// The record cached under `id`, if there is one and `usable` accepts it; counted as
+    /// a hit or a miss.
+    fn get(&self, id: &str, usable: impl FnOnce(&T) -> bool) -> Option<Arc<T>> {
+        let found = self.entries.get(id).filter(|cached| usable(cached));
+        match found {
+            Some(_) => self.hits.inc(),
+            None => self.misses.inc(),
+        }
+        found
+    }
+
+    fn insert(&self, id: &str, record: &T) {
+        self.entries.insert(id.to_owned(), Arc::new(record.clone()));
+    }
 }
 
 fn closed() -> Error {
@@ -324,19 +351,17 @@ impl ParticipantBackend for LocalBackend {
         let not_found = || Error::NotFound {
             resource: Resource::Participant,
         };
-        if let Some(cache) = &self.participants
-            && let Some(cached) = cache.get(key.participant_id.as_str())
+        if let Some(cached) = self
+            .participants
+            .as_ref()
+            .and_then(|cache| cache.get(&key.participant_id, |_| true))
         {
-            record_cache("participants", true);
             // Ids are unique across conversations: the cached record is the only one.
             return if cached.conversation_id == key.conversation_id {
                 Ok(Participant::clone(&cached))
             } else {
                 Err(not_found())
             };
-        }
-        if self.participants.is_some() {
-            record_cache("participants", false);
         }
         let span = store_span("fetch_participant", "SELECT");
         let _entered = span.enter();
@@ -354,7 +379,7 @@ impl ParticipantBackend for LocalBackend {
         record_store("fetch_participant", started);
         let participant: Participant = serde_json::from_str(&body.ok_or_else(not_found)?)?;
         if let Some(cache) = &self.participants {
-            cache.insert(participant.id.clone(), Arc::new(participant.clone()));
+            cache.insert(&participant.id, &participant);
         }
         Ok(participant)
     }
@@ -380,16 +405,13 @@ impl ParticipantBackend for LocalBackend {
         // Twilio accepts the identity in place of the sid. An identity may itself look
         // like a sid, so both are tried, the sid first. The cache holds records by sid:
         // a hit in this conversation is the sid match; anything else asks the store.
-        if let Some(cache) = &self.service_participants
-            && let Some(cached) = cache.get(key.sid.as_str())
-            && cached.chat_service_sid == key.chat_service_sid
-            && cached.conversation_sid == key.conversation_sid
-        {
-            record_cache("service_participants", true);
+        if let Some(cached) = self.service_participants.as_ref().and_then(|cache| {
+            cache.get(&key.sid, |cached| {
+                cached.chat_service_sid == key.chat_service_sid
+                    && cached.conversation_sid == key.conversation_sid
+            })
+        }) {
             return Ok(ServiceParticipant::clone(&cached));
-        }
-        if self.service_participants.is_some() {
-            record_cache("service_participants", false);
         }
         let span = store_span("fetch_service_participant", "SELECT");
         let _entered = span.enter();
@@ -414,7 +436,7 @@ impl ParticipantBackend for LocalBackend {
         })?;
         let participant: ServiceParticipant = serde_json::from_str(&body)?;
         if let Some(cache) = &self.service_participants {
-            cache.insert(participant.sid.clone(), Arc::new(participant.clone()));
+            cache.insert(&participant.sid, &participant);
         }
         Ok(participant)
     }
