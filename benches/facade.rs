@@ -75,12 +75,14 @@ use serde::Deserialize;
 use tempfile::TempDir;
 use tokio::runtime::Handle;
 use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
+
+mod support;
+use support::{
+    NOISE_LIMIT, USER_HZ, check_once, env_or, machine, machine_busy_ticks, percentile,
+    proc_cpu_ticks, verdict,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_participants-facade");
-const SERVICE: &str = "participants.v1.ParticipantService";
 /// Participants pre-created on each local-backend server, read round-robin.
 const FETCH_POOL: usize = 1000;
 const FETCH_CONVERSATION: &str = "conv_bench_fetch";
@@ -91,11 +93,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const STARTUP_POLL: Duration = Duration::from_millis(5);
 const STARTUP_LIMIT: Duration = Duration::from_secs(10);
 const STOP_LIMIT: Duration = Duration::from_secs(10);
-/// Above this much CPU used by other processes during a run (percent of one core) the
-/// row is flagged as contaminated.
-const NOISE_LIMIT: f64 = 15.0;
-/// Linux reports /proc CPU times in USER_HZ, 100 on every architecture it ships on today.
-const USER_HZ: f64 = 100.0;
 /// Thread-name prefixes of this process's helper runtimes (comm is at most 15 bytes).
 const UPSTREAM_THREADS: &str = "bench-upstream";
 const OTLP_THREADS: &str = "bench-otlp";
@@ -121,16 +118,6 @@ struct Settings {
     ab_rounds: usize,
     sections: Vec<u32>,
     tmp_parent: PathBuf,
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
-        Err(_) => default,
-    }
 }
 
 impl Settings {
@@ -169,20 +156,6 @@ impl Settings {
 // ---------------------------------------------------------------------------------------
 // /proc accounting.
 
-/// utime + stime of a process or thread, in USER_HZ ticks; 0 once it is gone.
-fn proc_cpu_ticks(path: &str) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(path) else {
-        return 0;
-    };
-    // Fields after the parenthesised command name start at field 3 (state).
-    let Some(close) = stat.rfind(')') else {
-        return 0;
-    };
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
-    field(11).unwrap_or(0) + field(12).unwrap_or(0)
-}
-
 /// CPU ticks of this process's threads whose name starts with `prefix`.
 fn thread_ticks(prefix: &str) -> u64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
@@ -195,24 +168,6 @@ fn thread_ticks(prefix: &str) -> u64 {
         })
         .map(|t| proc_cpu_ticks(&t.path().join("stat").to_string_lossy()))
         .sum()
-}
-
-/// Busy (not idle, not iowait) ticks of the whole machine, all CPUs together.
-fn machine_busy_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    if ticks.len() < 8 {
-        return 0;
-    }
-    // user nice system idle iowait irq softirq steal; guest time is already in user.
-    ticks.iter().take(8).sum::<u64>() - ticks[3] - ticks[4]
 }
 
 #[derive(Clone, Copy)]
@@ -378,24 +333,6 @@ impl Drop for Facade {
 fn free_port() -> u16 {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     probe.local_addr().expect("local addr").port()
-}
-
-/// One health Check on a brand-new connection; true when it answered SERVING.
-async fn check_once(url: &str) -> bool {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .expect("endpoint")
-        .connect_timeout(Duration::from_millis(200))
-        .timeout(Duration::from_millis(500));
-    let Ok(channel) = endpoint.connect().await else {
-        return false;
-    };
-    let request = HealthCheckRequest {
-        service: SERVICE.to_owned(),
-    };
-    match HealthClient::new(channel).check(request).await {
-        Ok(r) => r.into_inner().status == ServingStatus::Serving as i32,
-        Err(_) => false,
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -719,15 +656,6 @@ impl Sample {
     }
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 struct WorkerOut {
     latencies: Vec<u64>,
     errors: u64,
@@ -895,31 +823,11 @@ async fn precreate(url: &str) -> Arc<Vec<Target>> {
 // ---------------------------------------------------------------------------------------
 // Report.
 
-fn verdict(pass: bool) -> &'static str {
-    if pass { "PASS" } else { "FAIL" }
-}
-
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
         .trim()
         .to_owned()
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "?".into());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "?".into());
-    format!("{cpus} CPUs ({model}), Linux {kernel}")
 }
 
 /// The table of a section's runs. `with_upstream`/`with_otlp` add those CPU columns.

@@ -44,6 +44,12 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+mod support;
+use support::{
+    NOISE_LIMIT, USER_HZ, check_once, env_or, machine, machine_busy_ticks, percentile,
+    proc_cpu_ticks, verdict,
+};
+
 const BIN: &str = env!("CARGO_BIN_EXE_participants-facade");
 const SERVICE: &str = "participants.v1.ParticipantService";
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
@@ -54,12 +60,6 @@ const STARTUP_POLL: Duration = Duration::from_millis(2);
 const STARTUP_LIMIT: Duration = Duration::from_secs(10);
 const IDLE_SETTLE: Duration = Duration::from_millis(500);
 const STOP_LIMIT: Duration = Duration::from_secs(10);
-/// Above this much CPU used by other processes during a workload (percent of one core),
-/// the bench warns that the row is contaminated.
-const NOISE_LIMIT: f64 = 15.0;
-/// Linux reports /proc/<pid>/stat CPU times in USER_HZ, which is 100 on every architecture
-/// Linux ships today.
-const USER_HZ: f64 = 100.0;
 
 struct Settings {
     secs: f64,
@@ -67,16 +67,6 @@ struct Settings {
     max_requests: u64,
     startups: usize,
     tmp_parent: PathBuf,
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
-        Err(_) => default,
-    }
 }
 
 impl Settings {
@@ -228,27 +218,6 @@ fn server_args() -> Vec<String> {
         .collect()
 }
 
-/// One health Check on a brand-new connection; true when it answered SERVING.
-async fn check_once(url: &str) -> bool {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .expect("endpoint")
-        .connect_timeout(Duration::from_millis(200))
-        .timeout(Duration::from_millis(500));
-    let Ok(channel) = endpoint.connect().await else {
-        return false;
-    };
-    let mut client = HealthClient::new(channel);
-    match client
-        .check(HealthCheckRequest {
-            service: SERVICE.to_owned(),
-        })
-        .await
-    {
-        Ok(r) => r.into_inner().status == ServingStatus::Serving as i32,
-        Err(_) => false,
-    }
-}
-
 fn proc_status_kb(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
     status
@@ -256,32 +225,6 @@ fn proc_status_kb(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("{field} missing from /proc/{pid}/status"))
-}
-
-/// Busy (not idle, not iowait) ticks of the whole machine, all CPUs together.
-fn machine_busy_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
-    let line = stat.lines().next().expect("cpu line");
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().expect("tick count"))
-        .collect();
-    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is
-    // already counted in user.
-    let total: u64 = ticks.iter().take(8).sum();
-    total - ticks[3] - ticks[4]
-}
-
-/// utime + stime of a process, in USER_HZ ticks.
-fn proc_cpu_ticks(path: &str) -> u64 {
-    let stat = std::fs::read_to_string(path).expect("/proc stat");
-    // Fields after the parenthesised command name start at field 3 (state).
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields[11].parse().expect("utime");
-    let stime: u64 = fields[12].parse().expect("stime");
-    utime + stime
 }
 
 // ---------------------------------------------------------------------------------------
@@ -382,15 +325,6 @@ impl RunResult {
     fn percentile_us(&self, p: f64) -> f64 {
         percentile(&self.latencies, p) as f64 / 1000.0
     }
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 struct WorkerOutcome {
@@ -607,10 +541,6 @@ fn mib(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
-fn verdict(pass: bool) -> &'static str {
-    if pass { "PASS" } else { "FAIL" }
-}
-
 fn target(label: &str, value: String, pass: bool) {
     println!("  {label:<42} {value:>10}  {}", verdict(pass));
 }
@@ -620,22 +550,6 @@ fn find(results: &[RunResult], workload: Workload, concurrency: usize) -> &RunRe
         .iter()
         .find(|r| r.workload == workload && r.concurrency == concurrency)
         .expect("result present")
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "?".into());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "?".into());
-    format!("{cpus} CPUs ({model}), Linux {kernel}")
 }
 
 fn main() {
