@@ -10,6 +10,7 @@ mod discovery;
 mod grpc_web;
 mod hardening;
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod observability;
 mod participants;
