@@ -12,7 +12,7 @@ use http::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use crate::error::Error;
+use crate::error::{Error, FieldViolation};
 use crate::upstream::Credentials;
 
 /// What the server learned about a caller, put in the request's extensions for the fronts.
@@ -76,6 +76,10 @@ impl InboundAuth {
                 SecretString::from(secret.to_owned()),
             ));
         }
+        if basic.is_some_and(|b| !b.trim().is_empty()) && auth.basic.is_empty() {
+            // "," or " , ": set, but no pair; auth silently off would be the wrong reading.
+            return Err("PARTICIPANTS_AUTH_BASIC is set but holds no user:secret pair".into());
+        }
         for token in bearer
             .unwrap_or_default()
             .split(',')
@@ -84,7 +88,15 @@ impl InboundAuth {
         {
             auth.bearer.push(SecretString::from(token.to_owned()));
         }
+        if bearer.is_some_and(|b| !b.trim().is_empty()) && auth.bearer.is_empty() {
+            return Err("PARTICIPANTS_AUTH_BEARER_TOKENS is set but holds no token".into());
+        }
         Ok(auth)
+    }
+
+    /// Whether callers' Basic credentials are forwarded to Twilio.
+    pub fn passthrough(&self) -> bool {
+        self.passthrough
     }
 
     /// Whether callers must authenticate.
@@ -94,14 +106,29 @@ impl InboundAuth {
 
     /// Checks a request's `Authorization` header; UNAUTHENTICATED when auth is required
     /// and the header is missing or wrong.
+    ///
+    /// With auth on (required or passthrough):
+    /// - more than one `Authorization` header is INVALID_ARGUMENT (400): a proxy in front
+    ///   may have checked one and this server would use another;
+    /// - a header that is present but unusable (not text, malformed Basic, an unknown
+    ///   scheme or a wrong token) is refused, never taken as "no credentials";
+    /// - with passthrough, Basic credentials that match a configured pair authenticate the
+    ///   caller here (the configured upstream credentials serve it); any other Basic
+    ///   credentials are forwarded to Twilio, which accepts or refuses them. A caller with
+    ///   no header at all uses the configured credentials only when auth is not required.
     pub fn check(&self, headers: &HeaderMap) -> Result<Caller, Error> {
         if !self.required() && !self.passthrough {
             // Auth off: an Authorization header (Twilio's SDKs always send one) is ignored.
             return Ok(Caller::default());
         }
-        let header = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+        let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+        let (header, another) = (values.next(), values.next());
+        if another.is_some() {
+            return Err(Error::InvalidArgument(vec![FieldViolation {
+                field: "authorization".into(),
+                description: "send one Authorization header, not several".into(),
+            }]));
+        }
         let Some(header) = header else {
             return if self.required() {
                 Err(Error::Unauthenticated(
@@ -111,6 +138,8 @@ impl InboundAuth {
                 Ok(Caller::default())
             };
         };
+        let invalid = || Error::Unauthenticated("invalid credentials".into());
+        let header = header.to_str().map_err(|_| invalid())?;
         let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
         let value = value.trim();
         if scheme.eq_ignore_ascii_case("basic") {
@@ -121,22 +150,21 @@ impl InboundAuth {
             let Some((user, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
                 return Err(Error::Unauthenticated("malformed Basic credentials".into()));
             };
+            if self.basic_matches(user.as_bytes(), secret.as_bytes()) {
+                return Ok(Caller::default());
+            }
             if self.passthrough {
+                if user.is_empty() || secret.is_empty() {
+                    return Err(Error::Unauthenticated("malformed Basic credentials".into()));
+                }
                 return Ok(Caller {
                     upstream_credentials: Some(Credentials::new(user, secret)),
                 });
             }
-            if self.basic_matches(user.as_bytes(), secret.as_bytes()) {
-                return Ok(Caller::default());
-            }
         } else if scheme.eq_ignore_ascii_case("bearer") && self.bearer_matches(value.as_bytes()) {
             return Ok(Caller::default());
         }
-        if self.required() {
-            Err(Error::Unauthenticated("invalid credentials".into()))
-        } else {
-            Ok(Caller::default())
-        }
+        Err(invalid())
     }
 
     fn basic_matches(&self, user: &[u8], secret: &[u8]) -> bool {

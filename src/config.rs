@@ -292,7 +292,6 @@ impl Config {
     /// with code 2 (`--help` and `--version` print as usual and exit 0).
     pub fn parse_or_exit() -> Config {
         match Config::try_parse() {
-            Ok(config) => config,
             Err(err)
                 if matches!(
                     err.kind(),
@@ -302,6 +301,19 @@ impl Config {
                 ) =>
             {
                 err.exit()
+            }
+            Ok(mut config) => {
+                if let Err(e) = config.check().and_then(|()| {
+                    if config.inbound_auth.is_none() {
+                        let auth = crate::auth::InboundAuth::from_env(config.auth_passthrough)?;
+                        config.inbound_auth = Some(std::sync::Arc::new(auth));
+                    }
+                    Ok(())
+                }) {
+                    eprintln!("participants-facade: {e}");
+                    std::process::exit(2)
+                }
+                config
             }
             Err(err) => {
                 // The first paragraph of clap's message, on one line.
@@ -319,6 +331,19 @@ impl Config {
                 std::process::exit(2)
             }
         }
+    }
+
+    /// Refuses flag combinations that would silently weaken authentication or cannot work
+    /// together; the message names the flags. Called by [`Config::parse_or_exit`] (exit
+    /// code 2) and again by `server::run` for embedding programs and tests.
+    pub fn check(&self) -> Result<(), String> {
+        if self.auth_passthrough && self.backend != BackendKind::Twilio {
+            return Err("--auth-passthrough needs --backend twilio: it hands callers' Basic \
+                        credentials to Twilio to check, and the local backend has no one to \
+                        check them, so every caller would be let in"
+                .into());
+        }
+        Ok(())
     }
 
     /// The twilio backend's settings.

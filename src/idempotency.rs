@@ -52,8 +52,8 @@ impl<T: Clone + Send + Sync> IdempotencyCache<T> {
         }
     }
 
-    /// Runs `create` unless `request`'s key already produced a result in `scope` (the
-    /// account); the same key with a different request is [`Error::IdempotencyKeyReused`].
+    /// Runs `create` unless `request`'s key already produced a result in `scope` (a keyed
+    /// hash of the caller's whole credential, see `Credentials::scope`); the same key with a different request is [`Error::IdempotencyKeyReused`].
     /// Without a key, just runs it.
     pub async fn run<R, F>(&self, scope: &str, request: &R, create: F) -> Result<T, Error>
     where

@@ -10,6 +10,8 @@
 //!   (SQLite with group commit), identifiers come from [`ids`]; [`upstream`] is the
 //!   `twilio` backend (reqwest, retries, circuit breaker), with per-replica idempotency
 //!   from [`idempotency`].
+//! - [`rest`] is the Twilio-compatible REST front over the same backend; [`extract`]
+//!   reads its JSON and form bodies, refusing what does not decode without echoing it.
 //! - [`error`] is the one error type and the one place it becomes a gRPC status.
 //! - [`config`] parses flags and environment; [`telemetry`] sets up logging.
 
@@ -20,6 +22,7 @@ pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod error;
+pub mod extract;
 pub mod grpc;
 pub mod idempotency;
 pub mod ids;

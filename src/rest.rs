@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -23,6 +23,7 @@ use utoipa_axum::routes;
 
 use crate::backend::{CallContext, ParticipantBackend};
 use crate::error::Error;
+use crate::extract::{TwilioForm, TwilioJson};
 use crate::model::{
     self, AddressDraft, MessagingBinding, ParticipantDraft, ParticipantRef, Raw,
     ServiceParticipantDraft, ServiceParticipantRef,
@@ -187,25 +188,21 @@ fn http_error(status: u16, message: impl Into<String>) -> RestError {
     })
 }
 
-fn json_rejection(r: JsonRejection) -> RestError {
-    let status = match r.status().as_u16() {
-        // axum says 422 for well-formed JSON of the wrong shape; Twilio says 400.
-        422 => 400,
-        other => other,
-    };
-    http_error(status, r.body_text())
-}
-
-fn form_rejection(r: FormRejection) -> RestError {
-    let status = match r.status().as_u16() {
-        422 => 400,
-        other => other,
-    };
-    http_error(status, r.body_text())
-}
-
+/// A path that does not decode. Every path parameter is a string, so the only failure is
+/// a segment that is not UTF-8 once percent-decoded; the message names the parameter (a
+/// name from the route template), never the segment.
 fn path_rejection(r: PathRejection) -> RestError {
-    http_error(400, r.body_text())
+    use axum::extract::path::ErrorKind;
+    let message = match &r {
+        PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+            ErrorKind::InvalidUtf8InPathParam { key } => {
+                format!("Invalid URL: the path parameter `{key}` is not valid UTF-8")
+            }
+            _ => "Invalid URL: a path parameter cannot be read".to_owned(),
+        },
+        _ => "Invalid URL: a path parameter cannot be read".to_owned(),
+    };
+    http_error(400, message)
 }
 
 async fn not_found() -> RestError {
@@ -223,11 +220,15 @@ fn call_context(ctx: Context) -> CallContext {
     ctx.map(|axum::Extension(c)| c).unwrap_or_default()
 }
 
-fn idempotency_key(headers: &HeaderMap) -> String {
+/// The `Idempotency-Key` header. Bytes that are not UTF-8 are refused rather than
+/// replaced, so two different keys can never collide on one.
+fn idempotency_key(headers: &HeaderMap) -> Result<String, RestError> {
     headers
         .get("idempotency-key")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default()
+        .map(|v| std::str::from_utf8(v.as_bytes()).map(str::to_owned))
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(|_| http_error(400, "Idempotency-Key must be UTF-8 text"))
 }
 
 fn format_date(t: DateTime<Utc>) -> String {
@@ -366,10 +367,10 @@ async fn create_participant(
     ctx: Context,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Json<CreateParticipantBody>, JsonRejection>,
+    body: Result<TwilioJson<CreateParticipantBody>, RestError>,
 ) -> Result<(StatusCode, Json<ParticipantJson>), RestError> {
     let Path(conversation_id) = path.map_err(path_rejection)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let TwilioJson(body) = body?;
     let draft = ParticipantDraft {
         conversation_id,
         name: body.name.unwrap_or_default(),
@@ -385,7 +386,7 @@ async fn create_participant(
                 channel_id: a.channel_id.unwrap_or_default(),
             })
             .collect(),
-        idempotency_key: idempotency_key(&headers),
+        idempotency_key: idempotency_key(&headers)?,
     };
     let request = draft.validate()?;
     let ctx = call_context(ctx);
@@ -591,10 +592,10 @@ async fn create_service_participant(
     path: Result<Path<(String, String)>, PathRejection>,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    form: Result<Form<CreateServiceParticipantForm>, FormRejection>,
+    form: Result<TwilioForm<CreateServiceParticipantForm>, RestError>,
 ) -> Result<(StatusCode, Json<ServiceParticipantJson>), RestError> {
     let Path((chat_service_sid, conversation_sid)) = path.map_err(path_rejection)?;
-    let Form(form) = form.map_err(form_rejection)?;
+    let TwilioForm(form) = form?;
     let draft = ServiceParticipantDraft {
         chat_service_sid,
         conversation_sid,
@@ -609,7 +610,7 @@ async fn create_service_participant(
         date_created: raw_date(form.date_created),
         date_updated: raw_date(form.date_updated),
         webhook_enabled: webhook_enabled(&headers)?,
-        idempotency_key: idempotency_key(&headers),
+        idempotency_key: idempotency_key(&headers)?,
     };
     let request = draft.validate()?;
     let ctx = call_context(ctx);

@@ -435,6 +435,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    config.check().map_err(anyhow::Error::msg)?;
     let local = listener.local_addr()?;
     // TLS files first: a misconfigured instance must not open (and lock) the store.
     let tls = match (&config.tls_cert, &config.tls_key) {
@@ -453,6 +454,20 @@ pub async fn run(
     };
     if auth.required() {
         tracing::info!(?auth, "inbound authentication required");
+        if config.tls_cert.is_none() && !local.ip().is_loopback() {
+            tracing::warn!(
+                %local,
+                "inbound credentials cross the network in cleartext: serve TLS (--tls-cert) \
+                 or keep the port behind a TLS-terminating mesh"
+            );
+        }
+    }
+    if auth.passthrough() && !auth.required() {
+        tracing::warn!(
+            "--auth-passthrough without PARTICIPANTS_AUTH_BASIC or \
+             PARTICIPANTS_AUTH_BEARER_TOKENS: callers that send no credentials are served \
+             with the configured Twilio credentials"
+        );
     }
     let draining = Arc::new(AtomicBool::new(false));
     let rest = crate::rest::router(

@@ -78,6 +78,25 @@ impl Credentials {
         &self.username
     }
 
+    /// A keyed hash of the whole credential (username and secret), hex: two callers share
+    /// it only if they hold the same username and the same secret. The secret cannot be
+    /// recovered from it without `key`.
+    pub fn scope(&self, key: &[u8; 64]) -> String {
+        use hmac::Mac as _;
+        use hmac::digest::KeyInit;
+        // A key of SHA-256's block size, HMAC's natural one: no fallible length check.
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new(key.into());
+        // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ.
+        mac.update(&(self.username.len() as u64).to_be_bytes());
+        mac.update(self.username.as_bytes());
+        mac.update(self.password.expose_secret().as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Reads `TWILIO_API_KEY` + `TWILIO_API_SECRET`, else `TWILIO_ACCOUNT_SID` +
     /// `TWILIO_AUTH_TOKEN`, from the environment.
     pub fn from_env() -> Result<Credentials, String> {
@@ -223,6 +242,8 @@ pub struct TwilioBackend {
     max_in_flight: usize,
     breaker: CircuitBreaker,
     keys: IdempotencyCache<Created>,
+    /// The key of [`Self::key_scope`]'s hash, random per process.
+    scope_key: [u8; 64],
 }
 
 impl TwilioBackend {
@@ -258,6 +279,7 @@ impl TwilioBackend {
             max_in_flight: config.max_in_flight,
             breaker: CircuitBreaker::new(config.breaker_threshold, config.breaker_cooldown),
             keys: IdempotencyCache::new(config.idempotency_ttl, IDEMPOTENCY_CAPACITY),
+            scope_key: rand::random(),
         })
     }
 
@@ -294,13 +316,18 @@ impl TwilioBackend {
         )
     }
 
-    /// Idempotency keys are per Twilio account: callers passing their own credentials
-    /// through get their own key space.
-    fn key_scope<'a>(&'a self, ctx: &'a CallContext) -> &'a str {
-        ctx.upstream_credentials
+    /// The space a caller's idempotency keys live in: a keyed hash (HMAC-SHA-256 under a
+    /// key drawn at start-up) of the whole credential, username and secret. Scoping by the
+    /// username alone let a passthrough caller with the right account sid and a wrong
+    /// secret replay someone else's key and receive their participant, or learn that the
+    /// key exists. The table never holds the secret itself, and the hash is useless
+    /// outside this process.
+    fn key_scope(&self, ctx: &CallContext) -> String {
+        let credentials = ctx
+            .upstream_credentials
             .as_ref()
-            .unwrap_or(&self.credentials)
-            .username()
+            .unwrap_or(&self.credentials);
+        credentials.scope(&self.scope_key)
     }
 
     /// Runs one logical call: attempts, pauses and all, within its deadline. Each attempt
@@ -654,7 +681,7 @@ impl ParticipantBackend for TwilioBackend {
         request: NewParticipant,
     ) -> Result<Participant, Error> {
         let create = async { self.create_v2(ctx, &request).await.map(Created::V2) };
-        match self.keys.run(self.key_scope(ctx), &request, create).await? {
+        match self.keys.run(&self.key_scope(ctx), &request, create).await? {
             Created::V2(p) => Ok(p),
             // The fingerprint names the operation, so a key's result is of its operation.
             Created::V1(_) => Err(Error::IdempotencyKeyReused),
@@ -675,7 +702,7 @@ impl ParticipantBackend for TwilioBackend {
         request: NewServiceParticipant,
     ) -> Result<ServiceParticipant, Error> {
         let create = async { self.create_v1(ctx, &request).await.map(Created::V1) };
-        match self.keys.run(self.key_scope(ctx), &request, create).await? {
+        match self.keys.run(&self.key_scope(ctx), &request, create).await? {
             Created::V1(p) => Ok(p),
             Created::V2(_) => Err(Error::IdempotencyKeyReused),
         }
