@@ -338,10 +338,12 @@ impl Config {
     /// code 2) and again by `server::run` for embedding programs and tests.
     pub fn check(&self) -> Result<(), String> {
         if self.auth_passthrough && self.backend != BackendKind::Twilio {
-            return Err("--auth-passthrough needs --backend twilio: it hands callers' Basic \
+            return Err(
+                "--auth-passthrough needs --backend twilio: it hands callers' Basic \
                         credentials to Twilio to check, and the local backend has no one to \
                         check them, so every caller would be let in"
-                .into());
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -116,7 +116,10 @@ fn json_refusal(path: &str, e: &serde_json::Error) -> Error {
             } else {
                 format!("`{path}`")
             };
-            format!("Invalid JSON body: {field} {}", data_refusal(&e.to_string()))
+            format!(
+                "Invalid JSON body: {field} {}",
+                data_refusal(&e.to_string())
+            )
         }
     };
     refused(400, message)
@@ -221,7 +224,10 @@ mod tests {
 
     fn message(e: Error) -> String {
         match e {
-            Error::Http { status: 400, message } => message,
+            Error::Http {
+                status: 400,
+                message,
+            } => message,
             other => panic!("expected a 400, got {other:?}"),
         }
     }
@@ -230,7 +236,10 @@ mod tests {
     fn json_refusals_name_the_field_and_never_echo_the_value() {
         for (body, field) in [
             (r#"{"name": 5}"#, "`name`"),
-            (r#"{"addresses": [{"address": 18005550199}]}"#, "`addresses[0].address`"),
+            (
+                r#"{"addresses": [{"address": 18005550199}]}"#,
+                "`addresses[0].address`",
+            ),
             (r#"{"addresses": "+18005550199"}"#, "`addresses`"),
             (r#""+18005550199""#, "the body"),
         ] {
@@ -242,7 +251,8 @@ mod tests {
 
     #[test]
     fn json_syntax_errors_give_the_position_only() {
-        let refused = message(decode_json::<Body>(br#"{"name": "ada@example.com" x}"#).expect_err("bad"));
+        let refused =
+            message(decode_json::<Body>(br#"{"name": "ada@example.com" x}"#).expect_err("bad"));
         assert!(refused.contains("line 1"), "{refused}");
         assert!(!refused.contains("ada"), "{refused}");
         assert!(decode_json::<Body>(br#"{"name": "a"} trailing"#).is_err());

@@ -681,7 +681,11 @@ impl ParticipantBackend for TwilioBackend {
         request: NewParticipant,
     ) -> Result<Participant, Error> {
         let create = async { self.create_v2(ctx, &request).await.map(Created::V2) };
-        match self.keys.run(&self.key_scope(ctx), &request, create).await? {
+        match self
+            .keys
+            .run(&self.key_scope(ctx), &request, create)
+            .await?
+        {
             Created::V2(p) => Ok(p),
             // The fingerprint names the operation, so a key's result is of its operation.
             Created::V1(_) => Err(Error::IdempotencyKeyReused),
@@ -702,7 +706,11 @@ impl ParticipantBackend for TwilioBackend {
         request: NewServiceParticipant,
     ) -> Result<ServiceParticipant, Error> {
         let create = async { self.create_v1(ctx, &request).await.map(Created::V1) };
-        match self.keys.run(&self.key_scope(ctx), &request, create).await? {
+        match self
+            .keys
+            .run(&self.key_scope(ctx), &request, create)
+            .await?
+        {
             Created::V1(p) => Ok(p),
             Created::V2(_) => Err(Error::IdempotencyKeyReused),
         }

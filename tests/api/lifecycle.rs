@@ -25,7 +25,7 @@ const CREATE_PARTICIPANT: &str = "/participants.v1.ParticipantService/CreatePart
 // --- configuration -----------------------------------------------------------------------
 
 /// Runs the binary with `args` to completion (bounded) and returns its output.
-async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+pub(crate) async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = binary();
     command
         .args(args)
