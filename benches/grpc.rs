@@ -47,7 +47,7 @@ use tonic_health::pb::health_client::HealthClient;
 mod support;
 use support::{
     NOISE_LIMIT, USER_HZ, check_once, env_or, machine, machine_busy_ticks, percentile,
-    proc_cpu_ticks, verdict,
+    proc_cpu_ticks, proc_status_kb, verdict,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_participants-facade");
@@ -216,15 +216,6 @@ fn server_args() -> Vec<String> {
         .split_whitespace()
         .map(str::to_owned)
         .collect()
-}
-
-fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("{field} missing from /proc/{pid}/status"))
 }
 
 // ---------------------------------------------------------------------------------------

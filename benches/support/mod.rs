@@ -108,3 +108,15 @@ pub async fn check_once(url: &str) -> bool {
         Err(_) => false,
     }
 }
+
+/// A `/proc/<pid>/status` field in kB (or a count, such as `Threads`); the grpc and soak
+/// benches read memory and threads with it.
+#[allow(dead_code)]
+pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{field} missing from /proc/{pid}/status"))
+}
