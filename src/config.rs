@@ -260,6 +260,24 @@ pub struct Config {
     )]
     pub max_in_flight: u32,
 
+    /// Most calls one client address may have at once, counting calls still sending their
+    /// body; beyond it its calls are refused at once (RESOURCE_EXHAUSTED, HTTP 429), so one
+    /// peer cannot take every slot. Default: half of `--max-in-flight`. Behind a proxy or
+    /// in a sidecar every call comes from one address: set it to `--max-in-flight` there.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_MAX_IN_FLIGHT_PER_PEER",
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_in_flight_per_peer: Option<u32>,
+
+    /// Longest wait for a request's whole body once its headers arrived; a slower client
+    /// is answered 408 (DEADLINE_EXCEEDED over gRPC). A call takes one of the
+    /// `--max-in-flight` slots only once its body is in.
+    #[arg(long, env = "PARTICIPANTS_BODY_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub body_timeout: Duration,
+
     /// Local backend: participants of each API version kept in memory for fetches, beyond
     /// SQLite's own page cache (about 1 KiB each; 0 turns the cache off). Records never
     /// change once created, so cached copies are never stale.
@@ -346,6 +364,14 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// `--max-in-flight-per-peer`, or its default: half of `--max-in-flight` (at least 1),
+    /// never more than `--max-in-flight`.
+    pub fn in_flight_per_peer(&self) -> u32 {
+        self.max_in_flight_per_peer
+            .unwrap_or(self.max_in_flight / 2)
+            .clamp(1, self.max_in_flight)
     }
 
     /// The twilio backend's settings.

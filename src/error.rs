@@ -173,6 +173,9 @@ impl Error {
             Error::Unauthenticated(_) => Code::Unauthenticated,
             // A message over the size limit: what gRPC's status-code table says.
             Error::Http { status: 413, .. } => Code::ResourceExhausted,
+            // This server's own 408 (--body-timeout) and 431 (request head too large).
+            Error::Http { status: 408, .. } => Code::DeadlineExceeded,
+            Error::Http { status: 431, .. } => Code::ResourceExhausted,
             Error::Http { status, .. } => grpc_code_of_http(*status),
             Error::UpstreamProtocol(_) | Error::Internal(_) => Code::Internal,
         }

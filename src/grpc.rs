@@ -59,7 +59,7 @@ pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
         return None;
     }
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 {
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let n: u64 = digits.parse().ok()?;
@@ -308,6 +308,7 @@ mod tests {
         assert_eq!(parse_grpc_timeout("10x"), None);
         assert_eq!(parse_grpc_timeout(""), None);
         assert_eq!(parse_grpc_timeout("1é"), None);
+        assert_eq!(parse_grpc_timeout("+5S"), None);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use tonic_health::ServingStatus;
 use tower::{Layer as _, ServiceExt as _};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::admission::{Peer, PeerShare, grpc_message_count, held_until_sent, read_body};
 use crate::auth::{Caller, InboundAuth};
 use crate::backend::{CallContext, ParticipantBackend};
 use crate::config::{BackendKind, Config};
@@ -151,9 +152,13 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytesDeadl
 #[derive(Clone)]
 struct Limits {
     request_timeout: Duration,
+    body_timeout: Duration,
     max_message_bytes: u32,
+    /// Largest body read into memory; the fronts enforce `--max-message-bytes` exactly.
+    max_body_bytes: usize,
     in_flight: Arc<tokio::sync::Semaphore>,
     max_in_flight: u32,
+    per_peer: Arc<PeerShare>,
 }
 
 /// Opens the configured backend.
@@ -258,45 +263,38 @@ fn frontends(
         },
     );
     let grpc = tonic_web::GrpcWebLayer::new().layer(grpc);
-    tower::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-        let is_grpc = request
-            .headers()
-            .get(http::header::CONTENT_TYPE)
+    tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        let headers = request.headers();
+        let content_type = headers.get(http::header::CONTENT_TYPE).cloned();
+        let is_grpc = content_type
+            .as_ref()
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let path = request.uri().path();
         let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics")
             || path.starts_with("/grpc.health.v1.Health/");
-        // Load shedding: past the limit a call is refused at once, not queued, so a
-        // client sees back-pressure in microseconds instead of a timeout in seconds.
-        let permit = if exempt {
-            None
+        // Server reflection is a bidirectional stream: its body is read as it comes.
+        let streaming = path.starts_with("/grpc.reflection.");
+        // Everything that can be judged from the head is judged before the body is read:
+        // credentials, the caller's deadline, and the client address's fair share.
+        let admitted = if exempt {
+            Ok((Caller::default(), None, None))
         } else {
-            limits.in_flight.clone().try_acquire_owned().ok()
+            auth.check(headers).and_then(|caller| {
+                let timeout = caller_timeout(headers)?;
+                let slot = match request.extensions().get::<Peer>() {
+                    Some(Peer(ip)) => Some(limits.per_peer.try_take(*ip)?),
+                    None => None,
+                };
+                Ok((caller, timeout, slot))
+            })
         };
-        let verdict = if exempt {
-            Ok(Caller::default())
-        } else if permit.is_none() {
-            Err(Error::ResourceExhausted(format!(
-                "the server is at its limit of {} calls in flight; retry later",
-                limits.max_in_flight
-            )))
-        } else {
-            auth.check(request.headers())
-        };
-        let request_timeout = limits.request_timeout;
-        let caller_timeout = request
-            .headers()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout);
-        let limit = caller_timeout.map_or(request_timeout, |t| t.min(request_timeout));
+        let limits = limits.clone();
         let now = tokio::time::Instant::now();
         let grpc = grpc.clone();
         let rest = rest.clone();
         let call = ServerCall::start(&request, is_grpc);
         let span = call.span().clone();
         let trace = call.parent().clone();
-        let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
         async move {
             let answer = |err: Error| {
                 if is_grpc {
@@ -316,39 +314,127 @@ fn frontends(
                     crate::rest::error_response(&err)
                 }
             };
-            let response = match verdict {
+            let response = match admitted {
                 Err(err) => answer(err),
-                Ok(caller) => {
-                    // What the fronts pass to the backend: the deadline (so an upstream
-                    // call stops retrying in time) and the auth verdict.
-                    request.extensions_mut().insert(CallContext {
-                        deadline: caller_timeout.map(|t| now + t),
-                        server_deadline: Some(now + request_timeout),
-                        trace,
-                        upstream_credentials: caller.upstream_credentials,
-                    });
-                    let work = async move {
-                        if is_grpc {
+                Ok((caller, caller_timeout, peer_slot)) => {
+                    let limit = caller_timeout
+                        .map_or(limits.request_timeout, |t| t.min(limits.request_timeout));
+                    let work = async {
+                        let mut request = if streaming {
+                            request.map(axum::body::Body::new)
+                        } else {
+                            whole_body(request, &limits, is_grpc).await?
+                        };
+                        // Load shedding: past the limit a call is refused at once, not
+                        // queued, so a client sees back-pressure in microseconds instead
+                        // of a timeout in seconds. Only calls whose body is in count.
+                        let permit = if exempt {
+                            None
+                        } else {
+                            Some(limits.in_flight.clone().try_acquire_owned().map_err(|_| {
+                                Error::ResourceExhausted(format!(
+                                    "the server is at its limit of {} calls in flight; \
+                                         retry later",
+                                    limits.max_in_flight
+                                ))
+                            })?)
+                        };
+                        // What the fronts pass to the backend: the deadline (so an upstream
+                        // call stops retrying in time) and the auth verdict.
+                        request.extensions_mut().insert(CallContext {
+                            deadline: caller_timeout.map(|t| now + t),
+                            server_deadline: Some(now + limits.request_timeout),
+                            trace,
+                            upstream_credentials: caller.upstream_credentials,
+                        });
+                        let response = if is_grpc {
                             let response = grpc.oneshot(request).await;
                             response.map(|r| r.map(axum::body::Body::new))
                         } else {
                             rest.oneshot(request).await
+                        };
+                        match response {
+                            Ok(response) => Ok((response, permit)),
+                            Err(never) => match never {},
                         }
                     };
-                    match tokio::time::timeout(limit, work).instrument(span).await {
-                        Ok(Ok(response)) => response,
-                        Ok(Err(never)) => match never {},
+                    let response = match tokio::time::timeout_at(now + limit, work)
+                        .instrument(span)
+                        .await
+                    {
+                        // The slots are given back when the answer's body is done: at once
+                        // for a unary answer, at the stream's end for a streaming one.
+                        Ok(Ok((response, permit))) => {
+                            response.map(|body| held_until_sent(body, (permit, peer_slot)))
+                        }
+                        Ok(Err(err)) => answer(err),
                         Err(_) => answer(Error::DeadlineExceeded(format!(
                             "the call did not finish within its deadline ({limit:?})"
                         ))),
-                    }
+                    };
+                    response
                 }
             };
             call.finish(&response);
-            drop(permit);
             Ok(response)
         }
     })
+}
+
+/// The caller's `grpc-timeout`, if it sent one. A malformed value is refused: gRPC's
+/// HTTP/2 protocol spec leaves no room to guess what the caller meant.
+fn caller_timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, Error> {
+    let Some(value) = headers.get("grpc-timeout") else {
+        return Ok(None);
+    };
+    match value.to_str().ok().and_then(parse_grpc_timeout) {
+        Some(timeout) => Ok(Some(timeout)),
+        None => Err(Error::InvalidArgument(vec![crate::error::FieldViolation {
+            field: "grpc-timeout".into(),
+            description: "must be at most 8 digits followed by a unit: H, M, S, m, u or n".into(),
+        }])),
+    }
+}
+
+/// The request with its whole body read (see [`read_body`]) within the body timeout (a
+/// shorter call deadline wins: the caller is then answered DEADLINE_EXCEEDED / 504). A
+/// gRPC call must carry exactly one message: every method served here takes a single
+/// request.
+async fn whole_body(
+    request: http::Request<hyper::body::Incoming>,
+    limits: &Limits,
+    is_grpc: bool,
+) -> Result<http::Request<axum::body::Body>, Error> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(
+        &parts.headers,
+        body,
+        limits.max_body_bytes,
+        limits.body_timeout,
+    )
+    .await?;
+    if is_grpc {
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .map_or(&b""[..], |v| v.as_bytes());
+        match grpc_message_count(content_type, &body) {
+            Some(n) if n != 1 => {
+                return Err(Error::Http {
+                    status: 501,
+                    message: format!(
+                        "a unary call must carry exactly one request message, this one \
+                         carried {n}"
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(http::Request::from_parts(
+        parts,
+        axum::body::Body::from(body),
+    ))
 }
 
 /// Whether a gRPC status says tonic refused the request message for its size. Tonic
@@ -481,14 +567,18 @@ pub async fn run(
     );
     let limits = Limits {
         request_timeout: config.request_timeout,
+        body_timeout: config.body_timeout,
         max_message_bytes: config.max_message_bytes,
+        // Room for gRPC framing and gRPC-Web text's base64 (4/3); what is past the
+        // message limit itself is refused by tonic and axum with their usual answers.
+        max_body_bytes: config.max_message_bytes as usize * 2 + 1024,
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight as usize)),
         max_in_flight: config.max_in_flight,
+        per_peer: PeerShare::new(config.in_flight_per_peer()),
     };
     let service = tower::ServiceBuilder::new()
         .option_layer(cors(&config.cors_allow_origin)?)
         .service(frontends(routes, rest, auth, limits));
-    let service = TowerToHyperService::new(service);
 
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
@@ -560,7 +650,14 @@ pub async fn run(
                     // Small unary messages: send them now, not after Nagle's delay.
                     let _ = stream.set_nodelay(true);
                     let http = http.clone();
-                    let service = service.clone();
+                    // Each request knows its client address (for its fair share).
+                    let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+                        service.clone(),
+                        move |mut request: http::Request<hyper::body::Incoming>| {
+                            request.extensions_mut().insert(Peer(peer.ip()));
+                            request
+                        },
+                    ));
                     let watcher = graceful.watcher();
                     let tls = tls.clone();
                     connections.spawn(async move {

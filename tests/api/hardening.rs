@@ -45,6 +45,10 @@ use crate::rest::{Answer, assert_twilio_error, send, v2_body, v2_path};
 
 const CREATE_PARTICIPANT: &str = "/participants.v1.ParticipantService/CreateParticipant";
 const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+/// Server reflection: a bidirectional stream, served while its requests still arrive.
+const REFLECTION: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+/// One gRPC frame holding `ServerReflectionRequest { list_services: "" }`.
+const LIST_SERVICES: &[u8] = &[0, 0, 0, 0, 2, 0x3a, 0];
 
 // ---------------------------------------------------------------------------------------
 // Certificates
@@ -1497,17 +1501,19 @@ async fn connections_that_never_send_a_request_head_are_disconnected() {
 
 #[tokio::test]
 async fn calls_past_max_in_flight_are_refused_at_once_and_probes_still_answer() {
-    // Arrange: at most 2 calls in flight, and two calls held open (bodies unfinished).
-    let app = spawn_app_configured(|c| c.max_in_flight = 2).await;
+    // Arrange: at most 2 calls in flight (and a per-peer share above that, so the global
+    // limit is the one met), and two calls held open: server-reflection streams, which
+    // are served while their requests still arrive (unary calls take a slot only once
+    // their body is in).
+    let app = spawn_app_configured(|c| {
+        c.max_in_flight = 2;
+        c.max_in_flight_per_peer = Some(3);
+    })
+    .await;
     let base = format!("http://{}", app.addr);
-    let held_requests = [create_request(), create_request()];
     let mut held = Vec::new();
-    for request in &held_requests {
-        let (response, mut body) = start_raw_call(app.addr, CREATE_PARTICIPANT, &[]).await;
-        let frame = grpc_frame(request);
-        body.send_data(Bytes::copy_from_slice(&frame[..3]), false)
-            .expect("send the first bytes");
-        held.push((response, body, frame));
+    for _ in 0..2 {
+        held.push(start_raw_call(app.addr, REFLECTION, &[]).await);
     }
     // The held calls are dispatched once the server has read their headers; wait until a
     // third call is refused (bounded), which also proves the permits are taken.
@@ -1567,9 +1573,9 @@ async fn calls_past_max_in_flight_are_refused_at_once_and_probes_still_answer() 
         .expect_status(200);
 
     // The held calls finish normally; then calls are served again.
-    for (response, mut body, frame) in held {
-        body.send_data(Bytes::copy_from_slice(&frame[3..]), true)
-            .expect("finish the body");
+    for (response, mut body) in held {
+        body.send_data(Bytes::from_static(LIST_SERVICES), true)
+            .expect("finish the stream");
         let response = read_raw_response(response).await;
         assert_eq!(response.grpc_status.as_deref(), Some("0"), "{response:?}");
     }
@@ -1639,15 +1645,10 @@ async fn calls_past_the_request_timeout_are_answered_deadline_exceeded_and_504()
         .expect("a prompt call succeeds");
 }
 
-/// Holds one gRPC call open on `addr` (its body unfinished) and waits (bounded) until a
+/// Holds one call open on `addr` (a server-reflection stream that has sent nothing) and waits (bounded) until a
 /// further call is refused RESOURCE_EXHAUSTED; returns the held call.
-async fn hold_until_shedding(
-    app: &TestApp,
-) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>, Vec<u8>) {
-    let (response, mut body) = start_raw_call(app.addr, CREATE_PARTICIPANT, &[]).await;
-    let frame = grpc_frame(&create_request());
-    body.send_data(Bytes::copy_from_slice(&frame[..3]), false)
-        .expect("send the first bytes");
+async fn hold_until_shedding(app: &TestApp) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
+    let held = start_raw_call(app.addr, REFLECTION, &[]).await;
     let deadline = Instant::now() + WAIT;
     loop {
         match app.create(create_request()).await {
@@ -1659,7 +1660,7 @@ async fn hold_until_shedding(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (response, body, frame)
+    held
 }
 
 #[tokio::test]
