@@ -289,6 +289,24 @@ pub struct Config {
     )]
     pub cache_entries: usize,
 
+    /// Local backend: longest time SQLite's `quick_check` of the store may take at
+    /// start-up. A corrupt store refuses to start; a check not finished in time is
+    /// stopped with a warning and the store opens unchecked (so a very large store
+    /// still starts promptly).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_INTEGRITY_CHECK_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "2s",
+        value_parser = parse_positive_duration
+    )]
+    pub integrity_check_timeout: Duration,
+
+    /// Local backend: open the store without the start-up integrity check, to serve what
+    /// is still readable of a damaged store until it is restored.
+    #[arg(long, env = "PARTICIPANTS_SKIP_INTEGRITY_CHECK")]
+    pub skip_integrity_check: bool,
+
     /// Threads serving calls. Default: TOKIO_WORKER_THREADS if set, else one per CPU
     /// available to the process. A sidecar sharing its pod's CPUs with the application
     /// does best with 1: fewer cross-thread wake-ups per call (BENCHMARKS.md).

@@ -84,6 +84,21 @@ impl std::fmt::Display for Conflict {
     }
 }
 
+/// What kind of failure the local store met, as far as it decides what happens next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFault {
+    /// The disk is full, or a file-size limit (`RLIMIT_FSIZE`) was reached: writes fail,
+    /// reads go on; it passes once space is freed.
+    Full,
+    /// Reading or writing the files failed (an I/O error; also a write past a file-size
+    /// limit, which SQLite cannot tell from other write errors).
+    Io,
+    /// The database is corrupt; it does not pass by itself.
+    Corrupt,
+    /// Anything else (a bug, a busy timeout).
+    Other,
+}
+
 /// Everything that can go wrong in a call, whatever the front or backend.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -145,8 +160,16 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
-    /// A bug or an environment failure (disk, corrupt data). The detail is logged, not
-    /// sent to the caller.
+    /// The local store failed to read or write. The detail is logged, not sent to the
+    /// caller, who learns only what kind of failure it was.
+    #[error("store: {detail}")]
+    Store {
+        /// What kind of failure.
+        fault: StoreFault,
+        /// SQLite's own words, for the log.
+        detail: String,
+    },
+    /// A bug or an environment failure. The detail is logged, not sent to the caller.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -177,6 +200,10 @@ impl Error {
             Error::Http { status: 408, .. } => Code::DeadlineExceeded,
             Error::Http { status: 431, .. } => Code::ResourceExhausted,
             Error::Http { status, .. } => grpc_code_of_http(*status),
+            Error::Store { fault, .. } => match fault {
+                StoreFault::Full | StoreFault::Io => Code::Unavailable,
+                StoreFault::Corrupt | StoreFault::Other => Code::Internal,
+            },
             Error::UpstreamProtocol(_) | Error::Internal(_) => Code::Internal,
         }
     }
@@ -196,6 +223,10 @@ impl Error {
             Error::UpstreamProtocol(_) => 502,
             Error::Unauthenticated(_) => 401,
             Error::Http { status, .. } => *status,
+            Error::Store { fault, .. } => match fault {
+                StoreFault::Full | StoreFault::Io => 503,
+                StoreFault::Corrupt | StoreFault::Other => 500,
+            },
             Error::Internal(_) => 500,
         }
     }
@@ -224,6 +255,10 @@ impl Error {
             Error::Http { status: 400, .. } => 70002,
             Error::Http { status: 404, .. } => 20404,
             Error::Internal(_) => 20500,
+            Error::Store { .. } => match self.http_status() {
+                503 => 20503,
+                _ => 20500,
+            },
             Error::Http { status, .. } => u32::from(*status),
             Error::DeadlineExceeded(_) | Error::UpstreamProtocol(_) => {
                 u32::from(self.http_status())
@@ -239,6 +274,21 @@ impl Error {
                 tracing::error!(error = %detail, "internal error");
                 "internal error".to_owned()
             }
+            Error::Store { fault, detail } => {
+                tracing::error!(error = %detail, ?fault, "store error");
+                match fault {
+                    StoreFault::Full => {
+                        "the store cannot write: its disk is full or its file-size limit is \
+                         reached; nothing was stored"
+                    }
+                    StoreFault::Io => "the store cannot read or write its files (an I/O error or a file-size limit)",
+                    StoreFault::Corrupt => {
+                        "the store's database is corrupt; its operator must restore it"
+                    }
+                    StoreFault::Other => "internal error",
+                }
+                .to_owned()
+            }
             Error::Upstream(e) => e.message.clone(),
             other => other.to_string(),
         }
@@ -251,6 +301,10 @@ impl Error {
                 Some(retry_after.unwrap_or(Duration::from_secs(1)))
             }
             Error::ResourceExhausted(_) => Some(Duration::from_secs(1)),
+            Error::Store {
+                fault: StoreFault::Full | StoreFault::Io,
+                ..
+            } => Some(Duration::from_secs(1)),
             Error::Upstream(e) => e
                 .retry_after
                 .or((e.http_status == 503).then_some(Duration::from_secs(1))),
@@ -318,6 +372,18 @@ impl From<Error> for Status {
                     Error::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
                     Error::UpstreamProtocol(_) => "UPSTREAM_PROTOCOL_ERROR",
                     Error::Unauthenticated(_) => "UNAUTHENTICATED",
+                    Error::Store {
+                        fault: StoreFault::Full,
+                        ..
+                    } => "STORE_FULL",
+                    Error::Store {
+                        fault: StoreFault::Io,
+                        ..
+                    } => "STORE_IO_ERROR",
+                    Error::Store {
+                        fault: StoreFault::Corrupt,
+                        ..
+                    } => "STORE_CORRUPT",
                     _ => "INTERNAL",
                 };
                 (Some(reason.to_owned()), DOMAIN)
@@ -359,12 +425,75 @@ impl From<Error> for Status {
 
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {
-        Error::Internal(format!("store: {err}"))
+        use rusqlite::ErrorCode;
+        let fault = match err.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreFault::Full,
+            // Under RLIMIT_FSIZE (SIGXFSZ ignored) a write fails with EFBIG, which SQLite
+            // reports as SQLITE_IOERR_WRITE, like any other failed write.
+            Some(ErrorCode::SystemIoFailure) => StoreFault::Io,
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreFault::Corrupt,
+            _ => StoreFault::Other,
+        };
+        Error::Store {
+            fault,
+            detail: err.to_string(),
+        }
     }
 }
 
+/// A stored record that no longer decodes: the store's data is damaged.
 impl From<serde_json::Error> for Error {
     fn from(err: serde_json::Error) -> Self {
-        Error::Internal(format!("stored record does not decode: {err}"))
+        Error::Store {
+            fault: StoreFault::Corrupt,
+            detail: format!("stored record does not decode: {err}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(code: i32) -> Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None).into()
+    }
+
+    #[test]
+    fn store_failures_are_classified_and_answered_by_kind() {
+        let full = sqlite(rusqlite::ffi::SQLITE_FULL);
+        assert!(matches!(
+            full,
+            Error::Store {
+                fault: StoreFault::Full,
+                ..
+            }
+        ));
+        assert_eq!(full.grpc_code(), Code::Unavailable);
+        assert_eq!(full.http_status(), 503);
+        assert!(full.retry_after().is_some());
+        assert!(full.public_message().contains("disk is full"));
+
+        let io = sqlite(rusqlite::ffi::SQLITE_IOERR_WRITE);
+        assert!(matches!(
+            io,
+            Error::Store {
+                fault: StoreFault::Io,
+                ..
+            }
+        ));
+        assert_eq!(io.grpc_code(), Code::Unavailable);
+
+        for code in [rusqlite::ffi::SQLITE_CORRUPT, rusqlite::ffi::SQLITE_NOTADB] {
+            let corrupt = sqlite(code);
+            assert_eq!(corrupt.grpc_code(), Code::Internal);
+            assert_eq!(corrupt.twilio_code(), 20500);
+            assert!(corrupt.public_message().contains("corrupt"));
+        }
+
+        // Anything else says nothing of SQLite to the caller.
+        let busy = sqlite(rusqlite::ffi::SQLITE_BUSY);
+        assert_eq!(busy.grpc_code(), Code::Internal);
+        assert_eq!(busy.public_message(), "internal error");
     }
 }

@@ -41,6 +41,9 @@ pub struct Metrics {
     pub store_cache_lookups: IntCounterVec,
     /// Creates committed per group commit.
     pub store_group_size: prometheus::Histogram,
+    /// Failures the local store met, by kind (`full`, `io`, `corrupt`): what turns
+    /// readiness NOT_SERVING.
+    pub store_faults: IntCounterVec,
     /// Always 1, labelled with the version.
     pub build_info: IntGaugeVec,
     /// 1 while the backend reports ready.
@@ -116,6 +119,14 @@ impl Metrics {
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             )
             .expect("static metric definition"),
+            store_faults: IntCounterVec::new(
+                Opts::new(
+                    "store_faults_total",
+                    "Disk-full, I/O and corruption errors the local store met, by kind",
+                ),
+                &["fault"],
+            )
+            .expect("static metric definition"),
             build_info: IntGaugeVec::new(
                 Opts::new("participants_facade_build_info", "Build information"),
                 &["version"],
@@ -124,7 +135,7 @@ impl Metrics {
             ready: IntGauge::new("backend_ready", "1 while the backend reports ready")
                 .expect("static metric definition"),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
             Box::new(m.rpc_duration.clone()),
             Box::new(m.http_duration.clone()),
             Box::new(m.in_flight.clone()),
@@ -133,6 +144,7 @@ impl Metrics {
             Box::new(m.store_duration.clone()),
             Box::new(m.store_cache_lookups.clone()),
             Box::new(m.store_group_size.clone()),
+            Box::new(m.store_faults.clone()),
             Box::new(m.build_info.clone()),
             Box::new(m.ready.clone()),
         ];

@@ -170,6 +170,8 @@ pub fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn ParticipantBacken
                 account_sid: config.account_sid.clone(),
                 idempotency_ttl: config.idempotency_ttl,
                 cache_entries: config.cache_entries,
+                integrity_check: (!config.skip_integrity_check)
+                    .then_some(config.integrity_check_timeout),
             })
             .with_context(|| format!("opening the local store in {}", config.data_dir.display()))?;
             Ok(Arc::new(store))
@@ -530,6 +532,7 @@ pub async fn run(
         )),
         _ => None,
     };
+    survive_file_size_limit();
     let backend = open_backend(&config)?;
     let (routes, health) = routes(&config, backend.clone(), local).await?;
     let auth = match &config.inbound_auth {
@@ -759,6 +762,30 @@ async fn serve_metrics(listener: TcpListener) {
     );
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the metrics listener failed");
+    }
+}
+
+/// Keeps the process alive past a file-size limit (`RLIMIT_FSIZE`). By default SIGXFSZ
+/// kills the process, with nothing logged; caught, it lets the write fail with EFBIG,
+/// which the store answers as a failed write (and readiness NOT_SERVING) while reads go
+/// on. Catching it through tokio needs no `unsafe`; each signal is logged.
+fn survive_file_size_limit() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let kind = SignalKind::from_raw(nix::sys::signal::Signal::SIGXFSZ as i32);
+    match signal(kind) {
+        Ok(mut signals) => {
+            tokio::spawn(async move {
+                while signals.recv().await.is_some() {
+                    tracing::error!(
+                        "a write went past the process's file-size limit (SIGXFSZ); it \
+                         failed, and the store reports it"
+                    );
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot catch SIGXFSZ; a file-size limit will stop the process")
+        }
     }
 }
 

@@ -18,6 +18,13 @@
 //!
 //! Idempotency keys live in the same database, written in the same transaction as the
 //! participant they name, so a replay after a crash finds exactly what was acknowledged.
+//!
+//! Damage is noticed, not served around: at open, SQLite's `quick_check` runs within a
+//! time budget (`--integrity-check-timeout`, skipped with `--skip-integrity-check`) and a
+//! corrupt file refuses to open. At run time every SQLite error is classified
+//! ([`StoreFault`]); a full disk, a file-size limit or an I/O error turns readiness
+//! NOT_SERVING until a write succeeds again (a probe write retries it while no call does),
+//! and corruption turns it NOT_SERVING for good. Reads go on being served either way.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -33,7 +40,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{CallContext, ParticipantBackend};
-use crate::error::{Conflict, Error, Resource};
+use crate::error::{Conflict, Error, Resource, StoreFault};
 use crate::metrics::METRICS;
 use crate::model::{
     CreateRequest, NewParticipant, NewServiceParticipant, Participant, ParticipantRef,
@@ -88,6 +95,11 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     created_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at);
+-- One row, rewritten by the probe write that tells when a failing disk writes again.
+CREATE TABLE IF NOT EXISTS store_probe (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL
+);
 PRAGMA user_version = 1;
 ";
 
@@ -100,6 +112,107 @@ enum Write {
     ),
     /// Finish what is queued before this, checkpoint, close, then answer.
     Close(oneshot::Sender<()>),
+    /// Try a small write, to learn whether a failing disk writes again.
+    Probe,
+}
+
+/// Whether the store can serve, as its own errors tell: the readiness signal.
+#[derive(Debug, Default)]
+struct StoreHealth {
+    /// One of [`HEALTHY`], [`CANNOT_WRITE`], [`CORRUPT`].
+    state: std::sync::atomic::AtomicU8,
+    /// When the last probe write was asked for.
+    last_probe: Mutex<Option<Instant>>,
+}
+
+const HEALTHY: u8 = 0;
+/// The disk is full, a file-size limit was reached, or writes fail with I/O errors.
+const CANNOT_WRITE: u8 = 1;
+/// SQLite found the database corrupt; only an operator can mend it.
+const CORRUPT: u8 = 2;
+/// Least time between two probe writes while the store cannot write.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+impl StoreHealth {
+    /// Takes note of an error the store met.
+    fn saw(&self, err: &Error) {
+        let Error::Store { fault, detail } = err else {
+            return;
+        };
+        let label = match fault {
+            StoreFault::Full => "full",
+            StoreFault::Io => "io",
+            StoreFault::Corrupt => "corrupt",
+            StoreFault::Other => return,
+        };
+        METRICS.store_faults.with_label_values(&[label]).inc();
+        if *fault == StoreFault::Corrupt {
+            if self.state.swap(CORRUPT, Ordering::AcqRel) != CORRUPT {
+                tracing::error!(
+                    error = %detail,
+                    "the store's database is corrupt; readiness is NOT_SERVING until it is \
+                     restored from a backup"
+                );
+            }
+        } else if self
+            .state
+            .compare_exchange(HEALTHY, CANNOT_WRITE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            tracing::error!(
+                error = %detail,
+                "the store cannot write (disk full, file-size limit or I/O error); readiness \
+                 is NOT_SERVING until a write succeeds, reads are still served"
+            );
+        }
+    }
+
+    /// Takes note of `result`'s error, if any.
+    fn check<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(err) = &result {
+            self.saw(err);
+        }
+        result
+    }
+
+    /// A write committed: a disk that was failing writes again.
+    fn wrote(&self) {
+        if self
+            .state
+            .compare_exchange(CANNOT_WRITE, HEALTHY, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            tracing::warn!("the store writes again; readiness is SERVING");
+        }
+    }
+
+    fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Whether a probe write is due (at most one per [`PROBE_EVERY`]).
+    fn probe_due(&self) -> bool {
+        let mut last = self.last_probe.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < PROBE_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    /// What a caller whose write was not committed learns.
+    fn commit_failed(&self, err: &Error) -> Error {
+        match err {
+            Error::Store { fault, detail } if *fault != StoreFault::Other => Error::Store {
+                fault: *fault,
+                detail: detail.clone(),
+            },
+            _ => Error::unavailable(
+                "the store could not commit this write; nothing was stored",
+                None,
+            ),
+        }
+    }
 }
 
 /// The local backend. Cheap to share behind an `Arc`.
@@ -115,6 +228,7 @@ pub struct LocalBackend {
     lock: Mutex<Option<File>>,
     /// Set by `close`: no read opens a connection after it.
     closed: AtomicBool,
+    health: Arc<StoreHealth>,
 }
 
 /// Where and how the local store keeps its data.
@@ -128,6 +242,9 @@ pub struct StoreOptions {
     pub idempotency_ttl: Duration,
     /// Records of each API version kept in memory for fetches (0: none).
     pub cache_entries: usize,
+    /// Longest time SQLite's `quick_check` may take at open (it stops there, with a
+    /// warning, and the store opens unchecked); `None` skips the check.
+    pub integrity_check: Option<Duration>,
 }
 
 impl StoreOptions {
@@ -138,9 +255,13 @@ impl StoreOptions {
             account_sid: account_sid.into(),
             idempotency_ttl: Duration::from_secs(24 * 60 * 60),
             cache_entries: DEFAULT_CACHE_ENTRIES,
+            integrity_check: Some(DEFAULT_INTEGRITY_CHECK_TIMEOUT),
         }
     }
 }
+
+/// Default of `--integrity-check-timeout`.
+pub const DEFAULT_INTEGRITY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Default of `--cache-entries`.
 pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
@@ -154,6 +275,7 @@ impl LocalBackend {
             account_sid,
             idempotency_ttl,
             cache_entries,
+            integrity_check,
         } = options;
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Error::Internal(format!(
@@ -170,17 +292,42 @@ impl LocalBackend {
             ))
         })?;
         let path = data_dir.join(DB_FILE);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == 0 => tracing::warn!(
+                path = %path.display(),
+                "the database file is empty (0 bytes): starting with an empty store; if it \
+                 held participants, stop and restore it from a backup"
+            ),
+            Ok(_) => {}
+            Err(_) => tracing::info!(path = %path.display(), "creating a new store"),
+        }
+        let corrupt = |err: Error| match err {
+            Error::Store {
+                fault: StoreFault::Corrupt,
+                detail,
+            } => Error::Internal(format!(
+                "the store {} is corrupt ({detail}); restore it from a backup, or start with \
+                 --skip-integrity-check to serve what is still readable",
+                path.display()
+            )),
+            other => other,
+        };
         let mut conn = Connection::open(&path)?;
         // WAL: readers do not block the writer. synchronous=FULL: every commit is fsynced
         // before it returns, which is what makes an acknowledged create durable.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| corrupt(e.into()))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         // Checkpoints run on their own thread (see `Checkpointer`), not inside the commits
         // that callers wait for.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        let checkpointer = Checkpointer::start(&path)?;
+        conn.execute_batch(SCHEMA).map_err(|e| corrupt(e.into()))?;
+        if let Some(budget) = integrity_check {
+            quick_check(&mut conn, *budget).map_err(corrupt)?;
+        }
+        let health = Arc::new(StoreHealth::default());
+        let checkpointer = Checkpointer::start(&path, health.clone())?;
         let readers = (0..2)
             .map(|_| open_reader(&path))
             .collect::<Result<Vec<_>, _>>()?;
@@ -190,6 +337,7 @@ impl LocalBackend {
             account_sid: account_sid.clone(),
             ttl: *idempotency_ttl,
             last_purge: None,
+            health: health.clone(),
         };
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -203,6 +351,7 @@ impl LocalBackend {
             readers: Mutex::new(readers),
             lock: Mutex::new(Some(lock)),
             closed: AtomicBool::new(false),
+            health,
         })
     }
 
@@ -212,13 +361,8 @@ impl LocalBackend {
     ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.writes.send(make(tx)).await.map_err(|_| closed())?;
-        // The writer drops the reply when the group's commit failed: nothing was stored.
-        rx.await.map_err(|_| {
-            Error::unavailable(
-                "the store could not commit this write; nothing was stored",
-                None,
-            )
-        })?
+        // The writer answers every write; a dropped reply means it stopped.
+        rx.await.map_err(|_| closed())?
     }
 
     /// Runs a read on a pooled connection. Reads run on the calling task: a point lookup
@@ -233,7 +377,7 @@ impl LocalBackend {
             Some(conn) => conn,
             None => open_reader(&self.path)?,
         };
-        let result = f(&conn);
+        let result = self.health.check(f(&conn));
         let mut pool = self.readers.lock().map_err(|_| poisoned())?;
         if pool.len() < READ_POOL && !self.closed.load(Ordering::Acquire) {
             pool.push(conn);
@@ -319,6 +463,41 @@ fn poisoned() -> Error {
     Error::Internal("read pool lock poisoned".into())
 }
 
+/// SQLite's `quick_check` (page structure, not index contents: linear in the file's
+/// size), stopped after `budget`: a very large store opens unchecked, with a warning,
+/// rather than late. A damaged store is [`StoreFault::Corrupt`], named by SQLite's first
+/// findings (page numbers and structure, no values).
+fn quick_check(conn: &mut Connection, budget: Duration) -> Result<(), Error> {
+    let started = Instant::now();
+    let deadline = started + budget;
+    conn.progress_handler(10_000, Some(move || Instant::now() > deadline))?;
+    let findings = conn.prepare("PRAGMA quick_check(5)").and_then(|mut check| {
+        check
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()
+    });
+    conn.progress_handler(0, None::<fn() -> bool>)?;
+    match findings {
+        Ok(findings) if findings.len() == 1 && findings[0] == "ok" => {
+            tracing::info!(elapsed = ?started.elapsed(), "store integrity check passed");
+            Ok(())
+        }
+        Ok(findings) => Err(Error::Store {
+            fault: StoreFault::Corrupt,
+            detail: format!("integrity check: {}", findings.join("; ")),
+        }),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
+            tracing::warn!(
+                ?budget,
+                "store integrity check not finished within --integrity-check-timeout; \
+                 opening the store unchecked"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn open_reader(path: &Path) -> Result<Connection, Error> {
     let conn = Connection::open_with_flags(
         path,
@@ -366,18 +545,19 @@ impl ParticipantBackend for LocalBackend {
         let span = store_span("fetch_participant", "SELECT");
         let _entered = span.enter();
         let started = Instant::now();
-        let body: Option<String> = self.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT body FROM participants WHERE id = ?1 AND conversation_id = ?2",
-                )?
-                .query_row(params![key.participant_id, key.conversation_id], |row| {
-                    row.get(0)
-                })
-                .optional()?)
+        let found: Option<Participant> = self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT body FROM participants WHERE id = ?1 AND conversation_id = ?2",
+            )?
+            .query_row(params![key.participant_id, key.conversation_id], |row| {
+                row.get::<_, String>(0)
+            })
+            .optional()?
+            .map(|body| Ok(serde_json::from_str(&body)?))
+            .transpose()
         })?;
         record_store("fetch_participant", started);
-        let participant: Participant = serde_json::from_str(&body.ok_or_else(not_found)?)?;
+        let participant = found.ok_or_else(not_found)?;
         if let Some(cache) = &self.participants {
             cache.insert(&participant.id, &participant);
         }
@@ -421,24 +601,40 @@ impl ParticipantBackend for LocalBackend {
                AND (sid = ?1 OR identity = ?1)
              ORDER BY sid = ?1 DESC
              LIMIT 1";
-        let body: Option<String> = self.read(|conn| {
-            Ok(conn
-                .prepare_cached(sql)?
+        let found: Option<ServiceParticipant> = self.read(|conn| {
+            conn.prepare_cached(sql)?
                 .query_row(
                     params![key.sid, key.chat_service_sid, key.conversation_sid],
-                    |row| row.get(0),
+                    |row| row.get::<_, String>(0),
                 )
-                .optional()?)
+                .optional()?
+                .map(|body| Ok(serde_json::from_str(&body)?))
+                .transpose()
         })?;
         record_store("fetch_service_participant", started);
-        let body = body.ok_or(Error::NotFound {
+        let participant = found.ok_or(Error::NotFound {
             resource: Resource::ServiceParticipant,
         })?;
-        let participant: ServiceParticipant = serde_json::from_str(&body)?;
         if let Some(cache) = &self.service_participants {
             cache.insert(&participant.sid, &participant);
         }
         Ok(participant)
+    }
+
+    /// Not ready while the store cannot write or is corrupt; while it cannot write, a
+    /// probe write is queued now and then, so that readiness comes back by itself once
+    /// the disk has room again, even when no caller writes.
+    fn ready(&self) -> bool {
+        match self.health.state() {
+            HEALTHY => true,
+            CANNOT_WRITE => {
+                if self.health.probe_due() {
+                    let _ = self.writes.try_send(Write::Probe);
+                }
+                false
+            }
+            _ => false,
+        }
     }
 
     async fn close(&self) {
@@ -473,7 +669,7 @@ struct Checkpointer {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 
 impl Checkpointer {
-    fn start(path: &Path) -> Result<Checkpointer, Error> {
+    fn start(path: &Path, health: Arc<StoreHealth>) -> Result<Checkpointer, Error> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
@@ -486,6 +682,7 @@ impl Checkpointer {
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {
                         tracing::warn!(error = %e, "checkpoint failed; will retry");
+                        health.saw(&e.into());
                     }
                     std::thread::sleep(CHECKPOINT_EVERY);
                 }
@@ -513,6 +710,7 @@ struct Writer {
     account_sid: String,
     ttl: Duration,
     last_purge: Option<Instant>,
+    health: Arc<StoreHealth>,
 }
 
 /// What one queued create produced, to be sent once its transaction has committed.
@@ -525,6 +723,15 @@ enum Outcome {
         oneshot::Sender<Result<ServiceParticipant, Error>>,
         Result<ServiceParticipant, Error>,
     ),
+}
+
+impl Outcome {
+    fn error(&self) -> Option<&Error> {
+        match self {
+            Outcome::Participant(_, r) => r.as_ref().err(),
+            Outcome::ServiceParticipant(_, r) => r.as_ref().err(),
+        }
+    }
 }
 
 impl Writer {
@@ -549,6 +756,7 @@ impl Writer {
             let mut writes = Vec::with_capacity(batch.len());
             for item in batch {
                 match item {
+                    Write::Probe => self.probe(conn),
                     Write::Close(done) => {
                         // Anything queued after Close is answered UNAVAILABLE when the
                         // receiver drops below.
@@ -573,16 +781,32 @@ impl Writer {
         }
     }
 
+    /// A small write transaction, to learn whether a failing disk writes again.
+    fn probe(&self, conn: &Connection) {
+        let written = conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             INSERT OR REPLACE INTO store_probe (id, at) VALUES (1, unixepoch());
+             COMMIT;",
+        );
+        match written {
+            Ok(()) => self.health.wrote(),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK;");
+                tracing::debug!(error = %e, "the store still cannot write");
+            }
+        }
+    }
+
     /// Applies `writes` in one transaction and answers every caller after it commits.
-    fn commit_group(&mut self, conn: &mut Connection, writes: Vec<Write>) {
+    fn commit_group(&mut self, conn: &mut Connection, mut writes: Vec<Write>) {
         let count = writes.len();
-        let result = (|| -> Result<Vec<Outcome>, Error> {
+        let mut outcomes = Vec::with_capacity(count);
+        let result = (|| -> Result<(), Error> {
             let mut tx =
                 conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             self.purge_expired(&tx)?;
-            let mut outcomes = Vec::with_capacity(count);
-            for write in writes {
-                outcomes.push(match write {
+            for write in writes.drain(..) {
+                let outcome = match write {
                     Write::Participant(req, reply) => {
                         Outcome::Participant(reply, self.apply(&mut tx, req, insert_participant))
                     }
@@ -590,14 +814,21 @@ impl Writer {
                         reply,
                         self.apply(&mut tx, req, insert_service_participant),
                     ),
-                    Write::Close(_) => unreachable!("Close is taken out before commit_group"),
-                });
+                    Write::Close(_) | Write::Probe => {
+                        unreachable!("Close and Probe are taken out before commit_group")
+                    }
+                };
+                if let Some(err) = outcome.error() {
+                    self.health.saw(err);
+                }
+                outcomes.push(outcome);
             }
             tx.commit()?;
-            Ok(outcomes)
+            Ok(())
         })();
         match result {
-            Ok(outcomes) => {
+            Ok(()) => {
+                self.health.wrote();
                 METRICS.store_group_size.observe(count as f64);
                 tracing::debug!(count, "group committed");
                 for outcome in outcomes {
@@ -610,10 +841,24 @@ impl Writer {
                 }
             }
             Err(err) => {
-                // Nothing of this group is durable; every caller learns it. The channels
-                // were moved into the failed closure, so they are dropped, and each caller
-                // sees the store as unavailable.
+                // Nothing of this group is durable; every caller learns it, including
+                // those whose write was not reached.
                 tracing::error!(error = %err, count, "group commit failed");
+                self.health.saw(&err);
+                let failed = || self.health.commit_failed(&err);
+                for outcome in outcomes {
+                    match outcome {
+                        Outcome::Participant(reply, _) => drop(reply.send(Err(failed()))),
+                        Outcome::ServiceParticipant(reply, _) => drop(reply.send(Err(failed()))),
+                    }
+                }
+                for write in writes {
+                    match write {
+                        Write::Participant(_, reply) => drop(reply.send(Err(failed()))),
+                        Write::ServiceParticipant(_, reply) => drop(reply.send(Err(failed()))),
+                        Write::Close(_) | Write::Probe => {}
+                    }
+                }
             }
         }
     }

@@ -274,6 +274,43 @@ impl ChildServer {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> ChildServer {
+        ChildServer::start_command(binary, data_dir, extra, env).await
+    }
+
+    /// As [`ChildServer::start`], with the binary's files limited to `max_file_bytes`
+    /// each (the soft `RLIMIT_FSIZE`, set by util-linux's `prlimit`; the hard limit stays
+    /// unlimited, so the soft one can be lifted again without privileges).
+    pub async fn start_with_file_size_limit(
+        data_dir: &Path,
+        extra: &[&str],
+        max_file_bytes: u64,
+    ) -> ChildServer {
+        let limited = || {
+            let mut command = binary();
+            let program = command.get_program().to_owned();
+            let mut prlimit = Command::new("prlimit");
+            prlimit
+                .arg(format!("--fsize={max_file_bytes}:unlimited"))
+                .arg("--")
+                .arg(program);
+            for (name, value) in command.get_envs() {
+                match value {
+                    Some(value) => prlimit.env(name, value),
+                    None => prlimit.env_remove(name),
+                };
+            }
+            command = prlimit;
+            command
+        };
+        ChildServer::start_command(limited, data_dir, extra, &[]).await
+    }
+
+    async fn start_command(
+        command: impl Fn() -> Command,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ChildServer {
         // The port is chosen before the child binds it; if another process takes it in
         // between, the child exits at once and we try another port.
         for attempt in 0..3 {
@@ -283,7 +320,7 @@ impl ChildServer {
                 .unwrap_or(data_dir)
                 .join(format!("child-{}-{attempt}.log", unique()));
             let stderr = File::create(&log).expect("create child log");
-            let child = binary()
+            let child = command()
                 .args(["--listen", &addr.to_string(), "--data-dir"])
                 .arg(data_dir)
                 .args(["--log-format", "json"])
