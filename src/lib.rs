@@ -2,6 +2,9 @@
 //!
 //! Where a call goes, in order:
 //! - [`server`] binds everything together: limits, health, reflection, drain on shutdown.
+//!   [`admission`] decides what a call must pass before it takes an in-flight slot (its
+//!   address's fair share, its whole body within `--body-timeout`); [`refusals`] puts
+//!   hyper's own refusals of unparsable requests in Twilio's error body.
 //! - [`grpc`] is the front door: `participants.v1.ParticipantService`, converting
 //!   protobuf to the domain ([`model`]) and back. Generated code lives in [`proto`].
 //! - [`model`] holds the domain types; [`validate`] holds Twilio's input rules that turn
@@ -30,6 +33,7 @@ pub mod ids;
 pub mod metrics;
 pub mod model;
 pub mod proto;
+pub mod refusals;
 pub mod rest;
 pub mod server;
 pub mod store;

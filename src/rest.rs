@@ -108,6 +108,24 @@ pub struct TwilioErrorBody {
     pub status: u16,
 }
 
+/// Twilio's error body for `err`.
+pub fn error_body(err: &Error) -> TwilioErrorBody {
+    let status =
+        StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let code = err.twilio_code();
+    let more_info = match err {
+        Error::Upstream(e) => e.more_info.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| format!("https://www.twilio.com/docs/errors/{code}"));
+    TwilioErrorBody {
+        code,
+        message: err.public_message(),
+        more_info,
+        status: status.as_u16(),
+    }
+}
+
 /// An [`Error`] answered the REST way.
 pub struct RestError(pub Error);
 
@@ -128,19 +146,7 @@ impl IntoResponse for RestError {
 pub fn error_response(err: &Error) -> Response {
     let status =
         StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let code = err.twilio_code();
-    let more_info = match err {
-        Error::Upstream(e) => e.more_info.clone(),
-        _ => None,
-    }
-    .unwrap_or_else(|| format!("https://www.twilio.com/docs/errors/{code}"));
-    let body = TwilioErrorBody {
-        code,
-        message: err.public_message(),
-        more_info,
-        status: status.as_u16(),
-    };
-    let mut response = (status, Json(body)).into_response();
+    let mut response = (status, Json(error_body(err))).into_response();
     let headers = response.headers_mut();
     if let Some(after) = err.retry_after() {
         headers.insert(
@@ -537,17 +543,31 @@ fn service_participant_json(p: model::ServiceParticipant, base: &str) -> Service
     }
 }
 
-/// The base of absolute `url` fields: `--public-url`, else the host the caller used (the
-/// `Host` header over HTTP/1.1, the `:authority` over HTTP/2).
+/// The base of absolute `url` fields: `--public-url`, else the host the caller used. The
+/// request target's authority comes first: RFC 9112 (3.2.2) says a server must ignore
+/// `Host` when the target is in absolute form, and RFC 9113 prefers `:authority` over
+/// HTTP/2; then the `Host` header. Only a plain `host[:port]` is taken (no user info,
+/// nothing a URL could be bent with); anything else is `localhost`.
 fn base_url(state: &RestState, headers: &HeaderMap, uri: &axum::http::Uri) -> String {
     if let Some(url) = &state.public_url {
         return url.clone();
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()))
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'@'))
+    let plain = |h: &str| {
+        !h.is_empty()
+            && h.parse::<axum::http::uri::Authority>()
+                .is_ok_and(|a| a.as_str() == a.host() || a.port().is_some())
+            && !h.contains('@')
+    };
+    let host = uri
+        .authority()
+        .map(|a| a.as_str())
+        .filter(|h| plain(h))
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| plain(h))
+        })
         .unwrap_or("localhost");
     let scheme = if state.tls { "https" } else { "http" };
     format!("{scheme}://{host}")

@@ -360,7 +360,7 @@ fn frontends(
                             Err(never) => match never {},
                         }
                     };
-                    let response = match tokio::time::timeout_at(now + limit, work)
+                    match tokio::time::timeout_at(now + limit, work)
                         .instrument(span)
                         .await
                     {
@@ -373,8 +373,7 @@ fn frontends(
                         Err(_) => answer(Error::DeadlineExceeded(format!(
                             "the call did not finish within its deadline ({limit:?})"
                         ))),
-                    };
-                    response
+                    }
                 }
             };
             call.finish(&response);
@@ -684,6 +683,9 @@ pub async fn run(
                         // The protocol is chosen from the first bytes; a client that never
                         // sends them is dropped like a slow HTTP/1 client.
                         let io = FirstBytesDeadline::new(io, HEADER_READ_TIMEOUT);
+                        // hyper's own refusals (unparsable or oversized heads) in
+                        // Twilio's error body, like every other REST error.
+                        let io = crate::refusals::TwilioRefusals::new(io);
                         let connection = http.serve_connection_with_upgrades(TokioIo::new(io), service);
                         if let Err(e) = watcher.watch(connection.into_owned()).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
