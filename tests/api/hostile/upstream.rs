@@ -107,6 +107,9 @@ fn assert_refused<T: std::fmt::Debug>(
 // Answers of the wrong shape
 // ---------------------------------------------------------------------------------------
 
+/// Spoils a v2 body, given another conversation's id and a malformed phone number.
+type Spoil = fn(&mut Value, &str, &str);
+
 #[tokio::test]
 async fn a_v2_create_answered_with_a_participant_that_is_not_the_one_asked_for_is_internal() {
     // Arrange: each case a fresh conversation, so each has its own route.
@@ -114,7 +117,7 @@ async fn a_v2_create_answered_with_a_participant_that_is_not_the_one_asked_for_i
     let app = spawn_twilio_app(&server.uri(), |_| {}).await;
     let other_conversation = conversation_id();
     let bad_number = "+1-555-0100 ext. 7";
-    let cases: [(&str, fn(&mut Value, &str, &str), &str, &str); 7] = [
+    let cases: [(&str, Spoil, &str, &str); 7] = [
         (
             "an empty id",
             |b, _, _| b["id"] = json!(""),
