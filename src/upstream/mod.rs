@@ -525,7 +525,11 @@ impl TwilioBackend {
 
     /// After an ambiguous failure, a retried v2 create may meet its own first attempt:
     /// Twilio answers 409 naming it. If that participant is exactly what was asked for, it
-    /// is the caller's participant, created once; otherwise the conflict is real.
+    /// is the caller's participant, created once; if it is another (or Twilio has none by
+    /// that id), the conflict is real. If it cannot be fetched, nobody knows yet: the
+    /// caller gets the fetch's failure (UNAVAILABLE, or DEADLINE_EXCEEDED when time ran
+    /// out), which invites the retry that settles it, never ALREADY_EXISTS for what is
+    /// most likely its own participant.
     async fn resolve_conflict(
         &self,
         ctx: &CallContext,
@@ -550,7 +554,24 @@ impl TwilioBackend {
                 tracing::info!("a retried create found its own first attempt; returning it");
                 Ok(existing)
             }
-            _ => Err(failure.error),
+            Ok(_) => Err(failure.error),
+            Err(Error::Upstream(e)) if e.http_status == 404 => Err(failure.error),
+            Err(e @ Error::DeadlineExceeded(_)) => Err(e),
+            Err(e) => {
+                let code = e.grpc_code();
+                tracing::info!(
+                    ?code,
+                    "a retried create met a participant that could not be fetched to compare"
+                );
+                Err(Error::unavailable(
+                    format!(
+                        "Twilio holds a participant that an earlier attempt of this create \
+                         may have made, and fetching it to compare failed ({code:?}); retry \
+                         the create"
+                    ),
+                    e.retry_after(),
+                ))
+            }
         }
     }
 
