@@ -525,11 +525,12 @@ impl TwilioBackend {
 
     /// After an ambiguous failure, a retried v2 create may meet its own first attempt:
     /// Twilio answers 409 naming it. If that participant is exactly what was asked for, it
-    /// is the caller's participant, created once; if it is another (or Twilio has none by
-    /// that id), the conflict is real. If it cannot be fetched, nobody knows yet: the
-    /// caller gets the fetch's failure (UNAVAILABLE, or DEADLINE_EXCEEDED when time ran
-    /// out), which invites the retry that settles it, never ALREADY_EXISTS for what is
-    /// most likely its own participant.
+    /// is the caller's participant, created once; if it is another that holds one of the
+    /// request's addresses (or Twilio has none by that id), the conflict is real. If it
+    /// cannot be fetched, or holds none of the addresses it conflicts on (Twilio's answers
+    /// disagree, or it changed in between), nobody knows yet: the caller gets UNAVAILABLE
+    /// (DEADLINE_EXCEEDED when time ran out), which invites the retry that settles it,
+    /// never ALREADY_EXISTS for what is most likely its own participant.
     async fn resolve_conflict(
         &self,
         ctx: &CallContext,
@@ -554,7 +555,16 @@ impl TwilioBackend {
                 tracing::info!("a retried create found its own first attempt; returning it");
                 Ok(existing)
             }
-            Ok(_) => Err(failure.error),
+            Ok(existing) if wire::shares_an_address(request, &existing) => Err(failure.error),
+            Ok(_) => {
+                tracing::info!(
+                    "a retried create met a 409 naming a participant without the conflicting address"
+                );
+                Err(unsettled(
+                    "holds none of the addresses it conflicts on",
+                    None,
+                ))
+            }
             Err(Error::Upstream(e)) if e.http_status == 404 => Err(failure.error),
             Err(e @ Error::DeadlineExceeded(_)) => Err(e),
             Err(e) => {
@@ -563,12 +573,8 @@ impl TwilioBackend {
                     ?code,
                     "a retried create met a participant that could not be fetched to compare"
                 );
-                Err(Error::unavailable(
-                    format!(
-                        "Twilio holds a participant that an earlier attempt of this create \
-                         may have made, and fetching it to compare failed ({code:?}); retry \
-                         the create"
-                    ),
+                Err(unsettled(
+                    &format!("could not be fetched to compare ({code:?})"),
                     e.retry_after(),
                 ))
             }
@@ -624,6 +630,17 @@ impl TwilioBackend {
             .await?;
         answer::service_participant(&answer, V1Expected::created(request))
     }
+}
+
+/// A retried v2 create whose 409 could not be resolved: the participant it names `what`.
+fn unsettled(what: &str, retry_after: Option<Duration>) -> Error {
+    Error::unavailable(
+        format!(
+            "Twilio refused this create as a conflict with a participant that an earlier \
+             attempt of it may have made, and that participant {what}; retry the create"
+        ),
+        retry_after,
+    )
 }
 
 fn deadline_exceeded(attempts: u32) -> Error {

@@ -249,6 +249,16 @@ pub fn same_participant(request: &NewParticipant, existing: &Participant) -> boo
         && wanted == found
 }
 
+/// Whether `existing` holds one of `request`'s addresses (same channel, same address as
+/// conflicts compare them): what a participant must do to conflict with the request.
+pub fn shares_an_address(request: &NewParticipant, existing: &Participant) -> bool {
+    existing.addresses.iter().any(|held| {
+        request.addresses.iter().any(|wanted| {
+            wanted.channel == held.channel && wanted.conflict_key() == held.conflict_key()
+        })
+    })
+}
+
 /// The `Idempotency-Key` header for a caller's key. Twilio declares a UUID there
 /// (`8-4-4-4-12` hex digits); a key of that shape is sent as it is, any other becomes the
 /// name-based UUID (version 5) of the key, so that the same key always sends the same
