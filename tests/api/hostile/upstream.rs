@@ -10,6 +10,10 @@
 //!   ends within its deadline with a code of the contract's table, no logical create
 //!   becomes two participants, memory stays bounded, the server stays healthy.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
 use participants_facade::proto::{
     self, Channel, CreateParticipantRequest, CreateServiceParticipantRequest,
 };
@@ -19,6 +23,7 @@ use tonic_types::StatusExt;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use super::faulty_twilio::{Fault, FaultyTwilio};
 use crate::helpers::*;
 use crate::twilio::{
     ACCOUNT, participant_id, spawn_twilio_app, upstream, v1_body, v1_create_path, v1_fetch_path,
@@ -486,4 +491,375 @@ async fn real_answers_with_only_what_the_spec_requires_are_accepted() {
     );
     assert_eq!(v1.chat_service_sid, service, "parent from the path");
     server.verify().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// A fault-injecting Twilio under concurrent load
+// ---------------------------------------------------------------------------------------
+
+/// Calls in the storm, and how many run at once.
+const STORM_CALLS: usize = 200;
+const STORM_CONCURRENCY: usize = 32;
+/// What a call may take beyond its deadline before it counts as hanging: scheduling on
+/// two cores under load, not performance.
+const MARGIN: Duration = Duration::from_secs(1);
+/// Growth of the server's resident memory the storm may cause.
+const RSS_GROWTH: u64 = 64 * 1024 * 1024;
+
+/// Codes a call may end with against this upstream (the contract's table): OK,
+/// DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED (429), INTERNAL (500, wrong shapes),
+/// UNAVAILABLE (503, resets). Never ALREADY_EXISTS: every logical create is its own
+/// participant, so a conflict would be the facade meeting its own first attempt.
+const STORM_CODES: [Code; 5] = [
+    Code::Ok,
+    Code::DeadlineExceeded,
+    Code::ResourceExhausted,
+    Code::Internal,
+    Code::Unavailable,
+];
+
+/// One call of the storm.
+#[derive(Debug, Clone)]
+enum StormCall {
+    CreateV2(CreateParticipantRequest),
+    FetchV2(proto::FetchParticipantRequest),
+    CreateV1(CreateServiceParticipantRequest),
+    FetchV1(proto::FetchServiceParticipantRequest),
+}
+
+impl StormCall {
+    /// The RPC's name and its request as a gRPC frame.
+    fn frame(&self) -> (&'static str, Vec<u8>) {
+        match self {
+            StormCall::CreateV2(r) => ("CreateParticipant", grpc_frame(r)),
+            StormCall::FetchV2(r) => ("FetchParticipant", grpc_frame(r)),
+            StormCall::CreateV1(r) => ("CreateServiceParticipant", grpc_frame(r)),
+            StormCall::FetchV1(r) => ("FetchServiceParticipant", grpc_frame(r)),
+        }
+    }
+
+    /// For a create: the address or identity that names its logical create upstream.
+    fn logical(&self) -> Option<&str> {
+        match self {
+            StormCall::CreateV2(r) => Some(&r.addresses[0].address),
+            StormCall::CreateV1(r) => Some(&r.identity),
+            _ => None,
+        }
+    }
+
+    /// The id or sid in a successful answer's body.
+    fn answered_id(&self, body: &[u8]) -> String {
+        match self {
+            StormCall::CreateV2(_) | StormCall::FetchV2(_) => {
+                single_message::<proto::Participant>(body).id
+            }
+            _ => single_message::<proto::ServiceParticipant>(body).sid,
+        }
+    }
+}
+
+/// How one call ended.
+struct Outcome {
+    call: StormCall,
+    deadline: Duration,
+    elapsed: Duration,
+    http_status: u16,
+    code: Option<Code>,
+    id: Option<String>,
+}
+
+impl std::fmt::Debug for Outcome {
+    /// One line: the RPC, its key if any, and how and when it ended.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (method, _) = self.call.frame();
+        let keyed = match &self.call {
+            StormCall::CreateV2(r) => !r.idempotency_key.is_empty(),
+            StormCall::CreateV1(r) => !r.idempotency_key.is_empty(),
+            _ => false,
+        };
+        write!(
+            f,
+            "{method}{} HTTP {} {:?} after {:?} (deadline {:?})",
+            if keyed { " (keyed)" } else { "" },
+            self.http_status,
+            self.code,
+            self.elapsed,
+            self.deadline
+        )
+    }
+}
+
+/// Sends `call` as a raw HTTP/2 gRPC call with `grpc-timeout`, so the answer and its
+/// timing are the server's own, not a client library's deadline.
+async fn storm_call(addr: std::net::SocketAddr, call: StormCall, deadline: Duration) -> Outcome {
+    let (method, frame) = call.frame();
+    let timeout = format!("{}m", deadline.as_millis());
+    let started = std::time::Instant::now();
+    let (response, mut body) = start_raw_call(
+        addr,
+        &format!("/participants.v1.ParticipantService/{method}"),
+        &[("grpc-timeout", timeout.as_str())],
+    )
+    .await;
+    body.send_data(bytes::Bytes::from(frame), true)
+        .expect("send the request");
+    let raw = read_raw_response(response).await;
+    let elapsed = started.elapsed();
+    let code = raw
+        .grpc_status
+        .as_deref()
+        .and_then(|s| s.parse::<i32>().ok())
+        .map(Code::from_i32);
+    let id = (code == Some(Code::Ok)).then(|| call.answered_id(&raw.body));
+    Outcome {
+        call,
+        deadline,
+        elapsed,
+        http_status: raw.http_status,
+        code,
+        id,
+    }
+}
+
+/// The resident set of process `pid`, in bytes (`VmRSS` of `/proc/PID/status`).
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+/// The storm's calls: v2 and v1 creates, each for an address or identity of its own (half
+/// with an idempotency key, those sent twice at once), and fetches of participants that
+/// exist. Deadlines of 1, 1.5 and 2 s.
+fn storm_calls(fake: &FaultyTwilio) -> Vec<(StormCall, Duration)> {
+    let conversations: Vec<String> = (0..4).map(|_| conversation_id()).collect();
+    let (service, v1_conversation) = (sid("IS"), sid("CH"));
+    let seeded_v2: Vec<(String, String)> = conversations
+        .iter()
+        .map(|c| (c.clone(), fake.seed_v2(c, &phone())))
+        .collect();
+    let seeded_v1: Vec<(String, String)> = (0..4)
+        .map(|i| {
+            let identity = format!("seeded.{}.{i}", unique());
+            let sid = fake.seed_v1(&service, &v1_conversation, &identity);
+            // Fetched by sid and by identity in turn.
+            (sid, identity)
+        })
+        .collect();
+    let mut calls = Vec::with_capacity(STORM_CALLS);
+    let mut i = 0usize;
+    while calls.len() < STORM_CALLS {
+        let deadline = Duration::from_millis(1000 + 500 * (i as u64 % 3));
+        let keyed = i.is_multiple_of(2);
+        let key = || format!("00000000-0000-4000-8000-{:012x}", unique());
+        match i % 5 {
+            0 => {
+                let (conversation, id) = &seeded_v2[i % seeded_v2.len()];
+                calls.push((
+                    StormCall::FetchV2(proto::FetchParticipantRequest {
+                        conversation_id: conversation.clone(),
+                        participant_id: id.clone(),
+                    }),
+                    deadline,
+                ));
+            }
+            1 => {
+                let (sid, identity) = &seeded_v1[i % seeded_v1.len()];
+                calls.push((
+                    StormCall::FetchV1(proto::FetchServiceParticipantRequest {
+                        chat_service_sid: service.clone(),
+                        conversation_sid: v1_conversation.clone(),
+                        sid: if i.is_multiple_of(3) { identity } else { sid }.clone(),
+                    }),
+                    deadline,
+                ));
+            }
+            2 | 3 => {
+                let request = CreateParticipantRequest {
+                    conversation_id: conversations[i % conversations.len()].clone(),
+                    idempotency_key: if keyed { key() } else { String::new() },
+                    ..create_request()
+                };
+                let call = StormCall::CreateV2(request);
+                if keyed {
+                    calls.push((call.clone(), deadline));
+                }
+                calls.push((call, deadline));
+            }
+            _ => {
+                let request = CreateServiceParticipantRequest {
+                    chat_service_sid: service.clone(),
+                    conversation_sid: v1_conversation.clone(),
+                    identity: format!("storm.{}", unique()),
+                    idempotency_key: if keyed { key() } else { String::new() },
+                    ..Default::default()
+                };
+                let call = StormCall::CreateV1(request);
+                if keyed {
+                    calls.push((call.clone(), deadline));
+                }
+                calls.push((call, deadline));
+            }
+        }
+        i += 1;
+    }
+    calls.truncate(STORM_CALLS);
+    calls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_injecting_twilio_under_load_never_hangs_a_call_duplicates_a_create_or_grows_memory()
+ {
+    // Arrange: the binary against the fake, attempts cut at 400 ms so that a call's
+    // deadline leaves room for retries after a hang; the breaker kept shut so that every
+    // fault reaches the retry logic.
+    let fake = FaultyTwilio::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = ChildServer::start_with_env(
+        &dir.path().join("data"),
+        &[
+            "--backend",
+            "twilio",
+            "--upstream-url",
+            &fake.url,
+            "--upstream-attempt-timeout",
+            "400ms",
+            "--upstream-initial-backoff",
+            "10ms",
+            "--upstream-max-backoff",
+            "50ms",
+            "--upstream-breaker-failures",
+            "1000000",
+            "--upstream-connect-timeout",
+            "1s",
+        ],
+        &[
+            ("TWILIO_API_KEY", crate::twilio::API_KEY),
+            ("TWILIO_API_SECRET", crate::twilio::API_SECRET),
+        ],
+    )
+    .await;
+    let calls = storm_calls(&fake);
+    // Warm up on a healthy upstream (pools, allocator arenas), then measure.
+    for _ in 0..8 {
+        let warm = storm_call(
+            server.addr,
+            StormCall::CreateV2(create_request()),
+            Duration::from_secs(2),
+        )
+        .await;
+        assert_eq!(warm.code, Some(Code::Ok), "warm-up: {warm:?}");
+    }
+    let rss_before = rss_bytes(server.child.id());
+    let warm_applied = fake.applied().len();
+    fake.set_faulty();
+
+    // Act: the storm, bounded in count, concurrency and time.
+    let gate = Arc::new(tokio::sync::Semaphore::new(STORM_CONCURRENCY));
+    let mut running = tokio::task::JoinSet::new();
+    for (call, deadline) in calls {
+        let gate = gate.clone();
+        let addr = server.addr;
+        running.spawn(async move {
+            let _slot = gate.acquire_owned().await.expect("gate");
+            storm_call(addr, call, deadline).await
+        });
+    }
+    let outcomes = tokio::time::timeout(Duration::from_secs(40), async {
+        let mut outcomes = Vec::new();
+        while let Some(done) = running.join_next().await {
+            outcomes.push(done.expect("a call task"));
+        }
+        outcomes
+    })
+    .await
+    .expect("the storm ends");
+    fake.set_healthy();
+    let mut codes: HashMap<String, usize> = HashMap::new();
+    for o in &outcomes {
+        let (method, _) = o.call.frame();
+        *codes.entry(format!("{method} {:?}", o.code)).or_default() += 1;
+    }
+    let slowest = outcomes.iter().map(|o| o.elapsed).max();
+    eprintln!(
+        "storm: {codes:?}; slowest {slowest:?}; faults {:?}; {} created",
+        fake.faults(),
+        fake.applied().len() - warm_applied
+    );
+
+    // Assert: every call ended within its deadline, with a code of the table.
+    assert_eq!(outcomes.len(), STORM_CALLS);
+    let late: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.elapsed > o.deadline + MARGIN)
+        .collect();
+    assert!(late.is_empty(), "calls past their deadline: {late:#?}");
+    let odd: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.http_status != 200 || !o.code.is_some_and(|c| STORM_CODES.contains(&c)))
+        .collect();
+    assert!(odd.is_empty(), "codes outside the table: {odd:#?}");
+
+    // ...no logical create became two participants, and a create answered OK names the
+    // one participant created for it (both callers of a repeated key, the same one).
+    let applied = fake.applied().split_off(warm_applied);
+    let mut by_logical: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut by_key: HashMap<&str, usize> = HashMap::new();
+    for a in &applied {
+        by_logical.entry(&a.logical).or_default().push(&a.id);
+        if let Some(key) = &a.key {
+            *by_key.entry(key).or_default() += 1;
+        }
+    }
+    let doubled: Vec<_> = by_logical.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(doubled.is_empty(), "creates applied twice: {doubled:?}");
+    assert!(
+        by_key.values().all(|n| *n == 1),
+        "a key applied twice: {by_key:?}"
+    );
+    let mut ok_creates = 0;
+    for o in &outcomes {
+        let (Some(logical), Some(id)) = (o.call.logical(), &o.id) else {
+            continue;
+        };
+        ok_creates += 1;
+        assert_eq!(
+            by_logical.get(logical).map(|ids| ids[0]),
+            Some(id.as_str()),
+            "an OK create names a participant that was not created for it: {o:?}"
+        );
+    }
+
+    // ...the storm dealt every fault, and some calls still succeeded.
+    let faults = fake.faults();
+    for fault in Fault::ALL {
+        assert!(
+            faults.get(&fault).is_some_and(|n| *n > 0),
+            "{fault:?} was never dealt: {faults:?}"
+        );
+    }
+    assert!(ok_creates > 0, "no create succeeded: {outcomes:#?}");
+
+    // ...memory stayed bounded, and the server serves again once Twilio does.
+    let rss_after = rss_bytes(server.child.id());
+    eprintln!("storm: resident memory {rss_before} -> {rss_after} bytes");
+    assert!(
+        rss_after < rss_before + RSS_GROWTH,
+        "resident memory grew from {rss_before} to {rss_after} bytes"
+    );
+    assert_eq!(
+        health_status(server.addr, "").await,
+        Some(tonic_health::pb::health_check_response::ServingStatus::Serving)
+    );
+    let after = storm_call(
+        server.addr,
+        StormCall::CreateV2(create_request()),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(after.code, Some(Code::Ok), "after the storm: {after:?}");
 }
