@@ -18,7 +18,7 @@
 //! [`HOLD`] passes, an endless body stops at [`ENDLESS`], an idle connection closes after
 //! [`HOLD`], and dropping the fake stops every task it started.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -127,6 +127,10 @@ pub struct Applied {
 struct State {
     requests: u64,
     healthy: bool,
+    /// Faults dealt before any other, in order (see [`FaultyTwilio::force`]).
+    forced: VecDeque<Fault>,
+    /// Method and path of every request, in arrival order.
+    received: Vec<(String, String)>,
     next_id: u64,
     /// v2 participants by id, and their ids by (conversation, channel, address).
     v2: HashMap<String, Value>,
@@ -201,6 +205,20 @@ impl FaultyTwilio {
         self.lock().healthy = true;
     }
 
+    /// The next requests meet `faults`, in order, whatever the schedule or health says.
+    pub fn force(&self, faults: &[Fault]) {
+        self.lock().forced.extend(faults.iter().copied());
+    }
+
+    /// How many requests came with `method` on `path`.
+    pub fn received(&self, method: &str, path: &str) -> usize {
+        self.lock()
+            .received
+            .iter()
+            .filter(|(m, p)| m == method && p == path)
+            .count()
+    }
+
     /// Every participant really created, in order.
     pub fn applied(&self) -> Vec<Applied> {
         self.lock().applied.clone()
@@ -259,7 +277,9 @@ impl State {
 
     /// The fault for the next request.
     fn deal(&mut self) -> Fault {
-        let fault = if self.healthy {
+        let fault = if let Some(forced) = self.forced.pop_front() {
+            forced
+        } else if self.healthy {
             Fault::None
         } else {
             let n = self.requests;
@@ -645,6 +665,9 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     while let Some(request) = read_request(&mut stream, &mut buf).await {
         let (fault, n, reply) = {
             let mut state = state.lock().expect("fake state");
+            state
+                .received
+                .push((request.method.clone(), request.path.clone()));
             let n = state.requests;
             let fault = state.deal();
             let reply = if fault.acts() {

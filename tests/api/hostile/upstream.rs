@@ -711,6 +711,101 @@ fn storm_calls(fake: &FaultyTwilio) -> Vec<(StormCall, Duration)> {
     calls
 }
 
+/// The participants `fake` created for `logical` (an address or identity).
+fn created_for(fake: &FaultyTwilio, logical: &str) -> Vec<String> {
+    fake.applied()
+        .into_iter()
+        .filter(|a| a.logical == logical)
+        .map(|a| a.id)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_create_whose_201_never_finishes_ends_at_the_deadline_and_makes_one_participant() {
+    // Arrange: attempts may last longer than the caller waits.
+    let fake = FaultyTwilio::start().await;
+    let app = spawn_twilio_app(&fake.url, |c| {
+        c.upstream_attempt_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let deadline = Duration::from_millis(800);
+    let v2 = create_request();
+    let v1 = CreateServiceParticipantRequest {
+        identity: format!("hang.{}", unique()),
+        ..create_v1_request()
+    };
+    let cases = [
+        (
+            StormCall::CreateV2(v2.clone()),
+            v2_create_path(&v2.conversation_id),
+        ),
+        (
+            StormCall::CreateV1(v1.clone()),
+            v1_create_path(&v1.chat_service_sid, &v1.conversation_sid),
+        ),
+    ];
+
+    for (call, route) in cases {
+        // Act: Twilio creates the participant, sends 201's headers, and no body.
+        fake.force(&[Fault::HeadersThenHang]);
+        let outcome = storm_call(app.addr, call.clone(), deadline).await;
+
+        // Assert: DEADLINE_EXCEEDED at the deadline, one request, one participant.
+        assert_eq!(outcome.code, Some(Code::DeadlineExceeded), "{outcome:?}");
+        assert!(outcome.elapsed < deadline + MARGIN, "{outcome:?}");
+        assert_eq!(fake.received("POST", &route), 1, "{outcome:?}");
+        let logical = call.logical().expect("a create");
+        assert_eq!(created_for(&fake, logical).len(), 1, "{outcome:?}");
+    }
+}
+
+#[tokio::test]
+async fn after_a_201_that_hangs_a_v2_create_retries_into_its_own_participant_and_a_v1_create_does_not_retry()
+ {
+    // Arrange: attempts cut at 300 ms, well inside the caller's 3 s.
+    let fake = FaultyTwilio::start().await;
+    let app = spawn_twilio_app(&fake.url, |c| {
+        c.upstream_attempt_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let deadline = Duration::from_secs(3);
+    let v2 = create_request();
+    let v1 = CreateServiceParticipantRequest {
+        identity: format!("hang.{}", unique()),
+        idempotency_key: format!("00000000-0000-4000-8000-{:012x}", unique()),
+        ..create_v1_request()
+    };
+    let v2_route = v2_create_path(&v2.conversation_id);
+    let v1_route = v1_create_path(&v1.chat_service_sid, &v1.conversation_sid);
+
+    // Act and assert, v2: the retry meets a 409 naming the participant the first
+    // attempt made, fetches it, and returns it.
+    fake.force(&[Fault::HeadersThenHang]);
+    let outcome = storm_call(app.addr, StormCall::CreateV2(v2.clone()), deadline).await;
+    assert_eq!(outcome.code, Some(Code::Ok), "{outcome:?}");
+    let created = created_for(&fake, &v2.addresses[0].address);
+    assert_eq!(created.len(), 1, "one participant: {created:?}");
+    assert_eq!(outcome.id.as_deref(), Some(created[0].as_str()));
+    assert_eq!(
+        fake.received("POST", &v2_route),
+        2,
+        "the hang, then the 409"
+    );
+
+    // v1: a second POST could be a second participant, so the hang is the answer...
+    fake.force(&[Fault::HeadersThenHang]);
+    let call = StormCall::CreateV1(v1.clone());
+    let outcome = storm_call(app.addr, call.clone(), deadline).await;
+    assert_eq!(outcome.code, Some(Code::DeadlineExceeded), "{outcome:?}");
+    assert_eq!(fake.received("POST", &v1_route), 1, "not retried");
+    // ...and the caller's retry with its key gets Twilio's replay: the same participant.
+    let again = storm_call(app.addr, call, deadline).await;
+    assert_eq!(again.code, Some(Code::Ok), "{again:?}");
+    let created = created_for(&fake, &v1.identity);
+    assert_eq!(created.len(), 1, "one participant: {created:?}");
+    assert_eq!(again.id.as_deref(), Some(created[0].as_str()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_injecting_twilio_under_load_never_hangs_a_call_duplicates_a_create_or_grows_memory()
  {
