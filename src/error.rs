@@ -220,7 +220,9 @@ impl Error {
             Error::ResourceExhausted(_) => 429,
             Error::DeadlineExceeded(_) => 504,
             Error::Upstream(e) => e.http_status,
-            Error::UpstreamProtocol(_) => 502,
+            // INTERNAL both ways, as the contract's table reads (502 would read back as
+            // UNAVAILABLE, which invites a retry that would meet the same answer).
+            Error::UpstreamProtocol(_) => 500,
             Error::Unauthenticated(_) => 401,
             Error::Http { status, .. } => *status,
             Error::Store { fault, .. } => match fault {
@@ -254,15 +256,13 @@ impl Error {
                 .unwrap_or(u32::from(e.http_status)),
             Error::Http { status: 400, .. } => 70002,
             Error::Http { status: 404, .. } => 20404,
-            Error::Internal(_) => 20500,
+            Error::Internal(_) | Error::UpstreamProtocol(_) => 20500,
             Error::Store { .. } => match self.http_status() {
                 503 => 20503,
                 _ => 20500,
             },
             Error::Http { status, .. } => u32::from(*status),
-            Error::DeadlineExceeded(_) | Error::UpstreamProtocol(_) => {
-                u32::from(self.http_status())
-            }
+            Error::DeadlineExceeded(_) => u32::from(self.http_status()),
         }
     }
 

@@ -35,6 +35,10 @@ pub struct Metrics {
     pub upstream_duration: HistogramVec,
     /// Upstream retries, by route template.
     pub upstream_retries: IntCounterVec,
+    /// Upstream success answers refused as not what Twilio promises (a body that does not
+    /// decode, or a participant with a malformed id or of another conversation), by
+    /// operation (the RPC's name) and reason (the field at fault, `body` when undecodable).
+    pub upstream_invalid_answers: IntCounterVec,
     /// Local store operations, by operation.
     pub store_duration: HistogramVec,
     /// Fetches answered from the store's in-memory cache or not, by table and result.
@@ -98,6 +102,14 @@ impl Metrics {
                 &["url_template"],
             )
             .expect("static metric definition"),
+            upstream_invalid_answers: IntCounterVec::new(
+                Opts::new(
+                    "upstream_invalid_answers_total",
+                    "Upstream success answers refused as malformed or not the participant asked for, by operation and reason",
+                ),
+                &["operation", "reason"],
+            )
+            .expect("static metric definition"),
             store_duration: histogram(
                 "store_operation_duration_seconds",
                 "Local store operations, by operation",
@@ -135,12 +147,13 @@ impl Metrics {
             ready: IntGauge::new("backend_ready", "1 while the backend reports ready")
                 .expect("static metric definition"),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
             Box::new(m.rpc_duration.clone()),
             Box::new(m.http_duration.clone()),
             Box::new(m.in_flight.clone()),
             Box::new(m.upstream_duration.clone()),
             Box::new(m.upstream_retries.clone()),
+            Box::new(m.upstream_invalid_answers.clone()),
             Box::new(m.store_duration.clone()),
             Box::new(m.store_cache_lookups.clone()),
             Box::new(m.store_group_size.clone()),

@@ -10,8 +10,12 @@
 //!   attempt cannot create a second participant (see [`Call`]).
 //!
 //! Twilio's error answers become [`Error::Upstream`], which `error.rs` maps per the
-//! contract's table. Credentials live in [`Credentials`], a secret that never prints.
+//! contract's table. Its success answers are checked as strictly as requests
+//! ([`answer`]): one that is not the participant asked for is [`Error::UpstreamProtocol`]
+//! (INTERNAL), never retried. Credentials live in [`Credentials`], a secret that never
+//! prints.
 
+mod answer;
 mod resilience;
 mod wire;
 
@@ -38,6 +42,8 @@ use crate::model::{
 };
 use crate::telemetry::ClientAttempt;
 use tracing::Instrument as _;
+
+use answer::{V1Expected, V2Expected};
 
 /// Largest upstream body read; Twilio's participant bodies are a few KiB.
 const MAX_BODY: usize = 1024 * 1024;
@@ -510,14 +516,21 @@ impl TwilioBackend {
             .exchange(ctx, Call::CreateV2, Route::V2_CREATE, &url, build)
             .await
         {
-            Ok(answer) => parse::<wire::V2Participant>(&answer).map(Participant::from),
+            // A refused answer is final: the exchange is over, and the participant it
+            // may have created is not to be created again.
+            Ok(answer) => answer::participant(&answer, V2Expected::created(request)),
             Err(failure) => self.resolve_conflict(ctx, request, failure).await,
         }
     }
 
     /// After an ambiguous failure, a retried v2 create may meet its own first attempt:
     /// Twilio answers 409 naming it. If that participant is exactly what was asked for, it
-    /// is the caller's participant, created once; otherwise the conflict is real.
+    /// is the caller's participant, created once; if it is another that holds one of the
+    /// request's addresses (or Twilio has none by that id), the conflict is real. If it
+    /// cannot be fetched, or holds none of the addresses it conflicts on (Twilio's answers
+    /// disagree, or it changed in between), nobody knows yet: the caller gets UNAVAILABLE
+    /// (DEADLINE_EXCEEDED when time ran out), which invites the retry that settles it,
+    /// never ALREADY_EXISTS for what is most likely its own participant.
     async fn resolve_conflict(
         &self,
         ctx: &CallContext,
@@ -542,7 +555,29 @@ impl TwilioBackend {
                 tracing::info!("a retried create found its own first attempt; returning it");
                 Ok(existing)
             }
-            _ => Err(failure.error),
+            Ok(existing) if wire::shares_an_address(request, &existing) => Err(failure.error),
+            Ok(_) => {
+                tracing::info!(
+                    "a retried create met a 409 naming a participant without the conflicting address"
+                );
+                Err(unsettled(
+                    "holds none of the addresses it conflicts on",
+                    None,
+                ))
+            }
+            Err(Error::Upstream(e)) if e.http_status == 404 => Err(failure.error),
+            Err(e @ Error::DeadlineExceeded(_)) => Err(e),
+            Err(e) => {
+                let code = e.grpc_code();
+                tracing::info!(
+                    ?code,
+                    "a retried create met a participant that could not be fetched to compare"
+                );
+                Err(unsettled(
+                    &format!("could not be fetched to compare ({code:?})"),
+                    e.retry_after(),
+                ))
+            }
         }
     }
 
@@ -563,7 +598,7 @@ impl TwilioBackend {
                 self.http.get(url.clone())
             })
             .await?;
-        parse::<wire::V2Participant>(&answer).map(Participant::from)
+        answer::participant(&answer, V2Expected::fetched(key))
     }
 
     async fn create_v1(
@@ -593,41 +628,25 @@ impl TwilioBackend {
         let answer = self
             .exchange(ctx, Call::CreateV1, Route::V1_CREATE, &url, build)
             .await?;
-        parse::<wire::V1Participant>(&answer)
-            .map(|p| p.into_domain(&request.chat_service_sid, &request.conversation_sid))
+        answer::service_participant(&answer, V1Expected::created(request))
     }
+}
+
+/// A retried v2 create whose 409 could not be resolved: the participant it names `what`.
+fn unsettled(what: &str, retry_after: Option<Duration>) -> Error {
+    Error::unavailable(
+        format!(
+            "Twilio refused this create as a conflict with a participant that an earlier \
+             attempt of it may have made, and that participant {what}; retry the create"
+        ),
+        retry_after,
+    )
 }
 
 fn deadline_exceeded(attempts: u32) -> Error {
     Error::DeadlineExceeded(format!(
         "the call's deadline passed before Twilio answered ({attempts} attempt(s))"
     ))
-}
-
-/// Decodes a success body, or says plainly that Twilio's answer was not what it promises.
-fn parse<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<T, Error> {
-    serde_json::from_slice(&answer.body).map_err(|e| {
-        Error::UpstreamProtocol(format!(
-            "Twilio answered HTTP {} with a body that is not the expected resource ({})",
-            answer.status.as_u16(),
-            e.classify_name()
-        ))
-    })
-}
-
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "read error",
-            serde_json::error::Category::Syntax => "not JSON",
-            serde_json::error::Category::Data => "missing or mistyped fields",
-            serde_json::error::Category::Eof => "empty or truncated",
-        }
-    }
 }
 
 /// Twilio's error answer as an [`UpstreamError`], whatever its body looks like.
@@ -735,8 +754,7 @@ impl ParticipantBackend for TwilioBackend {
                 self.http.get(url.clone())
             })
             .await?;
-        parse::<wire::V1Participant>(&answer)
-            .map(|p| p.into_domain(&key.chat_service_sid, &key.conversation_sid))
+        answer::service_participant(&answer, V1Expected::fetched(&key))
     }
 
     fn ready(&self) -> bool {

@@ -52,13 +52,14 @@ impl<'a> From<&'a NewParticipant> for V2CreateBody<'a> {
     }
 }
 
-/// A v2 participant as Twilio returns it (`conversations.v2.participant`).
+/// A v2 participant as Twilio returns it (`conversations.v2.participant`), before
+/// [`super::answer`] checks it.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct V2Participant {
-    id: String,
-    conversation_id: String,
-    account_id: String,
+    pub(super) id: String,
+    pub(super) conversation_id: String,
+    pub(super) account_id: String,
     #[serde(default)]
     name: Option<String>,
     #[serde(default, rename = "type")]
@@ -66,60 +67,45 @@ pub struct V2Participant {
     #[serde(default)]
     profile_id: Option<String>,
     #[serde(default)]
-    addresses: Option<Vec<V2AddressIn>>,
+    pub(super) addresses: Option<Vec<V2AddressIn>>,
     #[serde(default, deserialize_with = "lenient_date")]
     created_at: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "lenient_date")]
     updated_at: Option<DateTime<Utc>>,
 }
 
+/// One address of a [`V2Participant`], its channel as Twilio wrote it.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct V2AddressIn {
-    channel: String,
-    address: String,
+pub struct V2AddressIn {
+    pub(super) channel: String,
+    pub(super) address: String,
     #[serde(default)]
-    channel_id: Option<String>,
+    pub(super) channel_id: Option<String>,
 }
 
-fn parse_channel(s: &str) -> Option<Channel> {
+/// The channel Twilio named, `None` for one this build does not know.
+pub fn parse_channel(s: &str) -> Option<Channel> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
 }
 
-impl From<V2Participant> for Participant {
-    fn from(p: V2Participant) -> Self {
-        let addresses = p.addresses.unwrap_or_default();
-        let total = addresses.len();
-        let addresses: Vec<Address> = addresses
-            .into_iter()
-            .filter_map(|a| {
-                Some(Address {
-                    channel: parse_channel(&a.channel)?,
-                    address: a.address,
-                    channel_id: a.channel_id.filter(|s| !s.is_empty()),
-                })
-            })
-            .collect();
-        if addresses.len() < total {
-            tracing::warn!(
-                dropped = total - addresses.len(),
-                "upstream returned addresses on channels this build does not know; they are left out"
-            );
-        }
+impl V2Participant {
+    /// The domain participant, with `addresses` as [`super::answer`] checked them.
+    pub fn into_domain(self, addresses: Vec<Address>) -> Participant {
         Participant {
-            id: p.id,
-            conversation_id: p.conversation_id,
-            account_id: p.account_id,
-            name: p.name.filter(|s| !s.is_empty()),
+            id: self.id,
+            conversation_id: self.conversation_id,
+            account_id: self.account_id,
+            name: self.name.filter(|s| !s.is_empty()),
             // A type this build does not know yet is, to it, UNKNOWN.
-            kind: p.kind.map(|k| {
+            kind: self.kind.map(|k| {
                 serde_json::from_value(serde_json::Value::String(k))
                     .unwrap_or(ParticipantType::Unknown)
             }),
-            profile_id: p.profile_id.filter(|s| !s.is_empty()),
+            profile_id: self.profile_id.filter(|s| !s.is_empty()),
             addresses,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
         }
     }
 }
@@ -153,24 +139,25 @@ pub fn v1_create_form(r: &NewServiceParticipant) -> Vec<(&'static str, String)> 
     form
 }
 
-/// A v1 participant as Twilio returns it; every field is nullable in the spec.
+/// A v1 participant as Twilio returns it, before [`super::answer`] checks it; every field
+/// is nullable in the spec.
 #[derive(Debug, Deserialize)]
 pub struct V1Participant {
-    sid: String,
+    pub(super) sid: String,
     #[serde(default)]
-    account_sid: Option<String>,
+    pub(super) account_sid: Option<String>,
     #[serde(default)]
-    chat_service_sid: Option<String>,
+    pub(super) chat_service_sid: Option<String>,
     #[serde(default)]
-    conversation_sid: Option<String>,
+    pub(super) conversation_sid: Option<String>,
     #[serde(default)]
-    identity: Option<String>,
+    pub(super) identity: Option<String>,
     #[serde(default)]
     attributes: Option<String>,
     #[serde(default)]
     messaging_binding: Option<V1Binding>,
     #[serde(default)]
-    role_sid: Option<String>,
+    pub(super) role_sid: Option<String>,
     #[serde(default, deserialize_with = "lenient_date")]
     date_created: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "lenient_date")]
@@ -260,6 +247,16 @@ pub fn same_participant(request: &NewParticipant, existing: &Participant) -> boo
         && (request.kind.is_none() || existing.kind == request.kind)
         && (request.profile_id.is_none() || existing.profile_id == request.profile_id)
         && wanted == found
+}
+
+/// Whether `existing` holds one of `request`'s addresses (same channel, same address as
+/// conflicts compare them): what a participant must do to conflict with the request.
+pub fn shares_an_address(request: &NewParticipant, existing: &Participant) -> bool {
+    existing.addresses.iter().any(|held| {
+        request.addresses.iter().any(|wanted| {
+            wanted.channel == held.channel && wanted.conflict_key() == held.conflict_key()
+        })
+    })
 }
 
 /// The `Idempotency-Key` header for a caller's key. Twilio declares a UUID there

@@ -172,6 +172,25 @@ pub fn v2_body(id: &str, request: &CreateParticipantRequest) -> Value {
     body
 }
 
+/// The v2 participant Twilio would answer to the fetch `request` (a GET of
+/// `/v2/Conversations/{c}/Participants/{id}`): the one its path names, for mocks that
+/// answer any fetch.
+pub fn v2_fetched_body(request: &wiremock::Request) -> Value {
+    let segments: Vec<String> = request
+        .url
+        .path_segments()
+        .map(|s| s.map(path_decode).collect())
+        .unwrap_or_default();
+    let [_, _, conversation, _, id] = &segments[..] else {
+        panic!("not a v2 fetch: {}", request.url.path());
+    };
+    let created = CreateParticipantRequest {
+        conversation_id: conversation.clone(),
+        ..create_request()
+    };
+    v2_body(id, &created)
+}
+
 /// The v1 participant Twilio would answer for `request`, under `sid`.
 pub fn v1_body(sid: &str, request: &CreateServiceParticipantRequest) -> Value {
     let binding = request.messaging_binding.clone().unwrap_or_default();

@@ -4,6 +4,12 @@
 //! 400/422 and its violations, and one without credentials with 401), and Prism's
 //! example answers parse into our messages, field for field.
 //!
+//! Prism answers every request with the spec's first example, whatever the request named,
+//! and the facade checks that an answer is the participant asked for (its conversation,
+//! the participant fetched). So the requests here name the examples' own conversation,
+//! chat service and participant; a fetch by identity, which Prism answers with the
+//! by-sid example (identity null), is refused as not the participant fetched.
+//!
 //! Prism is installed by `scripts/install-tools` into `tools/node_modules`; these tests
 //! fail, never skip, when it is missing.
 
@@ -291,8 +297,19 @@ async fn prism_accepts_every_v2_request_the_facade_sends_and_its_examples_parse(
     // Arrange
     let prism = Prism::start("twilio_conversations_v2.json").await;
     let app = spawn_twilio_app(&prism.url, |_| {}).await;
-    let conversation = conversation_id();
     let number = phone();
+    let (status, create_example) = prism
+        .direct(
+            reqwest::Method::POST,
+            &v2_create_path(&conversation_id()),
+            true,
+            |r| r.json(&json!({"addresses": [{"channel": "SMS", "address": number}]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{create_example}");
+    // The example's conversation, so that its answers are answers to these requests.
+    let conversation = text(&create_example["conversationId"]).to_owned();
+    let example_id = "conv_participant_00000000000000000000000001";
     let mut creates = vec![(
         "minimal: one SMS address, type unspecified",
         CreateParticipantRequest {
@@ -340,14 +357,7 @@ async fn prism_accepts_every_v2_request_the_facade_sends_and_its_examples_parse(
             },
         ));
     }
-    let create_path = v2_create_path(&conversation);
-    let fetch_path = v2_fetch_path(&conversation, "conv_participant_00000000000000000000000001");
-    let (status, create_example) = prism
-        .direct(reqwest::Method::POST, &create_path, true, |r| {
-            r.json(&json!({"addresses": [{"channel": "SMS", "address": number}]}))
-        })
-        .await;
-    assert_eq!(status, 201, "{create_example}");
+    let fetch_path = v2_fetch_path(&conversation, example_id);
     let (status, fetch_example) = prism
         .direct(reqwest::Method::GET, &fetch_path, true, |r| r)
         .await;
@@ -360,12 +370,7 @@ async fn prism_accepts_every_v2_request_the_facade_sends_and_its_examples_parse(
     }
 
     // Act and assert: fetch
-    let fetched = accepted(
-        &prism,
-        "fetch",
-        app.fetch(&conversation, "conv_participant_00000000000000000000000001")
-            .await,
-    );
+    let fetched = accepted(&prism, "fetch", app.fetch(&conversation, example_id).await);
     assert_v2_is(&fetched, &fetch_example);
 
     // Prism does check: an address on a channel the spec's request enum lacks (EMAIL) is
@@ -398,7 +403,20 @@ async fn prism_accepts_every_v1_request_the_facade_sends_and_its_examples_parse(
     // Arrange: the path parameters must match the spec's patterns (IS + 32 hex).
     let prism = Prism::start("twilio_conversations_v1.json").await;
     let app = spawn_twilio_app(&prism.url, |_| {}).await;
-    let (service, conversation) = (sid("IS"), sid("CH"));
+    let (status, create_example) = prism
+        .direct(
+            reqwest::Method::POST,
+            &v1_create_path(&sid("IS"), &sid("CH")),
+            true,
+            |r| r.form(&[("Identity", "dana")]),
+        )
+        .await;
+    assert_eq!(status, 201, "{create_example}");
+    // The example's service, conversation and participant, so that its answers are
+    // answers to these requests.
+    let service = text(&create_example["chat_service_sid"]).to_owned();
+    let conversation = text(&create_example["conversation_sid"]).to_owned();
+    let fetch_sid = text(&create_example["sid"]).to_owned();
     let base = CreateServiceParticipantRequest {
         chat_service_sid: service.clone(),
         conversation_sid: conversation.clone(),
@@ -450,13 +468,6 @@ async fn prism_accepts_every_v1_request_the_facade_sends_and_its_examples_parse(
         ),
     ];
     let create_path = v1_create_path(&service, &conversation);
-    let fetch_sid = sid("MB");
-    let (status, create_example) = prism
-        .direct(reqwest::Method::POST, &create_path, true, |r| {
-            r.form(&[("Identity", "dana")])
-        })
-        .await;
-    assert_eq!(status, 201, "{create_example}");
     let (status, fetch_example) = prism
         .direct(
             reqwest::Method::GET,
@@ -473,15 +484,24 @@ async fn prism_accepts_every_v1_request_the_facade_sends_and_its_examples_parse(
         assert_v1_is(&created, &create_example);
     }
 
-    // Act and assert: fetch by sid and by identity
-    for key in [fetch_sid.as_str(), "dana@example.com"] {
-        let fetched = accepted(
-            &prism,
-            &format!("fetch {key}"),
-            app.fetch_v1(&service, &conversation, key).await,
-        );
-        assert_v1_is(&fetched, &fetch_example);
-    }
+    // Act and assert: fetch by sid, and by identity, which Prism answers with the by-sid
+    // example (identity null): not the participant with that identity, so refused.
+    let fetched = accepted(
+        &prism,
+        "fetch by sid",
+        app.fetch_v1(&service, &conversation, &fetch_sid).await,
+    );
+    assert_v1_is(&fetched, &fetch_example);
+    assert!(fetch_example["identity"].is_null(), "{fetch_example}");
+    let by_identity = app
+        .fetch_v1(&service, &conversation, "dana@example.com")
+        .await;
+    let status = expect_code(by_identity, Code::Internal);
+    assert!(
+        status.message().contains("identity: is not the identity"),
+        "{status:?}"
+    );
+    assert!(!status.message().contains("dana"), "{status:?}");
 
     // Prism does check: a RoleSid off the spec's pattern is refused with 422, and a
     // request without credentials with 401.

@@ -376,6 +376,9 @@ async fn creates_send_the_idempotency_key_as_a_uuid_header() {
     assert_eq!(again.as_deref(), Some(v2.as_str()));
 }
 
+/// The sid of the participant the hostile-path test's upstream answers with.
+const MB_SID: &str = "MB0123456789abcdef0123456789abcdef";
+
 #[tokio::test]
 async fn hostile_path_input_stays_inside_its_own_path_segment() {
     // Arrange: the v1 fetch's `sid` may be an identity (free text), so it reaches the URL
@@ -388,7 +391,9 @@ async fn hostile_path_input_stays_inside_its_own_path_segment() {
                 .path_segments()
                 .and_then(|mut s| s.next_back())
                 .unwrap_or("");
-            ResponseTemplate::new(200).set_body_json(json!({"sid": path_decode(sid)}))
+            // A fetch by identity: the participant with that identity.
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"sid": MB_SID, "identity": path_decode(sid)}))
         })
         .mount(&server)
         .await;
@@ -441,7 +446,7 @@ async fn hostile_path_input_stays_inside_its_own_path_segment() {
             *identity,
             "{identity:?}: sent as itself: {url}"
         );
-        assert_eq!(got.sid, *identity, "the answer parses back");
+        assert_eq!(got.identity, *identity, "the answer parses back");
     }
 }
 

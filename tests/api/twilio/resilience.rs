@@ -157,11 +157,11 @@ async fn calls_beyond_the_in_flight_limit_fail_fast_with_resource_exhausted() {
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |c| c.upstream_max_in_flight = 2).await;
     Mock::given(method("GET"))
-        .respond_with(
+        .respond_with(|request: &wiremock::Request| {
             ResponseTemplate::new(200)
-                .set_body_json(v2_body(&participant_id(), &create_request()))
-                .set_delay(Duration::from_millis(1500)),
-        )
+                .set_body_json(v2_fetched_body(request))
+                .set_delay(Duration::from_millis(1500))
+        })
         .mount(&server)
         .await;
     let mut slow = tokio::task::JoinSet::new();

@@ -506,6 +506,76 @@ async fn a_409_behind_which_is_another_participant_stays_a_conflict() {
 }
 
 #[tokio::test]
+async fn a_409_behind_which_the_participant_cannot_be_fetched_is_unavailable_not_a_conflict() {
+    // Arrange: the first attempt fails ambiguously (503), the retry meets a 409, and the
+    // participant it names cannot be fetched (503 on every attempt, or an answer that is
+    // not a participant) or holds none of the addresses it would conflict on. Most likely
+    // it is the caller's own: not ALREADY_EXISTS.
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |_| {}).await;
+
+    for fetch_answer in ["503", "wrong shape", "no address"] {
+        let request = create_request();
+        let stored = participant_id();
+        let create = v2_create_path(&request.conversation_id);
+        Mock::given(method("POST"))
+            .and(path(create.as_str()))
+            .respond_with(twilio_error(503, 20_503, "Service Unavailable"))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(create.as_str()))
+            .respond_with(
+                twilio_error(409, 50_433, "Participant already exists")
+                    .insert_header("X-Conflicting-Resource-Id", stored.as_str()),
+            )
+            .mount(&server)
+            .await;
+        let fetch = v2_fetch_path(&request.conversation_id, &stored);
+        let answer = match fetch_answer {
+            "503" => twilio_error(503, 20_503, "Service Unavailable"),
+            "wrong shape" => {
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"hello": "world"}))
+            }
+            _ => {
+                let mut bare = v2_body(&stored, &request);
+                bare["addresses"] = serde_json::json!([]);
+                ResponseTemplate::new(200).set_body_json(bare)
+            }
+        };
+        Mock::given(method("GET"))
+            .and(path(fetch.as_str()))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+
+        // Act
+        let result = app.create(request.clone()).await;
+
+        // Assert
+        let status = expect_code(result, Code::Unavailable);
+        assert!(
+            status.message().contains("retry the create"),
+            "{fetch_answer}: {status:?}"
+        );
+        assert!(retry_delay(&status).is_some(), "{fetch_answer}: {status:?}");
+        assert!(
+            !status.message().contains(&request.addresses[0].address),
+            "{fetch_answer}: {status:?}"
+        );
+        assert_eq!(
+            received_on(&server, "POST", &create).await.len(),
+            2,
+            "{fetch_answer}: no third create"
+        );
+        let fetches = received_on(&server, "GET", &fetch).await.len();
+        let expected = if fetch_answer == "503" { 3 } else { 1 };
+        assert_eq!(fetches, expected, "{fetch_answer}: fetches");
+    }
+}
+
+#[tokio::test]
 async fn a_409_on_the_first_attempt_is_a_conflict_without_a_lookup() {
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |_| {}).await;
