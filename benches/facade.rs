@@ -45,6 +45,10 @@
 //! only, for experiments such as `OTEL_BSP_MAX_QUEUE_SIZE=65536`). The children inherit
 //! `TOKIO_WORKER_THREADS` when it is set (the load generator does not).
 
+// Test and bench code: a failed unwrap is a failed run, and helpers are `pub` for the
+// crate's own modules.
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;

@@ -23,6 +23,10 @@
 //! server's RUST_LOG, default `warn`; for diagnostics only), `BENCH_SERVER_ARGS` (extra
 //! flags for the server, split on whitespace, e.g. `--cache-entries 0`).
 
+// Test and bench code: a failed unwrap is a failed run, and helpers are `pub` for the
+// crate's own modules.
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::Write as _;

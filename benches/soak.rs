@@ -23,6 +23,10 @@
 //! and threads did not grow by more than a handful. `SOAK_CSV=path` writes every sample.
 //! `BENCH_TMPDIR` and `BENCH_SERVER_ARGS` work as in the other benches.
 
+// Test and bench code: a failed unwrap is a failed run, and helpers are `pub` for the
+// crate's own modules.
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -14,7 +14,7 @@ use crate::model::{
 /// `type` when the caller left it unspecified.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct V2CreateBody<'a> {
+pub(crate) struct V2CreateBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
@@ -56,7 +56,7 @@ impl<'a> From<&'a NewParticipant> for V2CreateBody<'a> {
 /// [`super::answer`] checks it.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct V2Participant {
+pub(crate) struct V2Participant {
     pub(super) id: String,
     pub(super) conversation_id: String,
     pub(super) account_id: String,
@@ -77,7 +77,7 @@ pub struct V2Participant {
 /// One address of a [`V2Participant`], its channel as Twilio wrote it.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct V2AddressIn {
+pub(crate) struct V2AddressIn {
     pub(super) channel: String,
     pub(super) address: String,
     #[serde(default)]
@@ -85,13 +85,13 @@ pub struct V2AddressIn {
 }
 
 /// The channel Twilio named, `None` for one this build does not know.
-pub fn parse_channel(s: &str) -> Option<Channel> {
+pub(crate) fn parse_channel(s: &str) -> Option<Channel> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
 }
 
 impl V2Participant {
     /// The domain participant, with `addresses` as [`super::answer`] checked them.
-    pub fn into_domain(self, addresses: Vec<Address>) -> Participant {
+    pub(crate) fn into_domain(self, addresses: Vec<Address>) -> Participant {
         Participant {
             id: self.id,
             conversation_id: self.conversation_id,
@@ -111,7 +111,7 @@ impl V2Participant {
 }
 
 /// `POST /v1/Services/{IS}/Conversations/{CH}/Participants` form fields, in Twilio's names.
-pub fn v1_create_form(r: &NewServiceParticipant) -> Vec<(&'static str, String)> {
+pub(crate) fn v1_create_form(r: &NewServiceParticipant) -> Vec<(&'static str, String)> {
     let mut form = Vec::new();
     let mut put = |name: &'static str, value: Option<&String>| {
         if let Some(v) = value {
@@ -142,7 +142,7 @@ pub fn v1_create_form(r: &NewServiceParticipant) -> Vec<(&'static str, String)> 
 /// A v1 participant as Twilio returns it, before [`super::answer`] checks it; every field
 /// is nullable in the spec.
 #[derive(Debug, Deserialize)]
-pub struct V1Participant {
+pub(crate) struct V1Participant {
     pub(super) sid: String,
     #[serde(default)]
     pub(super) account_sid: Option<String>,
@@ -181,7 +181,11 @@ struct V1Binding {
 
 impl V1Participant {
     /// The domain participant; parents Twilio left out come from the request's path.
-    pub fn into_domain(self, chat_service_sid: &str, conversation_sid: &str) -> ServiceParticipant {
+    pub(crate) fn into_domain(
+        self,
+        chat_service_sid: &str,
+        conversation_sid: &str,
+    ) -> ServiceParticipant {
         let binding = self.messaging_binding.map(|b| MessagingBinding {
             address: b.address,
             proxy_address: b.proxy_address,
@@ -210,7 +214,7 @@ impl V1Participant {
 
 /// Twilio's error body; every field optional in the spec.
 #[derive(Debug, Default, Deserialize)]
-pub struct TwilioErrorBody {
+pub(crate) struct TwilioErrorBody {
     /// Twilio's error code, such as 20404.
     #[serde(default)]
     pub code: Option<i64>,
@@ -236,7 +240,7 @@ fn lenient_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>
 
 /// Whether a participant Twilio holds is the one `request` would have created: used to
 /// recognise our own earlier attempt behind a 409 after an ambiguous failure.
-pub fn same_participant(request: &NewParticipant, existing: &Participant) -> bool {
+pub(crate) fn same_participant(request: &NewParticipant, existing: &Participant) -> bool {
     let key = |a: &Address| (a.channel, a.conflict_key(), a.channel_id.clone());
     let mut wanted: Vec<_> = request.addresses.iter().map(key).collect();
     let mut found: Vec<_> = existing.addresses.iter().map(key).collect();
@@ -251,7 +255,7 @@ pub fn same_participant(request: &NewParticipant, existing: &Participant) -> boo
 
 /// Whether `existing` holds one of `request`'s addresses (same channel, same address as
 /// conflicts compare them): what a participant must do to conflict with the request.
-pub fn shares_an_address(request: &NewParticipant, existing: &Participant) -> bool {
+pub(crate) fn shares_an_address(request: &NewParticipant, existing: &Participant) -> bool {
     existing.addresses.iter().any(|held| {
         request.addresses.iter().any(|wanted| {
             wanted.channel == held.channel && wanted.conflict_key() == held.conflict_key()
@@ -263,7 +267,7 @@ pub fn shares_an_address(request: &NewParticipant, existing: &Participant) -> bo
 /// (`8-4-4-4-12` hex digits); a key of that shape is sent as it is, any other becomes the
 /// name-based UUID (version 5) of the key, so that the same key always sends the same
 /// header and different keys different ones.
-pub fn idempotency_header(key: &str) -> String {
+pub(crate) fn idempotency_header(key: &str) -> String {
     if is_hyphenated_uuid(key) {
         return key.to_owned();
     }

@@ -3,6 +3,10 @@
 //! for configuration, shutdown and crash-safety behaviour. `twilio` runs the twilio backend
 //! against real HTTP servers on 127.0.0.1 (wiremock, raw listeners, Prism on Twilio's specs).
 
+// Test and bench code: a failed unwrap is a failed run, and helpers are `pub` for the
+// crate's own modules.
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
 mod auth;
 mod concurrency;
 mod deadlines;
