@@ -12,6 +12,8 @@
 //! Twilio's error answers become [`Error::Upstream`], which `error.rs` maps per the
 //! contract's table. Credentials live in [`Credentials`], a secret that never prints.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod resilience;
 mod wire;
 
