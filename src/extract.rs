@@ -158,8 +158,10 @@ fn data_refusal(message: &str) -> String {
 }
 
 /// Decodes a form body. Every name and value must be UTF-8 once percent-decoded (`+` is a
-/// space); a field that is not is refused by name when the name itself is UTF-8.
+/// space); a field that is not is refused by name when it is one of `T`'s fields (any
+/// other name is the caller's text, and not quoted).
 pub fn decode_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let fields = field_names::<T>();
     for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
         let (name, value) = match pair.iter().position(|b| *b == b'=') {
             Some(i) => (&pair[..i], &pair[i + 1..]),
@@ -172,10 +174,14 @@ pub fn decode_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
             ));
         };
         if form_text(value).is_none() {
-            return Err(refused(
-                400,
-                format!("Invalid form body: the value of `{name}` is not valid UTF-8"),
-            ));
+            let message = if fields.contains(&name.as_str()) {
+                format!("Invalid form body: the value of `{name}` is not valid UTF-8")
+            } else {
+                "Invalid form body: the value of a field that is not part of this resource \
+                 is not valid UTF-8"
+                    .to_owned()
+            };
+            return Err(refused(400, message));
         }
     }
     serde_urlencoded::from_bytes(bytes).map_err(|e| {
@@ -184,6 +190,42 @@ pub fn decode_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
             format!("Invalid form body: {}", data_refusal(&e.to_string())),
         )
     })
+}
+
+/// The field names `T` deserializes (after renames), as its `Deserialize` impl gives them
+/// to `deserialize_struct`; none for a type that is not a plain struct.
+fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+
+    struct Fields<'a>(&'a std::cell::Cell<&'static [&'static str]>);
+
+    impl<'de> de::Deserializer<'de> for Fields<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.set(fields);
+            Err(de::Error::custom("only the field names are read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    let fields = std::cell::Cell::new(&[][..]);
+    let _ = T::deserialize(Fields(&fields));
+    fields.get()
 }
 
 /// One percent-encoded form token as text, or `None` if it is not UTF-8.
@@ -262,6 +304,14 @@ mod tests {
     fn form_fields_must_be_utf8() {
         let refused = message(decode_form::<Form>(b"Identity=%FF%FE").expect_err("not UTF-8"));
         assert!(refused.contains("`Identity`"), "{refused}");
+        // Found by fuzz/fuzz_targets/rest_v1_form.rs: a name that is not one of the form's
+        // fields is the caller's text, and was quoted.
+        let refused =
+            message(decode_form::<Form>(b"ada.lovelace%40example.com=%FF").expect_err("not UTF-8"));
+        assert!(refused.contains("not part of this resource"), "{refused}");
+        assert!(!refused.contains("lovelace"), "{refused}");
+        assert_eq!(field_names::<Form>(), ["Identity"]);
+        assert!(field_names::<String>().is_empty());
         assert!(decode_form::<Form>(b"%FF=x").is_err());
         let form: Form = decode_form(b"Identity=ad+a%C3%A9").expect("UTF-8");
         assert_eq!(form.identity.as_deref(), Some("ad a\u{e9}"));

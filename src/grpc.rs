@@ -146,8 +146,8 @@ impl ParticipantApi {
             attributes: p.attributes,
             messaging_binding: binding,
             role_sid: p.role_sid.unwrap_or_default(),
-            date_created: p.date_created.map(timestamp),
-            date_updated: p.date_updated.map(timestamp),
+            date_created: p.date_created.and_then(timestamp),
+            date_updated: p.date_updated.and_then(timestamp),
             last_read_message_index: p.last_read_message_index,
             last_read_timestamp: p.last_read_timestamp.unwrap_or_default(),
         }
@@ -191,12 +191,18 @@ fn channel(c: proto::Channel) -> Option<Channel> {
     })
 }
 
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        // Always below 10^9 for a DateTime outside leap seconds, which chrono never makes here.
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(999_999_999),
-    }
+/// `t` as a `google.protobuf.Timestamp`, which spans the years 1 to 9999 and has no leap
+/// seconds. A leap second (`23:59:60`, which chrono keeps as nanoseconds past 10^9, and
+/// which Twilio's dates and the v1 dates a caller gives may carry) is smeared into the
+/// last nanosecond of the second before; an instant outside the span, which no valid
+/// Timestamp can carry (an upstream date such as year 0), is left out.
+fn timestamp(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
+    /// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+    const SPAN: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+    let seconds = t.timestamp();
+    let nanos = i32::try_from(t.timestamp_subsec_nanos().min(999_999_999)).ok()?;
+    SPAN.contains(&seconds)
+        .then_some(prost_types::Timestamp { seconds, nanos })
 }
 
 fn raw_timestamp(t: prost_types::Timestamp) -> Raw<DateTime<Utc>> {
@@ -276,8 +282,8 @@ impl From<model::Participant> for proto::Participant {
                     channel_id: a.channel_id.unwrap_or_default(),
                 })
                 .collect(),
-            created_at: p.created_at.map(timestamp),
-            updated_at: p.updated_at.map(timestamp),
+            created_at: p.created_at.and_then(timestamp),
+            updated_at: p.updated_at.and_then(timestamp),
         }
     }
 }
@@ -309,6 +315,42 @@ mod tests {
         assert_eq!(parse_grpc_timeout(""), None);
         assert_eq!(parse_grpc_timeout("1é"), None);
         assert_eq!(parse_grpc_timeout("+5S"), None);
+    }
+
+    #[test]
+    fn timestamps_are_valid_protobuf_whatever_the_date() {
+        // Found by fuzz/fuzz_targets/upstream_answer.rs: a leap second in Twilio's answer
+        // (`2016-12-31T23:59:60Z`) became `nanos: 1000000000`, which protobuf forbids.
+        let leap = DateTime::parse_from_rfc3339("2016-12-31T23:59:60.5Z")
+            .expect("chrono reads leap seconds")
+            .with_timezone(&Utc);
+        assert_eq!(
+            timestamp(leap),
+            Some(prost_types::Timestamp {
+                seconds: 1_483_228_799,
+                nanos: 999_999_999
+            })
+        );
+        let ordinary = DateTime::parse_from_rfc3339("2015-12-16T22:18:37.25Z")
+            .expect("date")
+            .with_timezone(&Utc);
+        assert_eq!(
+            timestamp(ordinary),
+            Some(prost_types::Timestamp {
+                seconds: 1_450_304_317,
+                nanos: 250_000_000
+            })
+        );
+        for outside in ["0000-12-31T23:59:59Z", "9999-12-31T23:59:59-01:00"] {
+            let t = DateTime::parse_from_rfc3339(outside)
+                .expect("date")
+                .with_timezone(&Utc);
+            assert_eq!(timestamp(t), None, "{outside}");
+        }
+        let last = DateTime::parse_from_rfc3339("9999-12-31T23:59:59.999999999Z")
+            .expect("date")
+            .with_timezone(&Utc);
+        assert!(timestamp(last).is_some());
     }
 
     #[test]

@@ -315,12 +315,11 @@ impl ParticipantDraft {
         let kind = match self.kind {
             None | Some(Raw::Unset) => None,
             Some(Raw::Known(kind)) => Some(kind),
-            Some(Raw::Unknown(raw)) => {
+            // The value itself is not quoted: over REST it is any text the caller sent.
+            Some(Raw::Unknown(_)) => {
                 v.add(
                     "type",
-                    format!(
-                        "unknown participant type {raw:?}; expected HUMAN_AGENT, CUSTOMER, AI_AGENT, AGENT or UNKNOWN"
-                    ),
+                    "unknown participant type; expected HUMAN_AGENT, CUSTOMER, AI_AGENT, AGENT or UNKNOWN",
                 );
                 None
             }

@@ -204,10 +204,11 @@ pub fn address(v: &mut Violations, field: &str, draft: AddressDraft) -> Option<A
             v.add(format!("{field}.channel"), "required");
             None
         }
-        Raw::Unknown(raw) => {
+        // The value itself is not quoted: over REST it is any text the caller sent.
+        Raw::Unknown(_) => {
             v.add(
                 format!("{field}.channel"),
-                format!("unknown channel {raw:?}; expected VOICE, SMS, RCS, EMAIL, WHATSAPP, CHAT or VIDEO"),
+                "unknown channel; expected VOICE, SMS, RCS, EMAIL, WHATSAPP, CHAT or VIDEO",
             );
             None
         }
@@ -373,6 +374,33 @@ mod tests {
         assert!(!is_rcs("rcs:"));
         assert!(!is_rcs("brand_acme_agent"));
         assert!(!is_rcs("rcs:has space"));
+    }
+
+    #[test]
+    fn unknown_enum_values_are_refused_without_being_quoted() {
+        // Found by fuzz/fuzz_targets/rest_v2_json.rs: over REST, `type` and `channel` are
+        // any text the caller sent, and the description quoted it.
+        use crate::model::ParticipantDraft;
+        let secret = "ada.lovelace@example.com";
+        let draft = ParticipantDraft {
+            conversation_id: "conv_1".into(),
+            kind: Some(Raw::Unknown(secret.into())),
+            addresses: vec![AddressDraft {
+                channel: Raw::Unknown(secret.into()),
+                address: "+18005550100".into(),
+                channel_id: String::new(),
+            }],
+            ..ParticipantDraft::default()
+        };
+        let Err(Error::InvalidArgument(violations)) = draft.validate() else {
+            panic!("unknown values must be refused");
+        };
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["type", "addresses[0].channel"]);
+        for v in &violations {
+            assert!(v.description.starts_with("unknown "), "{v:?}");
+            assert!(!v.description.contains("lovelace"), "{v:?}");
+        }
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! prints.
 
 mod answer;
+#[doc(hidden)]
+pub mod fuzzing;
 mod resilience;
 mod wire;
 
