@@ -13,13 +13,11 @@
 //! (`raw_h2`) where the test must send what a well-behaved client library would not.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use participants_facade::config::Config;
 use participants_facade::proto::participant_service_client::ParticipantServiceClient;
 use participants_facade::proto::{Channel as AddressChannel, FetchParticipantRequest};
 use rcgen::{
@@ -32,18 +30,14 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::Code;
 use tonic::transport::Channel as GrpcChannel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::helpers::*;
-use crate::rest::{Answer, assert_twilio_error, send, v2_body, v2_path};
+use crate::fixtures::*;
 
-const CREATE_PARTICIPANT: &str = "/participants.v1.ParticipantService/CreateParticipant";
 const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 /// Server reflection: a bidirectional stream, served while its requests still arrive.
 const REFLECTION: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
@@ -235,35 +229,8 @@ async fn grpc_tls_channel(
 }
 
 // ---------------------------------------------------------------------------------------
-// An in-process server without an eager cleartext client (so it can serve TLS)
+// A TLS server in-process
 // ---------------------------------------------------------------------------------------
-
-struct Served {
-    addr: SocketAddr,
-    _data: TempDir,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
-}
-
-async fn serve(configure: impl FnOnce(&mut Config)) -> Served {
-    let data = tempfile::tempdir().expect("temp dir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    let mut config = Config::local(data.path());
-    configure(&mut config);
-    let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(participants_facade::server::run(listener, config, async {
-        let _ = rx.await;
-    }));
-    Served {
-        addr,
-        _data: data,
-        shutdown: Some(tx),
-        server: Some(server),
-    }
-}
 
 async fn serve_tls(pki: &Pki, mutual: bool) -> Served {
     let cert = pki.server_cert.clone();
@@ -277,159 +244,9 @@ async fn serve_tls(pki: &Pki, mutual: bool) -> Served {
     .await
 }
 
-impl Served {
-    /// Stops the server; `run` must return `Ok` within the bound.
-    async fn stop(mut self) {
-        let _ = self.shutdown.take().expect("running").send(());
-        let server = self.server.take().expect("running");
-        tokio::time::timeout(WAIT, server)
-            .await
-            .expect("server stops within the bound")
-            .expect("server task does not panic")
-            .expect("server::run returns Ok");
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Raw HTTP/1.1 and HTTP/2
 // ---------------------------------------------------------------------------------------
-
-/// A raw HTTP/1.1 response.
-#[derive(Debug)]
-struct Http1Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Http1Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn answer(&self) -> Answer {
-        let mut headers = http::HeaderMap::new();
-        for (name, value) in &self.headers {
-            headers.append(
-                http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
-                http::HeaderValue::from_str(value).expect("header value"),
-            );
-        }
-        Answer {
-            status: http::StatusCode::from_u16(self.status).expect("status"),
-            version: http::Version::HTTP_11,
-            headers,
-            text: String::from_utf8_lossy(&self.body).into_owned(),
-        }
-    }
-}
-
-/// Reads one HTTP/1.1 response from `stream` (bounded by `bound`): the head, then a body of
-/// `content-length` bytes. `Err` when the connection fails or closes before a whole head.
-async fn read_http1_response<R: tokio::io::AsyncRead + Unpin>(
-    stream: &mut R,
-    bound: Duration,
-) -> Result<Http1Response, String> {
-    let deadline = tokio::time::Instant::now() + bound;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at;
-        }
-        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-            Err(_) => return Err(format!("no response head within {bound:?}: {buf:?}")),
-            Ok(Err(e)) => return Err(format!("connection error: {e}")),
-            Ok(Ok(0)) => return Err(format!("connection closed; read {buf:?}")),
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not a status line: {status_line:?}"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let chunked = headers.iter().any(|(n, v)| {
-        n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
-    });
-    let mut body = buf[head_end + 4..].to_vec();
-    let complete = |body: &[u8]| {
-        if chunked {
-            body.starts_with(b"0\r\n") || body.windows(7).any(|w| w == b"\r\n0\r\n\r\n")
-        } else {
-            body.len() >= length
-        }
-    };
-    while !complete(&body) {
-        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => body.extend_from_slice(&chunk[..n]),
-            other => return Err(format!("body cut short ({other:?}): {body:?}")),
-        }
-    }
-    if chunked {
-        body = dechunk(&body);
-    }
-    Ok(Http1Response {
-        status,
-        headers,
-        body,
-    })
-}
-
-/// The payload of a chunked body (chunk extensions and trailers are not expected).
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
-        let size = std::str::from_utf8(&body[..eol])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
-            .unwrap_or(0);
-        if size == 0 || body.len() < eol + 2 + size {
-            break;
-        }
-        out.extend_from_slice(&body[eol + 2..eol + 2 + size]);
-        body = &body[(eol + 4 + size).min(body.len())..];
-    }
-    out
-}
-
-/// Sends `request` on a new connection to `addr` (writing concurrently, ignoring write
-/// errors: the server may answer and close before reading everything) and reads the
-/// response.
-async fn http1_exchange(addr: SocketAddr, request: Vec<u8>) -> Result<Http1Response, String> {
-    let stream = TcpStream::connect(addr).await.expect("tcp connect");
-    let (mut read, mut write) = stream.into_split();
-    let writer = tokio::spawn(async move {
-        let _ = write.write_all(&request).await;
-        write
-    });
-    let response = read_http1_response(&mut read, WAIT).await;
-    writer.abort();
-    response
-}
 
 /// `GET /healthz` with `extra` header lines.
 fn http1_get_healthz(extra: &[String]) -> Vec<u8> {
@@ -442,258 +259,13 @@ fn http1_get_healthz(extra: &[String]) -> Vec<u8> {
     request.into_bytes()
 }
 
-/// A minimal HTTP/2 client that writes frames as given and reads frames as they come.
-mod raw_h2 {
-    use std::net::SocketAddr;
-    use std::time::Duration;
-
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    use tokio::net::TcpStream;
-
-    pub const DATA: u8 = 0x0;
-    pub const HEADERS: u8 = 0x1;
-    pub const RST_STREAM: u8 = 0x3;
-    pub const SETTINGS: u8 = 0x4;
-    pub const GOAWAY: u8 = 0x7;
-
-    pub const END_STREAM: u8 = 0x1;
-    const END_HEADERS: u8 = 0x4;
-    const ACK: u8 = 0x1;
-
-    pub const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
-    pub const SETTINGS_MAX_HEADER_LIST_SIZE: u16 = 0x6;
-
-    pub const CANCEL: u32 = 0x8;
-    pub const REFUSED_STREAM: u32 = 0x7;
-    pub const ENHANCE_YOUR_CALM: u32 = 0xb;
-
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    const MAX_FRAME: usize = 16_384;
-
-    #[derive(Debug)]
-    pub struct Frame {
-        pub kind: u8,
-        pub flags: u8,
-        pub stream: u32,
-        pub payload: Vec<u8>,
-    }
-
-    impl Frame {
-        /// The error code of a RST_STREAM or GOAWAY frame.
-        pub fn error_code(&self) -> Option<u32> {
-            let at = match self.kind {
-                RST_STREAM => 0,
-                GOAWAY => 4,
-                _ => return None,
-            };
-            let bytes = self.payload.get(at..at + 4)?;
-            Some(u32::from_be_bytes(bytes.try_into().ok()?))
-        }
-
-        /// The (identifier, value) pairs of a SETTINGS frame.
-        pub fn settings(&self) -> Vec<(u16, u32)> {
-            self.payload
-                .chunks_exact(6)
-                .map(|c| {
-                    (
-                        u16::from_be_bytes([c[0], c[1]]),
-                        u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
-                    )
-                })
-                .collect()
-        }
-    }
-
-    /// What reading the next frame gave.
-    #[derive(Debug)]
-    pub enum Read {
-        Frame(Frame),
-        /// The server closed the connection (EOF or reset).
-        Closed(String),
-        /// Nothing within the bound.
-        TimedOut,
-    }
-
-    pub struct Conn {
-        io: TcpStream,
-        buf: Vec<u8>,
-    }
-
-    pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let len = u32::try_from(payload.len()).expect("small frame");
-        let mut out = Vec::with_capacity(9 + payload.len());
-        out.extend_from_slice(&len.to_be_bytes()[1..]);
-        out.push(kind);
-        out.push(flags);
-        out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
-        out.extend_from_slice(payload);
-        out
-    }
-
-    /// An HPACK integer with an `prefix`-bit prefix, the rest of the first byte `first`.
-    fn integer(out: &mut Vec<u8>, first: u8, prefix: u32, value: usize) {
-        let max = (1usize << prefix) - 1;
-        if value < max {
-            out.push(first | value as u8);
-            return;
-        }
-        out.push(first | max as u8);
-        let mut rest = value - max;
-        while rest >= 128 {
-            out.push((rest % 128) as u8 | 0x80);
-            rest /= 128;
-        }
-        out.push(rest as u8);
-    }
-
-    /// An HPACK block of literal fields without indexing, new names, no Huffman coding.
-    pub fn header_block(fields: &[(&str, &str)]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (name, value) in fields {
-            out.push(0x00);
-            integer(&mut out, 0x00, 7, name.len());
-            out.extend_from_slice(name.as_bytes());
-            integer(&mut out, 0x00, 7, value.len());
-            out.extend_from_slice(value.as_bytes());
-        }
-        out
-    }
-
-    /// HEADERS (and CONTINUATION frames when the block exceeds one frame).
-    pub fn headers(stream: u32, fields: &[(&str, &str)], end_stream: bool) -> Vec<u8> {
-        let block = header_block(fields);
-        let mut chunks = block.chunks(MAX_FRAME).peekable();
-        let mut out = Vec::new();
-        let mut first = true;
-        while let Some(chunk) = chunks.next() {
-            let last = chunks.peek().is_none();
-            let mut flags = if last { END_HEADERS } else { 0 };
-            let kind = if first {
-                if end_stream {
-                    flags |= END_STREAM;
-                }
-                HEADERS
-            } else {
-                0x9 // CONTINUATION
-            };
-            out.extend(frame(kind, flags, stream, chunk));
-            first = false;
-        }
-        out
-    }
-
-    /// The request headers of a gRPC call to `path`.
-    pub fn grpc_request<'a>(path: &'a str, authority: &'a str) -> Vec<(&'a str, &'a str)> {
-        vec![
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", path),
-            (":authority", authority),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-        ]
-    }
-
-    pub fn data(stream: u32, payload: &[u8], end_stream: bool) -> Vec<u8> {
-        frame(
-            DATA,
-            if end_stream { END_STREAM } else { 0 },
-            stream,
-            payload,
-        )
-    }
-
-    pub fn rst_stream(stream: u32, code: u32) -> Vec<u8> {
-        frame(RST_STREAM, 0, stream, &code.to_be_bytes())
-    }
-
-    impl Conn {
-        /// Connects, sends the preface and an empty SETTINGS frame.
-        pub async fn connect(addr: SocketAddr) -> Conn {
-            let io = TcpStream::connect(addr).await.expect("tcp connect");
-            let _ = io.set_nodelay(true);
-            let mut conn = Conn {
-                io,
-                buf: Vec::new(),
-            };
-            let mut hello = PREFACE.to_vec();
-            hello.extend(frame(SETTINGS, 0, 0, &[]));
-            conn.send(&hello).await.expect("send the preface");
-            conn
-        }
-
-        pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-            self.io.write_all(bytes).await
-        }
-
-        /// The next frame; the server's SETTINGS are acknowledged on the way.
-        pub async fn next(&mut self, bound: Duration) -> Read {
-            let deadline = tokio::time::Instant::now() + bound;
-            loop {
-                if self.buf.len() >= 9 {
-                    let len = u32::from_be_bytes([0, self.buf[0], self.buf[1], self.buf[2]]);
-                    let len = len as usize;
-                    if self.buf.len() >= 9 + len {
-                        let head: Vec<u8> = self.buf.drain(..9).collect();
-                        let payload: Vec<u8> = self.buf.drain(..len).collect();
-                        let frame = Frame {
-                            kind: head[3],
-                            flags: head[4],
-                            stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]])
-                                & 0x7fff_ffff,
-                            payload,
-                        };
-                        if frame.kind == SETTINGS && frame.flags & ACK == 0 {
-                            let _ = self.send(&self::frame(SETTINGS, ACK, 0, &[])).await;
-                        }
-                        return Read::Frame(frame);
-                    }
-                }
-                let mut chunk = [0u8; 16_384];
-                match tokio::time::timeout_at(deadline, self.io.read(&mut chunk)).await {
-                    Err(_) => return Read::TimedOut,
-                    Ok(Ok(0)) => return Read::Closed("EOF".to_owned()),
-                    Ok(Err(e)) => return Read::Closed(e.to_string()),
-                    Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-        }
-
-        /// Reads frames until one satisfies `wanted` (returned), the connection closes, or
-        /// `bound` passes (both `Err`, with the frames seen).
-        pub async fn until(
-            &mut self,
-            bound: Duration,
-            mut wanted: impl FnMut(&Frame) -> bool,
-        ) -> Result<Frame, String> {
-            let deadline = tokio::time::Instant::now() + bound;
-            let mut seen = Vec::new();
-            loop {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                match self.next(left).await {
-                    Read::Frame(f) if wanted(&f) => return Ok(f),
-                    Read::Frame(f) => seen.push((f.kind, f.flags, f.stream, f.error_code())),
-                    other => {
-                        return Err(format!(
-                            "{other:?}; frames seen (kind, flags, stream, error): {seen:?}"
-                        ));
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Polls `addr` until its gRPC health check answers SERVING (bounded).
 async fn assert_still_serving(addr: SocketAddr) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if health_status(addr, "").await == Some(ServingStatus::Serving) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the server stopped serving");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let serving = eventually(WAIT, || async {
+        health_status(addr, "").await == Some(ServingStatus::Serving)
+    })
+    .await;
+    assert!(serving, "the server stopped serving");
     let mut client = ParticipantServiceClient::new(connect(addr).await);
     client
         .create_participant(create_request())
@@ -767,7 +339,7 @@ async fn tls_serves_rest_and_grpc_and_refuses_cleartext() {
 
     // Cleartext to the TLS port: REST (HTTP/1.1 and h2c) and gRPC all fail.
     let cleartext = format!("http://{}/healthz", app.addr);
-    for client in [crate::rest::http_client(), crate::rest::h2c_client()] {
+    for client in [http_client(), h2c_client()] {
         let result = client.get(&cleartext).send().await;
         assert!(
             result.is_err(),
@@ -916,40 +488,6 @@ async fn mutual_tls_admits_only_clients_with_a_certificate_from_the_client_ca() 
     app.stop().await;
 }
 
-/// Runs the binary with `args` (plus a loopback listener and a data directory) and waits
-/// (bounded) for it to exit; returns its exit code and stderr.
-async fn run_to_exit(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let log = dir.join(format!("stderr-{}.log", unique()));
-    let mut child = binary()
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("spawn participants-facade");
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{args:?}: the binary kept running; stderr:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    (
-        status.code(),
-        std::fs::read_to_string(&log).unwrap_or_default(),
-    )
-}
-
 #[tokio::test]
 async fn tls_configuration_errors_stop_the_binary_with_a_clear_message() {
     let pki = Pki::new();
@@ -964,7 +502,8 @@ async fn tls_configuration_errors_stop_the_binary_with_a_clear_message() {
         (vec!["--tls-key", key.as_str()], "--tls-cert"),
         (vec!["--tls-client-ca", ca.as_str()], "--tls-cert"),
     ] {
-        let (code, stderr) = run_to_exit(dir.path(), &args).await;
+        let (status, stderr) = run_to_exit(dir.path(), &args, &[]).await;
+        let code = status.code();
         assert_eq!(code, Some(2), "{args:?}: exit 2; stderr {stderr:?}");
         assert_eq!(
             stderr.trim_end().lines().count(),
@@ -1031,7 +570,8 @@ async fn tls_configuration_errors_stop_the_binary_with_a_clear_message() {
         ),
     ];
     for (args, words) in cases {
-        let (code, stderr) = run_to_exit(dir.path(), &args).await;
+        let (status, stderr) = run_to_exit(dir.path(), &args, &[]).await;
+        let code = status.code();
         assert!(
             code.is_some_and(|c| c != 0),
             "{args:?}: a non-zero exit, got {code:?}; stderr {stderr:?}"
@@ -1058,7 +598,9 @@ async fn tls_file_errors_stop_the_binary_before_it_touches_the_data_directory() 
     let key = wrong_key.to_str().expect("utf-8 path");
 
     // Act
-    let (code, stderr) = run_to_exit(dir.path(), &["--tls-cert", cert, "--tls-key", key]).await;
+    let (status, stderr) =
+        run_to_exit(dir.path(), &["--tls-cert", cert, "--tls-key", key], &[]).await;
+    let code = status.code();
 
     // Assert: refused, like the flag errors, before the store is created and locked.
     assert!(code.is_some_and(|c| c != 0), "{code:?}: {stderr}");
@@ -1247,21 +789,11 @@ async fn h2_health_check_with(
     addr: SocketAddr,
     extra: &[(String, String)],
 ) -> Result<u16, h2::Error> {
-    let tcp = TcpStream::connect(addr).await.expect("tcp connect");
-    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut client = client.ready().await?;
-    let mut request = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://{addr}{HEALTH_CHECK}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers");
-    for (name, value) in extra {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    let (response, mut body) = client.send_request(request.body(()).expect("request"), false)?;
+    let extra: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let (response, mut body) = try_start_raw_call(addr, HEALTH_CHECK, &extra).await?;
     let _ = body.send_data(
         Bytes::from(grpc_frame(&HealthCheckRequest::default())),
         true,
@@ -1329,7 +861,7 @@ async fn messages_over_max_message_bytes_are_refused_on_both_fronts() {
     // REST: a body over the limit is 413 with Twilio's body, over HTTP/1.1 and HTTP/2.
     let mut big = v2_body(&phone());
     big["name"] = Value::from("n".repeat(4000));
-    for client in [crate::rest::http_client(), crate::rest::h2c_client()] {
+    for client in [http_client(), h2c_client()] {
         let answer = send(
             client
                 .post(format!("{base}{}", v2_path(&conversation_id())))
@@ -1547,7 +1079,7 @@ async fn calls_past_max_in_flight_are_refused_at_once_and_probes_still_answer() 
     );
 
     // REST: 429 with Twilio's body and Retry-After.
-    let client = crate::rest::http_client();
+    let client = http_client();
     let answer = send(
         client
             .post(format!("{base}{}", v2_path(&conversation_id())))
@@ -1668,14 +1200,7 @@ async fn refusals_and_timeouts_answer_grpc_web_callers_in_grpc_web_framing() {
     // Load shedding: one call in flight at most, and one held.
     let shedding = spawn_app_configured(|c| c.max_in_flight = 1).await;
     let _held = hold_until_shedding(&shedding).await;
-    let refused = crate::grpc_web::grpc_web_call(
-        &shedding,
-        CREATE_PARTICIPANT,
-        &create_request(),
-        false,
-        &[],
-    )
-    .await;
+    let refused = grpc_web_call(&shedding, CREATE_PARTICIPANT, &create_request(), false, &[]).await;
     let refused_ok = refused.http_status == 200
         && refused.content_type.starts_with("application/grpc-web")
         && refused.grpc_status.as_deref() == Some("8");

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,28 +17,9 @@ use participants_facade::proto::{
 use tokio::task::JoinSet;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::helpers::*;
-
-const CREATE_PARTICIPANT: &str = "/participants.v1.ParticipantService/CreateParticipant";
+use crate::fixtures::*;
 
 // --- configuration -----------------------------------------------------------------------
-
-/// Runs the binary with `args` to completion (bounded) and returns its output.
-pub(crate) async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = binary();
-    command
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut command = tokio::process::Command::from(command);
-    command.kill_on_drop(true);
-    tokio::time::timeout(WAIT, command.output())
-        .await
-        .expect("the binary exits within 10 s")
-        .expect("the binary runs")
-}
 
 #[tokio::test]
 async fn an_invalid_flag_value_exits_2_with_one_line_naming_the_flag() {

@@ -8,16 +8,8 @@
 //! child's stderr got. Everything listens on 127.0.0.1.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -27,12 +19,11 @@ use participants_facade::proto::{
     FetchServiceParticipantRequest, ParticipantType,
 };
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use tonic::Code;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{ChildServer, WAIT, address, conversation_id, free_port, sid, unique};
+use crate::fixtures::*;
 
 const CREATE: &str = "participants.v1.ParticipantService/CreateParticipant";
 const FETCH: &str = "participants.v1.ParticipantService/FetchParticipant";
@@ -41,217 +32,6 @@ const FETCH_V1: &str = "participants.v1.ParticipantService/FetchServiceParticipa
 const REST_CREATE_ROUTE: &str = "/v2/Conversations/{ConversationSid}/Participants";
 const REST_FETCH_ROUTE: &str = "/v2/Conversations/{ConversationSid}/Participants/{Sid}";
 const UPSTREAM_V2_CREATE: &str = "/v2/Conversations/{ConversationId}/Participants";
-
-// ---------------------------------------------------------------------------------------
-// An OTLP/gRPC trace receiver
-// ---------------------------------------------------------------------------------------
-
-/// Records every export request it receives.
-#[derive(Clone, Default)]
-struct Recorder {
-    requests: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Recorder {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.requests
-            .lock()
-            .expect("recorder lock")
-            .push(request.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-/// A tonic server implementing OTLP's TraceService on 127.0.0.1.
-struct Receiver {
-    addr: SocketAddr,
-    recorder: Recorder,
-    _stop: oneshot::Sender<()>,
-}
-
-impl Receiver {
-    /// On a free port.
-    async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the receiver");
-        Receiver::serve(listener)
-    }
-
-    fn serve(listener: tokio::net::TcpListener) -> Receiver {
-        let addr = listener.local_addr().expect("receiver addr");
-        let recorder = Recorder::default();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let service = TraceServiceServer::new(recorder.clone());
-        tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener),
-                    async {
-                        let _ = stopped.await;
-                    },
-                )
-                .await
-                .expect("the OTLP receiver runs");
-        });
-        Receiver {
-            addr,
-            recorder,
-            _stop: stop,
-        }
-    }
-
-    /// The environment that points the child's OTLP exporter here, with a short batch
-    /// delay and debug logs.
-    fn child_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("http://{}", self.addr),
-            ),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
-            ("RUST_LOG", "debug".to_owned()),
-        ]
-    }
-
-    fn request_count(&self) -> usize {
-        self.recorder.requests.lock().expect("recorder lock").len()
-    }
-
-    /// What was exported so far.
-    fn exported(&self) -> Exported {
-        let requests = self
-            .recorder
-            .requests
-            .lock()
-            .expect("recorder lock")
-            .clone();
-        let mut spans = Vec::new();
-        let mut resources = Vec::new();
-        for request in &requests {
-            for rs in &request.resource_spans {
-                if let Some(resource) = &rs.resource {
-                    resources.push(resource.attributes.clone());
-                }
-                for ss in &rs.scope_spans {
-                    spans.extend(ss.spans.iter().cloned());
-                }
-            }
-        }
-        Exported {
-            dump: format!("{requests:#?}"),
-            spans,
-            resources,
-        }
-    }
-
-    /// Waits (bounded) until every trace in `traces` has its server span, and returns
-    /// what was exported. Called after the child exited, when everything is already in.
-    async fn wait_for_server_spans(&self, traces: &[&Trace]) -> Exported {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let exported = self.exported();
-            let missing: Vec<&str> = traces
-                .iter()
-                .filter(|t| exported.server_spans(t).is_empty())
-                .map(|t| t.trace_id.as_str())
-                .collect();
-            if missing.is_empty() {
-                return exported;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no server span exported for traces {missing:?}; got {} span(s): {:#?}",
-                exported.spans.len(),
-                exported
-                    .spans
-                    .iter()
-                    .map(|s| (&s.name, hex(&s.trace_id)))
-                    .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-/// Everything a receiver got, flattened.
-struct Exported {
-    spans: Vec<Span>,
-    resources: Vec<Vec<opentelemetry_proto::tonic::common::v1::KeyValue>>,
-    /// Every request in full (all names, attributes, events, resources), for searching.
-    dump: String,
-}
-
-impl Exported {
-    fn in_trace<'a>(&'a self, trace: &Trace) -> impl Iterator<Item = &'a Span> {
-        let id = trace.trace_id.clone();
-        self.spans.iter().filter(move |s| hex(&s.trace_id) == id)
-    }
-
-    fn server_spans(&self, trace: &Trace) -> Vec<&Span> {
-        self.in_trace(trace)
-            .filter(|s| s.kind == SpanKind::Server as i32)
-            .collect()
-    }
-
-    /// The one server span of `trace`.
-    fn server_span(&self, trace: &Trace) -> &Span {
-        let spans = self.server_spans(trace);
-        assert_eq!(
-            spans.len(),
-            1,
-            "exactly one server span in trace {}: {spans:#?}",
-            trace.trace_id
-        );
-        spans[0]
-    }
-
-    /// The spans whose parent is `parent`, oldest first.
-    fn children(&self, parent: &Span) -> Vec<&Span> {
-        let mut children: Vec<&Span> = self
-            .spans
-            .iter()
-            .filter(|s| s.trace_id == parent.trace_id && s.parent_span_id == parent.span_id)
-            .collect();
-        children.sort_by_key(|s| s.start_time_unix_nano);
-        children
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The attribute `key` of `span`; a key recorded twice (a value overwritten late, such as
-/// a status) fails the test.
-fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a AnyValue> {
-    let mut matching = span.attributes.iter().filter(|kv| kv.key == key);
-    let first = matching.next();
-    let again: Vec<_> = matching.collect();
-    assert!(
-        again.is_empty(),
-        "{key} recorded more than once on {:?}: {first:?}, then {again:?}",
-        span.name
-    );
-    first
-        .and_then(|kv| kv.value.as_ref())
-        .and_then(|v| v.value.as_ref())
-}
-
-fn str_attr<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
-    match attr(span, key) {
-        Some(AnyValue::StringValue(s)) => Some(s),
-        Some(other) => panic!("{key} is not a string on {:?}: {other:?}", span.name),
-        None => None,
-    }
-}
 
 /// Checks of the conventions' finer points (attribute types, names set late), collected
 /// so that a deviation is reported at the end of a test, after everything else in it was
@@ -315,57 +95,9 @@ impl Conventions {
     }
 }
 
-fn span_status(span: &Span) -> i32 {
-    span.status.as_ref().map_or(0, |s| s.code)
-}
-
 // ---------------------------------------------------------------------------------------
 // Traces, calls, logs
 // ---------------------------------------------------------------------------------------
-
-/// A caller's trace: the ids a `traceparent` carries.
-struct Trace {
-    trace_id: String,
-    parent_id: String,
-}
-
-impl Trace {
-    fn new() -> Trace {
-        Trace {
-            trace_id: format!("{:032x}", rand::random::<u128>() | 1),
-            parent_id: format!("{:016x}", rand::random::<u64>() | 1),
-        }
-    }
-
-    fn traceparent(&self) -> String {
-        format!("00-{}-{}-01", self.trace_id, self.parent_id)
-    }
-}
-
-/// Asserts `span` continues `trace`: same trace id, the caller's span as its parent.
-fn assert_continues(span: &Span, trace: &Trace) {
-    assert_eq!(hex(&span.trace_id), trace.trace_id, "trace id of {span:#?}");
-    assert_eq!(
-        hex(&span.parent_span_id),
-        trace.parent_id,
-        "the caller's span is the parent of {span:#?}"
-    );
-}
-
-/// A gRPC request carrying `traceparent` and any `extra` metadata.
-fn traced<T>(message: T, trace: &Trace, extra: &[(&'static str, &str)]) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "traceparent",
-        trace.traceparent().parse().expect("ascii metadata"),
-    );
-    for (name, value) in extra {
-        request
-            .metadata_mut()
-            .insert(*name, value.parse().expect("ascii metadata"));
-    }
-    request
-}
 
 /// SIGTERM, then a bounded wait for a clean exit (which flushes the last spans).
 async fn stop(server: &mut ChildServer) {
@@ -429,10 +161,11 @@ impl Secrets {
 
     /// Adds a `user:secret` pair: the secret, and the pair as Basic auth carries it.
     fn basic(&mut self, user: &str, secret: &str) -> String {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
+        let authorization = basic(user, secret);
+        let encoded = authorization.trim_start_matches("Basic ");
         self.credentials.push(secret.to_owned());
-        self.credentials.push(encoded.clone());
-        format!("Basic {encoded}")
+        self.credentials.push(encoded.to_owned());
+        authorization
     }
 
     fn forbidden(&self) -> Vec<String> {
@@ -500,18 +233,6 @@ fn v2_rest_body(secrets: &Secrets) -> Value {
     })
 }
 
-/// A participant id of the right shape that no store holds.
-fn unknown_participant_id() -> String {
-    format!("conv_participant_{:026}", unique())
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(WAIT)
-        .build()
-        .expect("reqwest client")
-}
-
 // ---------------------------------------------------------------------------------------
 // Spans, local backend
 // ---------------------------------------------------------------------------------------
@@ -553,7 +274,7 @@ async fn local_calls_export_server_and_store_spans_in_the_callers_trace() {
         .fetch_participant(traced(
             FetchParticipantRequest {
                 conversation_id: create.conversation_id.clone(),
-                participant_id: unknown_participant_id(),
+                participant_id: participant_id(),
             },
             &missing_trace,
             &auth,
@@ -591,7 +312,7 @@ async fn local_calls_export_server_and_store_spans_in_the_callers_trace() {
     let binding = CreateServiceParticipantRequest {
         chat_service_sid: sid("IS"),
         conversation_sid: sid("CH"),
-        messaging_binding: crate::helpers::binding(&secrets.binding_phone, &secrets.proxy_phone),
+        messaging_binding: crate::fixtures::binding(&secrets.binding_phone, &secrets.proxy_phone),
         ..Default::default()
     };
     client
@@ -601,7 +322,7 @@ async fn local_calls_export_server_and_store_spans_in_the_callers_trace() {
 
     let rest_trace = Trace::new();
     let rest_conversation = conversation_id();
-    let response = http()
+    let response = http_client()
         .post(format!(
             "http://{}/v2/Conversations/{rest_conversation}/Participants",
             server.addr
@@ -739,7 +460,7 @@ async fn every_local_store_operation_has_a_span_and_a_duration_series() {
 
     // Act
     let mut calls = Vec::new();
-    let v2 = crate::helpers::create_request();
+    let v2 = crate::fixtures::create_request();
     let trace = Trace::new();
     let created = client
         .create_participant(traced(v2.clone(), &trace, &[]))
@@ -760,7 +481,7 @@ async fn every_local_store_operation_has_a_span_and_a_duration_series() {
         .await
         .expect("fetch");
     calls.push((trace, FETCH, "fetch_participant"));
-    let v1 = crate::helpers::create_v1_request();
+    let v1 = crate::fixtures::create_v1_request();
     let trace = Trace::new();
     let created = client
         .create_service_participant(traced(v1.clone(), &trace, &[]))
@@ -834,7 +555,7 @@ async fn rpc_dup_opt_in_adds_the_older_rpc_attributes() {
 
     // Act
     let ok = Trace::new();
-    let request = crate::helpers::create_request();
+    let request = crate::fixtures::create_request();
     client
         .create_participant(traced(request.clone(), &ok, &[]))
         .await
@@ -844,7 +565,7 @@ async fn rpc_dup_opt_in_adds_the_older_rpc_attributes() {
         .fetch_participant(traced(
             FetchParticipantRequest {
                 conversation_id: request.conversation_id,
-                participant_id: unknown_participant_id(),
+                participant_id: participant_id(),
             },
             &not_found,
             &[],
@@ -906,7 +627,7 @@ async fn fake_twilio(secrets: &Secrets) -> MockServer {
             ResponseTemplate::new(201).set_body_json(json!({
                 "id": format!("conv_participant_{:026}", unique()),
                 "conversationId": conversation,
-                "accountId": crate::helpers::DEFAULT_ACCOUNT,
+                "accountId": crate::fixtures::DEFAULT_ACCOUNT,
                 "name": body["name"],
                 "type": "CUSTOMER",
                 "addresses": body["addresses"],
@@ -927,7 +648,7 @@ async fn fake_twilio(secrets: &Secrets) -> MockServer {
             let segments: Vec<&str> = request.url.path_segments().unwrap().collect();
             ResponseTemplate::new(200).set_body_json(json!({
                 "sid": format!("MB{:032x}", unique()),
-                "account_sid": crate::helpers::DEFAULT_ACCOUNT,
+                "account_sid": crate::fixtures::DEFAULT_ACCOUNT,
                 "chat_service_sid": segments[2],
                 "conversation_sid": segments[4],
                 "identity": identity,
@@ -1031,7 +752,7 @@ async fn upstream_attempts_are_client_spans_whose_context_reaches_the_upstream()
     // A REST create.
     let rest_trace = Trace::new();
     let rest_conversation = conversation_id();
-    let response = http()
+    let response = http_client()
         .post(format!(
             "http://{}/v2/Conversations/{rest_conversation}/Participants",
             server.addr
@@ -1256,7 +977,7 @@ async fn without_otel_variables_nothing_is_exported_and_logs_still_carry_trace_i
 
     // Act
     let trace = Trace::new();
-    let request = crate::helpers::create_request();
+    let request = crate::fixtures::create_request();
     let created = client
         .create_participant(traced(request.clone(), &trace, &[]))
         .await
@@ -1329,7 +1050,7 @@ async fn a_quiet_log_level_does_not_stop_span_export() {
     // Act
     let trace = Trace::new();
     client
-        .create_participant(traced(crate::helpers::create_request(), &trace, &[]))
+        .create_participant(traced(crate::fixtures::create_request(), &trace, &[]))
         .await
         .expect("create");
     stop(&mut server).await;
@@ -1359,7 +1080,11 @@ async fn otel_traces_exporter_none_turns_export_off() {
 
     // Act
     client
-        .create_participant(traced(crate::helpers::create_request(), &Trace::new(), &[]))
+        .create_participant(traced(
+            crate::fixtures::create_request(),
+            &Trace::new(),
+            &[],
+        ))
         .await
         .expect("create");
     stop(&mut server).await;
@@ -1372,107 +1097,6 @@ async fn otel_traces_exporter_none_turns_export_off() {
 // ---------------------------------------------------------------------------------------
 // Metrics
 // ---------------------------------------------------------------------------------------
-
-/// GET /metrics at `addr`, checked and parsed as Prometheus' text format.
-async fn scrape(addr: SocketAddr) -> prometheus_parse::Scrape {
-    let response = http()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics");
-    assert_eq!(response.status(), 200);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        content_type.starts_with("text/plain; version=0.0.4"),
-        "{content_type}"
-    );
-    let body = response.text().await.expect("metrics body");
-    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(shield_braces(l)))).expect("parses")
-}
-
-/// prometheus-parse ends a sample's label set at the first `}`, even inside a quoted
-/// label value, where the text format allows it (our route templates hold `{Sid}`). So
-/// braces inside quoted values are swapped for `‹` and `›` before parsing, and expected
-/// values go through the same swap ([`shielded`]).
-fn shield_braces(line: &str) -> String {
-    let mut quoted = false;
-    let mut escaped = false;
-    line.chars()
-        .map(|c| {
-            let out = match c {
-                '{' if quoted => '‹',
-                '}' if quoted => '›',
-                c => c,
-            };
-            if quoted && !escaped && c == '"' {
-                quoted = false;
-            } else if !quoted && c == '"' {
-                quoted = true;
-            }
-            escaped = quoted && !escaped && c == '\\';
-            out
-        })
-        .collect()
-}
-
-/// A label value as [`shield_braces`] leaves it.
-fn shielded(value: &str) -> String {
-    value.replace('{', "‹").replace('}', "›")
-}
-
-/// The value of the one sample of `metric` whose labels include `labels`; `None` when
-/// there is none (more than one is a test error).
-fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let matching: Vec<&prometheus_parse::Sample> = scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == metric)
-        .filter(|s| {
-            labels
-                .iter()
-                .all(|(k, v)| s.labels.get(k) == Some(shielded(v).as_str()))
-        })
-        .collect();
-    assert!(
-        matching.len() <= 1,
-        "several {metric} samples match {labels:?}: {matching:#?}"
-    );
-    matching.first().map(|s| match &s.value {
-        prometheus_parse::Value::Counter(v)
-        | prometheus_parse::Value::Gauge(v)
-        | prometheus_parse::Value::Untyped(v) => *v,
-        other => panic!("{metric} is not a single value: {other:?}"),
-    })
-}
-
-/// The `+Inf` bucket of histogram `metric` with `labels`.
-fn histogram_total(
-    scrape: &prometheus_parse::Scrape,
-    metric: &str,
-    labels: &[(&str, &str)],
-) -> Option<f64> {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == metric)
-        .filter(|s| {
-            labels
-                .iter()
-                .all(|(k, v)| s.labels.get(k) == Some(shielded(v).as_str()))
-        })
-        .find_map(|s| match &s.value {
-            prometheus_parse::Value::Histogram(buckets) => buckets
-                .iter()
-                .find(|b| b.less_than.is_infinite())
-                .map(|b| b.count),
-            _ => None,
-        })
-}
 
 /// Known gRPC and REST traffic, then /metrics on the main port and on
 /// `--metrics-listen`: call counts by method/route and status, store operations, calls in
@@ -1493,11 +1117,11 @@ async fn metrics_count_calls_by_method_route_and_status() {
     // 1 request to no route.
     let conversation = conversation_id();
     for _ in 0..3 {
-        let mut request = crate::helpers::create_request();
+        let mut request = crate::fixtures::create_request();
         request.conversation_id = conversation.clone();
         client.create_participant(request).await.expect("create");
     }
-    let missing_id = unknown_participant_id();
+    let missing_id = participant_id();
     let missing = client
         .fetch_participant(FetchParticipantRequest {
             conversation_id: conversation.clone(),
@@ -1507,7 +1131,7 @@ async fn metrics_count_calls_by_method_route_and_status() {
     assert_eq!(missing.expect_err("unknown").code(), Code::NotFound);
     let base = format!("http://{}", server.addr);
     for _ in 0..2 {
-        let response = http()
+        let response = http_client()
             .post(format!(
                 "{base}/v2/Conversations/{conversation}/Participants"
             ))
@@ -1517,7 +1141,7 @@ async fn metrics_count_calls_by_method_route_and_status() {
             .expect("REST create");
         assert_eq!(response.status(), 201);
     }
-    let response = http()
+    let response = http_client()
         .get(format!(
             "{base}/v2/Conversations/{conversation}/Participants/{missing_id}"
         ))
@@ -1525,7 +1149,7 @@ async fn metrics_count_calls_by_method_route_and_status() {
         .await
         .expect("REST fetch");
     assert_eq!(response.status(), 404);
-    let response = http()
+    let response = http_client()
         .get(format!("{base}/no/such/{conversation}"))
         .send()
         .await
@@ -1800,7 +1424,7 @@ async fn metrics_count_fetch_cache_hits_and_misses() {
     let server = ChildServer::start(&dir.path().join("data"), &[]).await;
     let mut client = server.client().await;
     let created = client
-        .create_participant(crate::helpers::create_request())
+        .create_participant(crate::fixtures::create_request())
         .await
         .expect("create")
         .into_inner();
@@ -1818,9 +1442,7 @@ async fn metrics_count_fetch_cache_hits_and_misses() {
             .into_inner();
         assert_eq!(fetched, created);
     }
-    let missing = client
-        .fetch_participant(fetch(unknown_participant_id()))
-        .await;
+    let missing = client.fetch_participant(fetch(participant_id())).await;
     assert_eq!(
         missing.expect_err("unknown id").code(),
         tonic::Code::NotFound

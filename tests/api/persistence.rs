@@ -4,7 +4,7 @@ use participants_facade::proto::{
     Channel, CreateParticipantRequest, CreateServiceParticipantRequest,
 };
 
-use crate::helpers::*;
+use crate::fixtures::*;
 
 #[tokio::test]
 async fn participants_are_still_there_after_a_restart_on_the_same_directory() {

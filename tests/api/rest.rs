@@ -4,212 +4,22 @@
 //! the same data; probes and `/openapi.json`; and, in twilio mode against a loopback
 //! upstream (wiremock), the REST front passing calls through with the mapping intact.
 //!
-//! The helpers at the top (`http_client`, `Answer`, `assert_twilio_error`, ...) are shared
-//! with `grpc_web.rs`, `auth.rs` and `sdk.rs`.
+//! The REST helpers (`http_client`, `Answer`, `assert_twilio_error`, ...) are in
+//! `fixtures::rest`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use participants_facade::config::{BackendKind, Config};
 use participants_facade::proto::{
     Channel, CreateParticipantRequest, CreateServiceParticipantRequest, ParticipantType,
 };
-use reqwest::header::HeaderMap;
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::helpers::*;
-
-// ---------------------------------------------------------------------------------------
-// Shared REST helpers
-// ---------------------------------------------------------------------------------------
-
-/// A client for loopback calls: no proxy from the environment, bounded call time,
-/// HTTP/1.1 (as curl and Twilio's SDKs speak it).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(WAIT)
-        .http1_only()
-        .build()
-        .expect("reqwest client")
-}
-
-/// As [`http_client`], speaking HTTP/2 without TLS (prior knowledge, h2c).
-pub fn h2c_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(WAIT)
-        .http2_prior_knowledge()
-        .build()
-        .expect("reqwest h2c client")
-}
-
-/// `http://127.0.0.1:PORT` of the app.
-pub fn base_url(app: &TestApp) -> String {
-    format!("http://{}", app.addr)
-}
-
-/// A complete REST answer.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub version: reqwest::Version,
-    pub headers: HeaderMap,
-    pub text: String,
-}
-
-impl Answer {
-    /// The body as JSON; panics (showing the body) when it is not.
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?} {:?}", self.status, self.text))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts the status, showing the whole answer when it differs.
-    pub fn expect_status(&self, status: u16) -> &Self {
-        assert_eq!(self.status.as_u16(), status, "unexpected answer: {self:?}");
-        self
-    }
-}
-
-/// Sends `request` and reads the whole answer.
-pub async fn send(request: RequestBuilder) -> Answer {
-    let response = request.send().await.expect("the request is answered");
-    Answer {
-        status: response.status(),
-        version: response.version(),
-        headers: response.headers().clone(),
-        text: response.text().await.expect("the body is read"),
-    }
-}
-
-/// Asserts Twilio's error body (`code`, `message`, `more_info`, `status`, nothing else)
-/// with this HTTP `status` and Twilio `code`, served as JSON; returns the body.
-pub fn assert_twilio_error(answer: &Answer, status: u16, code: u64) -> Value {
-    assert_eq!(
-        answer.status.as_u16(),
-        status,
-        "unexpected answer: {answer:?}"
-    );
-    assert!(
-        answer
-            .header("content-type")
-            .is_some_and(|t| t.starts_with("application/json")),
-        "an error body is JSON: {answer:?}"
-    );
-    let body = answer.json();
-    let keys: BTreeSet<&str> = body
-        .as_object()
-        .unwrap_or_else(|| panic!("an object: {body}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys,
-        BTreeSet::from(["code", "message", "more_info", "status"]),
-        "Twilio's error body: {body}"
-    );
-    assert_eq!(body["status"], json!(status), "status repeated: {body}");
-    assert_eq!(body["code"], json!(code), "Twilio code: {body}");
-    let message = body["message"].as_str().expect("message is text");
-    assert!(!message.trim().is_empty(), "a message: {body}");
-    assert!(
-        body["more_info"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("https://")),
-        "more_info is a link: {body}"
-    );
-    body
-}
-
-/// A v2 body in Twilio's field names: a CUSTOMER with one SMS address.
-pub fn v2_body(phone: &str) -> Value {
-    json!({
-        "name": "Ada Lovelace",
-        "type": "CUSTOMER",
-        "addresses": [{"channel": "SMS", "address": phone}],
-    })
-}
-
-/// `/v2/Conversations/{conversation}/Participants`.
-pub fn v2_path(conversation: &str) -> String {
-    format!("/v2/Conversations/{conversation}/Participants")
-}
-
-/// `/v1/Services/{service}/Conversations/{conversation}/Participants`.
-pub fn v1_path(service: &str, conversation: &str) -> String {
-    format!("/v1/Services/{service}/Conversations/{conversation}/Participants")
-}
-
-/// POSTs a v2 JSON body; returns the answer.
-pub async fn post_v2(
-    client: &reqwest::Client,
-    base: &str,
-    conversation: &str,
-    body: &Value,
-) -> Answer {
-    send(
-        client
-            .post(format!("{base}{}", v2_path(conversation)))
-            .json(body),
-    )
-    .await
-}
-
-/// POSTs a v1 form; returns the answer.
-pub async fn post_v1(
-    client: &reqwest::Client,
-    base: &str,
-    service: &str,
-    conversation: &str,
-    form: &[(&str, &str)],
-) -> Answer {
-    send(
-        client
-            .post(format!("{base}{}", v1_path(service, conversation)))
-            .form(form),
-    )
-    .await
-}
-
-/// The pairs of an `application/x-www-form-urlencoded` body.
-pub fn parse_form(body: &[u8]) -> BTreeSet<(String, String)> {
-    fn decode(part: &str) -> String {
-        let bytes = part.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii");
-                    out.push(u8::from_str_radix(hex, 16).expect("percent-encoding"));
-                    i += 2;
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8(out).expect("UTF-8 form")
-    }
-    std::str::from_utf8(body)
-        .expect("ASCII form")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
+use crate::fixtures::*;
 
 fn keys(value: &Value) -> BTreeSet<String> {
     value
@@ -1248,14 +1058,6 @@ async fn readyz_turns_503_while_draining_and_healthz_stays_200() {
     );
 }
 
-/// The document served at `/openapi.json`.
-pub async fn openapi_document(app: &TestApp) -> Value {
-    send(http_client().get(format!("{}/openapi.json", base_url(app))))
-        .await
-        .expect_status(200)
-        .json()
-}
-
 #[tokio::test]
 async fn openapi_json_is_openapi_3_1_and_documents_the_four_routes() {
     // Arrange
@@ -1313,27 +1115,6 @@ async fn openapi_json_is_openapi_3_1_and_documents_the_four_routes() {
 // Twilio mode: the REST front over the twilio backend and a loopback upstream
 // ---------------------------------------------------------------------------------------
 
-/// A server whose twilio backend talks to `upstream`, with configured credentials
-/// `SKxxxx:secret`, one attempt per call and short backoffs.
-pub async fn spawn_twilio_app(
-    upstream: &MockServer,
-    configure: impl FnOnce(&mut Config),
-) -> TestApp {
-    let uri = upstream.uri();
-    spawn_app_configured(move |c| {
-        c.backend = BackendKind::Twilio;
-        c.upstream_url = uri;
-        c.credentials = Some(participants_facade::upstream::Credentials::new(
-            "SKxxxx", "secret",
-        ));
-        c.upstream_initial_backoff = Duration::from_millis(1);
-        c.upstream_max_backoff = Duration::from_millis(5);
-        c.upstream_timeout = Duration::from_secs(5);
-        configure(c);
-    })
-    .await
-}
-
 /// A v2 participant as Twilio answers it, with a field this build does not know.
 fn twilio_v2_participant(id: &str, conversation: &str, phone: &str) -> Value {
     json!({
@@ -1348,17 +1129,6 @@ fn twilio_v2_participant(id: &str, conversation: &str, phone: &str) -> Value {
         "updatedAt": "2026-01-02T03:04:06Z",
         "somethingNew": {"x": 1},
     })
-}
-
-/// The requests the mock received to `path_suffix`.
-pub async fn received(upstream: &MockServer, path_suffix: &str) -> Vec<Request> {
-    upstream
-        .received_requests()
-        .await
-        .expect("request recording is on")
-        .into_iter()
-        .filter(|r| r.url.path().ends_with(path_suffix))
-        .collect()
 }
 
 #[tokio::test]
@@ -1403,7 +1173,7 @@ async fn twilio_mode_v2_rest_calls_pass_through_with_the_mapping_intact() {
         .expect(1)
         .mount(&upstream)
         .await;
-    let app = spawn_twilio_app(&upstream, |_| {}).await;
+    let app = spawn_twilio_app(&upstream.uri(), |_| {}).await;
     let (base, client) = (base_url(&app), http_client());
 
     // Act
@@ -1483,7 +1253,7 @@ async fn twilio_mode_v1_rest_calls_pass_through_with_the_mapping_intact() {
         .expect(1)
         .mount(&upstream)
         .await;
-    let app = spawn_twilio_app(&upstream, |_| {}).await;
+    let app = spawn_twilio_app(&upstream.uri(), |_| {}).await;
     let (base, client) = (base_url(&app), http_client());
 
     // Act
@@ -1578,7 +1348,7 @@ async fn twilio_mode_upstream_errors_keep_their_status_code_and_headers_on_rest(
         )
         .mount(&upstream)
         .await;
-    let app = spawn_twilio_app(&upstream, |_| {}).await;
+    let app = spawn_twilio_app(&upstream.uri(), |_| {}).await;
     let (base, client) = (base_url(&app), http_client());
 
     // Act
@@ -1629,7 +1399,7 @@ async fn twilio_mode_throttling_keeps_retry_after_and_a_slow_upstream_is_504() {
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
         .mount(&upstream)
         .await;
-    let app = spawn_twilio_app(&upstream, |c| {
+    let app = spawn_twilio_app(&upstream.uri(), |c| {
         c.request_timeout = Duration::from_millis(300);
     })
     .await;
@@ -1666,7 +1436,7 @@ async fn twilio_mode_readyz_is_503_while_the_circuit_breaker_is_open() {
         })))
         .mount(&upstream)
         .await;
-    let app = spawn_twilio_app(&upstream, |c| {
+    let app = spawn_twilio_app(&upstream.uri(), |c| {
         c.upstream_max_attempts = 1;
         c.upstream_breaker_failures = 1;
         c.upstream_breaker_cooldown = Duration::from_secs(30);

@@ -2,8 +2,6 @@
 //! in-flight limit, cancellation reaching the upstream request, refusing to start without
 //! credentials, and no credential in any log line or error.
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use participants_facade::proto::FetchParticipantRequest;
@@ -16,7 +14,6 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use super::*;
-use crate::helpers::*;
 
 #[tokio::test]
 async fn the_breaker_fails_fast_turns_readiness_off_and_recovers_after_a_successful_probe() {
@@ -80,7 +77,7 @@ async fn the_breaker_fails_fast_turns_readiness_off_and_recovers_after_a_success
     let request = create_request();
     Mock::given(method("GET"))
         .and(path(route.as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(v2_body(
+        .respond_with(ResponseTemplate::new(200).set_body_json(v2_answer(
             &id,
             &participants_facade::proto::CreateParticipantRequest {
                 conversation_id: conversation.clone(),
@@ -159,7 +156,7 @@ async fn calls_beyond_the_in_flight_limit_fail_fast_with_resource_exhausted() {
     Mock::given(method("GET"))
         .respond_with(|request: &wiremock::Request| {
             ResponseTemplate::new(200)
-                .set_body_json(v2_fetched_body(request))
+                .set_body_json(v2_fetched_answer(request))
                 .set_delay(Duration::from_millis(1500))
         })
         .mount(&server)
@@ -260,42 +257,6 @@ async fn a_cancelled_call_aborts_its_upstream_request() {
         .expect("the upstream connection was not closed within 5 s of the cancellation")
         .expect("closed");
     assert!(closed_at >= cancelled_at);
-}
-
-/// Runs the binary with `args` and `env` (no other TWILIO_* or PARTICIPANTS_* variables)
-/// until it exits (bounded); its exit status and stderr.
-async fn run_to_exit(
-    dir: &Path,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (std::process::ExitStatus, String) {
-    let log = dir.join(format!("run-{}.log", unique()));
-    let mut child = binary()
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("spawn the binary");
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "still running after {WAIT:?}; stderr:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    (status, std::fs::read_to_string(&log).expect("read log"))
 }
 
 #[tokio::test]

@@ -14,7 +14,6 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use super::*;
-use crate::helpers::*;
 
 /// Statuses a fetch and a v2 create retry.
 const RETRIED: &[u16] = &[429, 500, 502, 503, 504];
@@ -418,10 +417,10 @@ async fn a_v2_create_whose_first_attempt_landed_returns_the_one_participant_behi
     for first_answer in ["timeout", "503"] {
         let request = create_request();
         let stored = participant_id();
-        let create = v2_create_path(&request.conversation_id);
+        let create = v2_path(&request.conversation_id);
         let first = match first_answer {
             "timeout" => ResponseTemplate::new(201)
-                .set_body_json(v2_body(&stored, &request))
+                .set_body_json(v2_answer(&stored, &request))
                 .set_delay(Duration::from_secs(3)),
             _ => twilio_error(503, 20_503, "Service Unavailable"),
         };
@@ -442,7 +441,7 @@ async fn a_v2_create_whose_first_attempt_landed_returns_the_one_participant_behi
         let fetch = v2_fetch_path(&request.conversation_id, &stored);
         Mock::given(method("GET"))
             .and(path(fetch.as_str()))
-            .respond_with(ResponseTemplate::new(200).set_body_json(v2_body(&stored, &request)))
+            .respond_with(ResponseTemplate::new(200).set_body_json(v2_answer(&stored, &request)))
             .mount(&server)
             .await;
 
@@ -472,7 +471,7 @@ async fn a_409_behind_which_is_another_participant_stays_a_conflict() {
     let app = spawn_twilio_app(&server.uri(), |_| {}).await;
     let request = create_request();
     let other = participant_id();
-    let create = v2_create_path(&request.conversation_id);
+    let create = v2_path(&request.conversation_id);
     Mock::given(method("POST"))
         .and(path(create.as_str()))
         .respond_with(twilio_error(500, 20_500, "Internal"))
@@ -494,7 +493,7 @@ async fn a_409_behind_which_is_another_participant_stays_a_conflict() {
     let fetch = v2_fetch_path(&request.conversation_id, &other);
     Mock::given(method("GET"))
         .and(path(fetch.as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(v2_body(&other, &someone_else)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(v2_answer(&other, &someone_else)))
         .mount(&server)
         .await;
 
@@ -517,7 +516,7 @@ async fn a_409_behind_which_the_participant_cannot_be_fetched_is_unavailable_not
     for fetch_answer in ["503", "wrong shape", "no address"] {
         let request = create_request();
         let stored = participant_id();
-        let create = v2_create_path(&request.conversation_id);
+        let create = v2_path(&request.conversation_id);
         Mock::given(method("POST"))
             .and(path(create.as_str()))
             .respond_with(twilio_error(503, 20_503, "Service Unavailable"))
@@ -539,7 +538,7 @@ async fn a_409_behind_which_the_participant_cannot_be_fetched_is_unavailable_not
                 ResponseTemplate::new(200).set_body_json(serde_json::json!({"hello": "world"}))
             }
             _ => {
-                let mut bare = v2_body(&stored, &request);
+                let mut bare = v2_answer(&stored, &request);
                 bare["addresses"] = serde_json::json!([]);
                 ResponseTemplate::new(200).set_body_json(bare)
             }
@@ -581,7 +580,7 @@ async fn a_409_on_the_first_attempt_is_a_conflict_without_a_lookup() {
     let app = spawn_twilio_app(&server.uri(), |_| {}).await;
     let request = create_request();
     let other = participant_id();
-    let create = v2_create_path(&request.conversation_id);
+    let create = v2_path(&request.conversation_id);
     Mock::given(method("POST"))
         .and(path(create.as_str()))
         .respond_with(
@@ -592,7 +591,7 @@ async fn a_409_on_the_first_attempt_is_a_conflict_without_a_lookup() {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(v2_body(&other, &request)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(v2_answer(&other, &request)))
         .expect(0)
         .mount(&server)
         .await;
