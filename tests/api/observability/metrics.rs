@@ -3,7 +3,7 @@
 //! zero after a cancellation, and fetch-cache hits and misses.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use participants_facade::proto::FetchParticipantRequest;
 use tonic::Code;
@@ -277,9 +277,10 @@ async fn metrics_count_upstream_attempts_and_retries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_the_client_cancels_is_no_longer_counted_in_flight() {
     // Arrange: an upstream that takes 10 s to answer.
+    const UPSTREAM_DELAY: Duration = Duration::from_secs(10);
     let upstream = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_secs(10)))
+        .respond_with(ResponseTemplate::new(503).set_delay(UPSTREAM_DELAY))
         .mount(&upstream)
         .await;
     let mut secrets = Secrets::new();
@@ -307,23 +308,21 @@ async fn a_call_the_client_cancels_is_no_longer_counted_in_flight() {
     // resets the HTTP/2 stream).
     let request = v2_request(&secrets);
     let call = tokio::spawn(async move { client.create_participant(request).await });
-    let deadline = Instant::now() + WAIT;
-    while in_flight().await != Some(1.0) {
-        assert!(Instant::now() < deadline, "the call never showed in flight");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let seen = eventually(WAIT, || async { in_flight().await == Some(1.0) }).await;
+    assert!(seen, "the call never showed in flight");
     call.abort();
     let _ = call.await;
 
-    // Assert: back to zero well before the upstream would have answered.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut now = in_flight().await;
-    while now != Some(0.0) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        now = in_flight().await;
-    }
+    // Assert: back to zero well before the upstream would have answered (so the call's
+    // end, not the upstream's answer, took it out).
+    let now = std::cell::Cell::new(None);
+    eventually(UPSTREAM_DELAY / 2, || async {
+        now.set(in_flight().await);
+        now.get() == Some(0.0)
+    })
+    .await;
     assert_eq!(
-        now,
+        now.get(),
         Some(0.0),
         "server_calls_in_flight{{protocol=\"grpc\"}} after the client cancelled its only call"
     );

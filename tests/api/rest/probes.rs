@@ -38,17 +38,20 @@ async fn readyz_turns_503_while_draining_and_healthz_stays_200() {
         .await
         .expect_status(200);
 
-    // Act: shut down; the server keeps answering for the drain delay.
+    // Act: shut down; the server keeps answering for the drain delay (1.5 s), so /readyz
+    // is asked within it.
     let stopping = tokio::spawn(app.stop());
-    let mut readyz = None;
-    for _ in 0..50 {
+    let last = std::cell::RefCell::new(None);
+    eventually(Duration::from_secs(1), || async {
         let answer = send(client.get(format!("{base}/readyz"))).await;
-        if answer.status == StatusCode::SERVICE_UNAVAILABLE {
-            readyz = Some(answer);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        let unavailable = answer.status == StatusCode::SERVICE_UNAVAILABLE;
+        *last.borrow_mut() = Some(answer);
+        unavailable
+    })
+    .await;
+    let readyz = last
+        .into_inner()
+        .filter(|answer| answer.status == StatusCode::SERVICE_UNAVAILABLE);
     let healthz = send(client.get(format!("{base}/healthz"))).await;
     tokio::time::timeout(WAIT, stopping)
         .await
