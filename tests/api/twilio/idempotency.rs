@@ -268,9 +268,11 @@ async fn a_key_whose_create_failed_may_carry_a_corrected_request() {
 
 #[tokio::test]
 async fn a_key_is_remembered_for_the_idempotency_ttl_only() {
+    // Arrange: keys are remembered for 300 ms; the upstream notes when each create arrives.
+    let ttl = Duration::from_millis(300);
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |c| {
-        c.idempotency_ttl = Duration::from_millis(300);
+        c.idempotency_ttl = ttl;
     })
     .await;
     let request = CreateParticipantRequest {
@@ -278,23 +280,40 @@ async fn a_key_is_remembered_for_the_idempotency_ttl_only() {
         ..create_request()
     };
     let create = v2_path(&request.conversation_id);
+    let arrivals = Arrivals::default();
     Mock::given(method("POST"))
         .and(path(create.as_str()))
-        .respond_with(
+        .respond_with(arrivals.answering(
             ResponseTemplate::new(201).set_body_json(v2_answer(&participant_id(), &request)),
-        )
+        ))
         .mount(&server)
         .await;
 
+    // Act: a create and its replay, then the same create again until it reaches the
+    // upstream once more (the TTL's passing is the behaviour under test).
     app.create(request.clone()).await.expect("first");
     app.create(request.clone()).await.expect("replayed");
     assert_eq!(received_on(&server, "POST", &create).await.len(), 1);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    app.create(request.clone()).await.expect("after the TTL");
+    let forgotten = eventually(WAIT, || async {
+        app.create(request.clone())
+            .await
+            .expect("a repeated create");
+        received_on(&server, "POST", &create).await.len() > 1
+    })
+    .await;
 
+    // Assert: forgotten, and not before the TTL: the key was remembered once the first
+    // create had reached the upstream, so the second comes at least the TTL later.
+    assert!(forgotten, "the key was still remembered after {WAIT:?}");
     assert_eq!(
         received_on(&server, "POST", &create).await.len(),
         2,
         "an expired key is forgotten"
+    );
+    let gaps = arrivals.gaps();
+    assert!(
+        gaps[0] >= ttl,
+        "the key was forgotten {:?} after its create, before the {ttl:?} TTL",
+        gaps[0]
     );
 }

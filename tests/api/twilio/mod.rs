@@ -173,9 +173,18 @@ impl Prepared {
 
     /// Mounts `template` for this request's route on `server`.
     pub async fn mount(&self, server: &MockServer, template: ResponseTemplate) {
+        self.mount_responder(server, template).await;
+    }
+
+    /// Mounts `responder` for this request's route on `server`.
+    pub async fn mount_responder(
+        &self,
+        server: &MockServer,
+        responder: impl wiremock::Respond + 'static,
+    ) {
         wiremock::Mock::given(wiremock::matchers::method(self.method))
             .and(wiremock::matchers::path(self.path.as_str()))
-            .respond_with(template)
+            .respond_with(responder)
             .mount(server)
             .await;
     }
