@@ -347,13 +347,7 @@ async fn passthrough_forwards_the_callers_basic_credentials_else_the_configured_
         })))
         .mount(&upstream)
         .await;
-    let app = spawn_twilio_app(&upstream.uri(), |c| {
-        c.auth_passthrough = true;
-        c.inbound_auth = Some(Arc::new(
-            InboundAuth::from_values(None, None, true).expect("auth"),
-        ));
-    })
-    .await;
+    let app = spawn_passthrough_app(&upstream.uri(), None, None).await;
     let url = format!("{}{}/{id}", base_url(&app), v2_path(&conversation));
     let client = http_client();
     let caller = "AC22222222222222222222222222222222";
@@ -409,13 +403,7 @@ async fn passthrough_with_required_auth_still_refuses_callers_without_credential
         })))
         .mount(&upstream)
         .await;
-    let app = spawn_twilio_app(&upstream.uri(), |c| {
-        c.auth_passthrough = true;
-        c.inbound_auth = Some(Arc::new(
-            InboundAuth::from_values(Some("svc:s3cret"), Some(TOKEN), true).expect("auth"),
-        ));
-    })
-    .await;
+    let app = spawn_passthrough_app(&upstream.uri(), Some("svc:s3cret"), Some(TOKEN)).await;
     let url = format!("{}{}/{mb}", base_url(&app), v1_path(&service, &channel));
     let client = http_client();
 

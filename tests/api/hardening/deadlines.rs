@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
-use tonic::Code;
 
 use super::*;
 
@@ -65,21 +64,12 @@ async fn calls_past_the_request_timeout_are_answered_deadline_exceeded_and_504()
         .expect("a prompt call succeeds");
 }
 
-/// Holds one call open on `addr` (a server-reflection stream that has sent nothing) and waits (bounded) until a
-/// further call is refused RESOURCE_EXHAUSTED; returns the held call.
+/// Holds one call open on `app` (a server-reflection stream that has sent nothing) and
+/// waits (bounded) until a further call is refused RESOURCE_EXHAUSTED; returns the held
+/// call.
 async fn hold_until_shedding(app: &TestApp) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
     let held = start_raw_call(app.addr, REFLECTION, &[]).await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match app.create(create_request()).await {
-            Err(status) if status.code() == Code::ResourceExhausted => break,
-            other => assert!(
-                Instant::now() < deadline,
-                "a further call was never refused: {other:?}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_shedding(app).await;
     held
 }
 

@@ -2,7 +2,7 @@
 //! body, RESOURCE_EXHAUSTED; a create within the limit gets its participant back), and
 //! load shedding past `--max-in-flight` (refused at once, probes still answered).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use participants_facade::proto::Channel as AddressChannel;
@@ -124,23 +124,7 @@ async fn calls_past_max_in_flight_are_refused_at_once_and_probes_still_answer() 
     }
     // The held calls are dispatched once the server has read their headers; wait until a
     // third call is refused (bounded), which also proves the permits are taken.
-    let deadline = Instant::now() + WAIT;
-    let refused = loop {
-        let started = Instant::now();
-        let result = app.create(create_request()).await;
-        match result {
-            Err(status) if status.code() == Code::ResourceExhausted => {
-                break (status, started.elapsed());
-            }
-            other => {
-                assert!(
-                    Instant::now() < deadline,
-                    "a third call was never refused: {other:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let refused = until_shedding(&app).await;
 
     // Assert: gRPC refused at once with RESOURCE_EXHAUSTED.
     let (status, took) = refused;

@@ -22,6 +22,7 @@ mod pki;
 mod tls;
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use participants_facade::proto::participant_service_client::ParticipantServiceClient;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -50,4 +51,25 @@ async fn assert_still_serving(addr: SocketAddr) {
         .create_participant(create_request())
         .await
         .expect("a create on a new connection succeeds");
+}
+
+/// Waits (bounded) until a create on `app` is refused RESOURCE_EXHAUSTED: the calls the
+/// test holds have taken every slot. Returns the refusal and how long that call took.
+async fn until_shedding(app: &TestApp) -> (tonic::Status, Duration) {
+    let last = std::cell::RefCell::new(Err("no call yet".to_owned()));
+    eventually(WAIT, || async {
+        let started = Instant::now();
+        let outcome = match app.create(create_request()).await {
+            Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                Ok((status, started.elapsed()))
+            }
+            other => Err(format!("{other:?}")),
+        };
+        let refused = outcome.is_ok();
+        *last.borrow_mut() = outcome;
+        refused
+    })
+    .await;
+    last.into_inner()
+        .unwrap_or_else(|other| panic!("a further call was never refused: {other}"))
 }

@@ -74,13 +74,7 @@ async fn a_forged_secret_replaying_an_idempotency_key_reaches_twilio_not_the_rem
         .respond_with(twilio_401())
         .mount(&upstream)
         .await;
-    let app = spawn_twilio_app(&upstream.uri(), |c| {
-        c.auth_passthrough = true;
-        c.inbound_auth = Some(Arc::new(
-            InboundAuth::from_values(None, None, true).expect("auth"),
-        ));
-    })
-    .await;
+    let app = spawn_passthrough_app(&upstream.uri(), None, None).await;
     let url = format!("{}{}", base_url(&app), v2_path(&conversation));
     let key = format!("00000000-0000-4000-8000-{:012x}", unique());
     let forged = basic(ACCOUNT, "a-guess");
