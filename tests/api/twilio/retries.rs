@@ -401,7 +401,8 @@ async fn a_refused_connection_is_retried_by_every_call_including_a_v1_create() {
     for rpc in RPCS {
         for threshold in [3, 4] {
             cases.spawn(async move {
-                let app = spawn_twilio_app(&closed_port_url(), |c| {
+                let (closed, _held) = closed_port_url();
+                let app = spawn_twilio_app(&closed, |c| {
                     c.upstream_breaker_failures = threshold;
                     c.upstream_breaker_cooldown = Duration::from_secs(60);
                 })
