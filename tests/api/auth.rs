@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use participants_facade::auth::InboundAuth;
 use participants_facade::proto::FetchParticipantRequest;
 use participants_facade::proto::participant_service_client::ParticipantServiceClient;
@@ -15,23 +14,11 @@ use tonic_health::pb::HealthCheckRequest;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::grpc_web::grpc_web_call;
-use crate::helpers::*;
-use crate::rest::{
-    Answer, assert_twilio_error, base_url, http_client, received, send, spawn_twilio_app, v1_path,
-    v2_body, v2_path,
-};
+use crate::fixtures::*;
 
 const USER: &str = "svc";
 const SECRET: &str = "s3cret";
 const TOKEN: &str = "tok";
-
-fn basic(user: &str, secret: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"))
-    )
-}
 
 /// A server requiring `svc:s3cret` (Basic) or `tok` (Bearer).
 async fn spawn_app_with_auth() -> TestApp {
@@ -360,13 +347,7 @@ async fn passthrough_forwards_the_callers_basic_credentials_else_the_configured_
         })))
         .mount(&upstream)
         .await;
-    let app = spawn_twilio_app(&upstream, |c| {
-        c.auth_passthrough = true;
-        c.inbound_auth = Some(Arc::new(
-            InboundAuth::from_values(None, None, true).expect("auth"),
-        ));
-    })
-    .await;
+    let app = spawn_passthrough_app(&upstream.uri(), None, None).await;
     let url = format!("{}{}/{id}", base_url(&app), v2_path(&conversation));
     let client = http_client();
     let caller = "AC22222222222222222222222222222222";
@@ -397,7 +378,7 @@ async fn passthrough_forwards_the_callers_basic_credentials_else_the_configured_
         seen,
         vec![
             Some(basic(caller, "caller-token")),
-            Some(basic("SKxxxx", "secret")),
+            Some(authorization()),
             Some(basic(caller, "grpc-token")),
         ],
         "the upstream saw the caller's credentials, else the configured ones"
@@ -422,13 +403,7 @@ async fn passthrough_with_required_auth_still_refuses_callers_without_credential
         })))
         .mount(&upstream)
         .await;
-    let app = spawn_twilio_app(&upstream, |c| {
-        c.auth_passthrough = true;
-        c.inbound_auth = Some(Arc::new(
-            InboundAuth::from_values(Some("svc:s3cret"), Some(TOKEN), true).expect("auth"),
-        ));
-    })
-    .await;
+    let app = spawn_passthrough_app(&upstream.uri(), Some("svc:s3cret"), Some(TOKEN)).await;
     let url = format!("{}{}/{mb}", base_url(&app), v1_path(&service, &channel));
     let client = http_client();
 
@@ -457,7 +432,7 @@ async fn passthrough_with_required_auth_still_refuses_callers_without_credential
     assert_eq!(
         seen,
         vec![
-            Some(basic("SKxxxx", "secret")),
+            Some(authorization()),
             Some(basic("AC22222222222222222222222222222222", "tenant-token")),
         ],
         "a bearer caller uses the configured credentials; a Basic caller its own"

@@ -8,7 +8,7 @@ use participants_facade::proto::{
 };
 use tokio::task::JoinSet;
 
-use crate::helpers::*;
+use crate::fixtures::*;
 
 const CREATES: usize = 160;
 const CHANNELS: usize = 4;

@@ -5,9 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::helpers::*;
-
-const CREATE_PARTICIPANT: &str = "/participants.v1.ParticipantService/CreateParticipant";
+use crate::fixtures::*;
 
 #[tokio::test]
 async fn a_call_past_the_clients_grpc_timeout_is_answered_deadline_exceeded() {

@@ -10,7 +10,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_reflection::pb::{v1, v1alpha};
 
-use crate::helpers::*;
+use crate::fixtures::*;
 
 #[tokio::test]
 async fn health_check_reports_serving_for_the_server_and_the_participant_service() {

@@ -2,158 +2,15 @@
 //! with reqwest over HTTP/1.1 as a browser would: binary (`application/grpc-web+proto`)
 //! and text (`application/grpc-web-text`, base64) framing, errors, and CORS.
 
-use base64::Engine as _;
 use participants_facade::proto::{
     Channel, CreateParticipantRequest, FetchParticipantRequest, Participant, ParticipantType,
 };
 use prost::Message as _;
 use serde_json::json;
 
-use crate::helpers::*;
-use crate::rest::{Answer, base_url, http_client, post_v2, send, v2_body};
+use crate::fixtures::*;
 
-const FETCH: &str = "/participants.v1.ParticipantService/FetchParticipant";
-const CREATE: &str = "/participants.v1.ParticipantService/CreateParticipant";
 const ORIGIN: &str = "https://app.example.com";
-
-/// A gRPC-Web response, unframed.
-#[derive(Debug)]
-pub struct GrpcWebAnswer {
-    pub http_status: u16,
-    pub content_type: String,
-    /// The payloads of the data frames (flag 0x00).
-    pub messages: Vec<Vec<u8>>,
-    /// `grpc-status`, from the trailers frame (flag 0x80) or, for a trailers-only
-    /// answer, from the headers.
-    pub grpc_status: Option<String>,
-    pub grpc_message: Option<String>,
-    /// The trailers frame's text, as sent.
-    pub trailers: Option<String>,
-    pub headers: reqwest::header::HeaderMap,
-}
-
-/// Splits a gRPC-Web body into its frames: 1 flag byte, a 4-byte big-endian length, the
-/// payload.
-fn frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    while !body.is_empty() {
-        assert!(body.len() >= 5, "a frame header: {body:?}");
-        let flag = body[0];
-        let len = u32::from_be_bytes(body[1..5].try_into().expect("4 bytes")) as usize;
-        assert!(
-            body.len() >= 5 + len,
-            "a whole frame of {len} bytes: {body:?}"
-        );
-        out.push((flag, body[5..5 + len].to_vec()));
-        body = &body[5 + len..];
-    }
-    out
-}
-
-/// Decodes `grpc-web-text`: base64 chunks, each padded on its own, one after the other.
-/// Every 4-character quantum decodes independently, so quanta are decoded one by one.
-fn decode_text(text: &[u8]) -> Vec<u8> {
-    let clean: Vec<u8> = text
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    assert_eq!(
-        clean.len() % 4,
-        0,
-        "base64 in whole quanta: {:?}",
-        String::from_utf8_lossy(text)
-    );
-    clean
-        .chunks(4)
-        .flat_map(|quantum| {
-            base64::engine::general_purpose::STANDARD
-                .decode(quantum)
-                .unwrap_or_else(|e| panic!("base64 quantum {quantum:?}: {e}"))
-        })
-        .collect()
-}
-
-/// Sends one gRPC-Web unary call to `method` with `message`; `text` picks the base64
-/// framing. `extra` headers are added (credentials, Origin).
-pub async fn grpc_web_call(
-    app: &TestApp,
-    method: &str,
-    message: &impl prost::Message,
-    text: bool,
-    extra: &[(&str, &str)],
-) -> GrpcWebAnswer {
-    let frame = grpc_frame(message);
-    let (content_type, body) = if text {
-        (
-            "application/grpc-web-text",
-            base64::engine::general_purpose::STANDARD
-                .encode(&frame)
-                .into_bytes(),
-        )
-    } else {
-        ("application/grpc-web+proto", frame)
-    };
-    let mut request = http_client()
-        .post(format!("{}{method}", base_url(app)))
-        .header("content-type", content_type)
-        .header("accept", content_type)
-        .header("x-grpc-web", "1")
-        .header("x-user-agent", "grpc-web-javascript/0.1")
-        .body(body);
-    for (name, value) in extra {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.expect("the call is answered");
-    let http_status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let raw = response.bytes().await.expect("the body is read");
-    let body = if content_type.starts_with("application/grpc-web-text") {
-        decode_text(&raw)
-    } else {
-        raw.to_vec()
-    };
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let mut answer = GrpcWebAnswer {
-        http_status,
-        content_type,
-        messages: Vec::new(),
-        grpc_status: header("grpc-status"),
-        grpc_message: header("grpc-message"),
-        trailers: None,
-        headers: headers.clone(),
-    };
-    for (flag, payload) in frames(&body) {
-        match flag {
-            0x00 => answer.messages.push(payload),
-            0x80 => {
-                let text = String::from_utf8(payload).expect("trailers are text");
-                for line in text.split("\r\n").filter(|l| !l.is_empty()) {
-                    let (name, value) = line.split_once(':').expect("name:value");
-                    let value = value.trim().to_owned();
-                    match name.trim().to_ascii_lowercase().as_str() {
-                        "grpc-status" => answer.grpc_status = Some(value),
-                        "grpc-message" => answer.grpc_message = Some(value),
-                        _ => {}
-                    }
-                }
-                answer.trailers = Some(text);
-            }
-            other => panic!("unexpected frame flag {other:#x}"),
-        }
-    }
-    answer
-}
 
 #[tokio::test]
 async fn grpc_web_fetch_of_a_participant_created_over_rest_returns_a_data_frame_and_ok_trailers() {
@@ -176,7 +33,7 @@ async fn grpc_web_fetch_of_a_participant_created_over_rest_returns_a_data_frame_
     // Act
     let answer = grpc_web_call(
         &app,
-        FETCH,
+        FETCH_PARTICIPANT,
         &FetchParticipantRequest {
             conversation_id: conversation.clone(),
             participant_id: id.clone(),
@@ -216,7 +73,7 @@ async fn grpc_web_text_create_round_trips_and_is_seen_over_grpc() {
     };
 
     // Act
-    let answer = grpc_web_call(&app, CREATE, &request, true, &[]).await;
+    let answer = grpc_web_call(&app, CREATE_PARTICIPANT, &request, true, &[]).await;
 
     // Assert
     assert_eq!(answer.http_status, 200, "{answer:?}");
@@ -244,7 +101,7 @@ async fn grpc_web_errors_carry_grpc_status_and_message() {
     // Act
     let not_found = grpc_web_call(
         &app,
-        FETCH,
+        FETCH_PARTICIPANT,
         &FetchParticipantRequest {
             conversation_id: conversation_id(),
             participant_id: "conv_participant_01m8b7a6yqrhp4et8761yqjt4y".into(),
@@ -255,7 +112,7 @@ async fn grpc_web_errors_carry_grpc_status_and_message() {
     .await;
     let invalid = grpc_web_call(
         &app,
-        CREATE,
+        CREATE_PARTICIPANT,
         &CreateParticipantRequest::default(),
         true,
         &[],
@@ -264,7 +121,7 @@ async fn grpc_web_errors_carry_grpc_status_and_message() {
     // Over --max-message-bytes (256 KiB by default): RESOURCE_EXHAUSTED here too.
     let oversized = grpc_web_call(
         &app,
-        CREATE,
+        CREATE_PARTICIPANT,
         &CreateParticipantRequest {
             name: "n".repeat(300 * 1024),
             ..create_request()
@@ -316,28 +173,28 @@ async fn cors_preflight_and_calls_allow_the_configured_origin_only() {
     // Act
     let grpc_web = send(preflight(
         &app,
-        FETCH,
+        FETCH_PARTICIPANT,
         ORIGIN,
         "content-type,x-grpc-web,x-user-agent",
     ))
     .await;
     let rest = send(preflight(
         &app,
-        &crate::rest::v2_path(&conversation_id()),
+        &v2_path(&conversation_id()),
         ORIGIN,
         "content-type,idempotency-key,authorization",
     ))
     .await;
     let other_origin = send(preflight(
         &app,
-        FETCH,
+        FETCH_PARTICIPANT,
         "https://evil.example.net",
         "content-type,x-grpc-web",
     ))
     .await;
     let call = grpc_web_call(
         &app,
-        FETCH,
+        FETCH_PARTICIPANT,
         &FetchParticipantRequest {
             conversation_id: conversation_id(),
             participant_id: "conv_participant_01m8b7a6yqrhp4et8761yqjt4y".into(),
@@ -395,14 +252,16 @@ async fn without_cors_configuration_no_cors_headers_are_sent() {
     let app = spawn_app().await;
 
     // Act
-    let grpc_web = send(preflight(&app, FETCH, ORIGIN, "content-type,x-grpc-web")).await;
+    let grpc_web = send(preflight(
+        &app,
+        FETCH_PARTICIPANT,
+        ORIGIN,
+        "content-type,x-grpc-web",
+    ))
+    .await;
     let rest = send(
         http_client()
-            .post(format!(
-                "{}{}",
-                base_url(&app),
-                crate::rest::v2_path(&conversation_id())
-            ))
+            .post(format!("{}{}", base_url(&app), v2_path(&conversation_id())))
             .header("origin", ORIGIN)
             .json(&json!({"addresses": [{"channel": "SMS", "address": phone()}]})),
     )

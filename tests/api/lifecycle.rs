@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,28 +17,9 @@ use participants_facade::proto::{
 use tokio::task::JoinSet;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::helpers::*;
-
-const CREATE_PARTICIPANT: &str = "/participants.v1.ParticipantService/CreateParticipant";
+use crate::fixtures::*;
 
 // --- configuration -----------------------------------------------------------------------
-
-/// Runs the binary with `args` to completion (bounded) and returns its output.
-pub(crate) async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = binary();
-    command
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut command = tokio::process::Command::from(command);
-    command.kill_on_drop(true);
-    tokio::time::timeout(WAIT, command.output())
-        .await
-        .expect("the binary exits within 10 s")
-        .expect("the binary runs")
-}
 
 #[tokio::test]
 async fn an_invalid_flag_value_exits_2_with_one_line_naming_the_flag() {
@@ -128,16 +108,20 @@ async fn help_exits_0_and_documents_every_contract_flag_and_its_environment_vari
 
 // --- graceful shutdown -------------------------------------------------------------------
 
-/// Polls until `addr` refuses new connections: the server has stopped accepting.
+/// Waits (bounded) until `addr` refuses new connections: the server has stopped
+/// accepting.
 async fn wait_until_refusing(addr: SocketAddr) {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        match tokio::net::TcpStream::connect(addr).await {
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
-            _ => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    }
-    panic!("{addr} still accepts connections 10 s after SIGTERM");
+    let refusing = eventually(WAIT, || async {
+        matches!(
+            tokio::net::TcpStream::connect(addr).await,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+        )
+    })
+    .await;
+    assert!(
+        refusing,
+        "{addr} still accepts connections 10 s after SIGTERM"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,26 +171,31 @@ async fn a_call_in_flight_when_sigterm_arrives_completes_and_the_process_exits_0
     let mut server = ChildServer::start(&data, &[]).await;
     let request = create_request();
     let frame = grpc_frame(&request);
-    let (response, mut body) = start_raw_call(server.addr, CREATE_PARTICIPANT, &[]).await;
-    body.send_data(Bytes::copy_from_slice(&frame[..3]), false)
+    let mut call = open_raw_call(server.addr, CREATE_PARTICIPANT, &[]).await;
+    call.body
+        .send_data(Bytes::copy_from_slice(&frame[..3]), false)
         .expect("send the first bytes");
-    // Nothing observable tells us the server has read them; give the loopback a moment.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The server has read the call's head and first bytes once it answers a PING sent
+    // after them.
+    call.round_trip().await;
 
     // Act: SIGTERM while the call is in flight, then finish the request.
     server.signal(Signal::SIGTERM);
     wait_until_refusing(server.addr).await;
-    // The shutdown has begun (the listener is closed); let it reach the connection.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The shutdown has begun (the listener is closed); it has reached the call's
+    // connection once the server says GOAWAY on it.
+    let goaway = eventually(WAIT, || async { call.goaway_received() }).await;
+    assert!(goaway, "no GOAWAY on the call's connection after SIGTERM");
     assert!(
         server.child.try_wait().unwrap().is_none(),
         "the process waits for the call in flight"
     );
-    body.send_data(Bytes::copy_from_slice(&frame[3..]), true)
+    call.body
+        .send_data(Bytes::copy_from_slice(&frame[3..]), true)
         .expect("send the rest");
 
     // Assert: a complete, successful response...
-    let response = read_raw_response(response).await;
+    let response = read_raw_response(call.response).await;
     assert_eq!(response.http_status, 200);
     assert_eq!(response.grpc_status.as_deref(), Some("0"), "{response:?}");
     let participant: Participant = single_message(&response.body);
@@ -238,10 +227,12 @@ async fn a_call_that_never_finishes_holds_shutdown_no_longer_than_the_grace_peri
     )
     .await;
     let frame = grpc_frame(&create_request());
-    let (_response, mut body) = start_raw_call(server.addr, CREATE_PARTICIPANT, &[]).await;
-    body.send_data(Bytes::copy_from_slice(&frame[..3]), false)
+    let mut call = open_raw_call(server.addr, CREATE_PARTICIPANT, &[]).await;
+    call.body
+        .send_data(Bytes::copy_from_slice(&frame[..3]), false)
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // In flight: the server has read the call's head once it answers a later PING.
+    call.round_trip().await;
 
     // Act
     let signalled = Instant::now();
@@ -310,18 +301,11 @@ async fn during_the_drain_delay_health_is_not_serving_but_calls_still_succeed() 
     server.signal(Signal::SIGTERM);
 
     // Assert: new connections see NOT_SERVING...
-    let deadline = Instant::now() + drain_delay;
-    loop {
-        let status = health_status(server.addr, SERVICE_NAME).await;
-        if status == Some(ServingStatus::NotServing) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "health still {status:?} during the drain delay"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let not_serving = eventually(drain_delay, || async {
+        health_status(server.addr, SERVICE_NAME).await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    assert!(not_serving, "health still SERVING during the drain delay");
     assert_eq!(
         health_status(server.addr, "").await,
         Some(ServingStatus::NotServing)

@@ -1,7 +1,8 @@
 //! Integration tests of participants-facade, in one test binary: the gRPC API against an
-//! in-process server (`helpers::spawn_app`), and the compiled binary as a child process
+//! in-process server (`fixtures::spawn_app`), and the compiled binary as a child process
 //! for configuration, shutdown and crash-safety behaviour. `twilio` runs the twilio backend
 //! against real HTTP servers on 127.0.0.1 (wiremock, raw listeners, Prism on Twilio's specs).
+//! What the tests share (servers, clients, fakes, waits) is in `fixtures`, once.
 
 // Test and bench code: a failed unwrap is a failed run, and helpers are `pub` for the
 // crate's own modules.
@@ -11,9 +12,9 @@ mod auth;
 mod concurrency;
 mod deadlines;
 mod discovery;
+mod fixtures;
 mod grpc_web;
 mod hardening;
-mod helpers;
 mod hostile;
 mod lifecycle;
 mod observability;

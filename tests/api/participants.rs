@@ -6,7 +6,7 @@ use participants_facade::proto::{
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::*;
+use crate::fixtures::*;
 
 #[tokio::test]
 async fn create_participant_then_fetch_returns_the_identical_participant() {

@@ -4,7 +4,7 @@ use participants_facade::proto::{
     Channel, CreateParticipantRequest, CreateServiceParticipantRequest,
 };
 
-use crate::helpers::*;
+use crate::fixtures::*;
 
 #[tokio::test]
 async fn participants_are_still_there_after_a_restart_on_the_same_directory() {
@@ -195,17 +195,13 @@ async fn once_run_returns_after_the_grace_period_the_data_directory_can_be_reope
     let created = app.create(create_request()).await.unwrap();
     let data_dir = app.data_dir().to_path_buf();
     let frame = grpc_frame(&create_request());
-    let (_response, mut stuck) = start_raw_call(
-        app.addr,
-        "/participants.v1.ParticipantService/CreateParticipant",
-        &[],
-    )
-    .await;
+    let mut stuck = open_raw_call(app.addr, CREATE_PARTICIPANT, &[]).await;
     stuck
+        .body
         .send_data(bytes::Bytes::copy_from_slice(&frame[..3]), false)
         .unwrap();
-    // Nothing observable tells us the server has read them; give the loopback a moment.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // In flight: the server has read the call's head once it answers a later PING.
+    stuck.round_trip().await;
 
     // Act: stop; `run` gives up on the stuck call after the grace period and returns.
     let holder = app.stop().await;
@@ -265,16 +261,16 @@ async fn committed_pages_reach_the_database_file_while_serving() {
 
     // Assert: within a bounded wait, and with the server still running, the database
     // file holds all 200.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut seen = checkpointed();
-    while seen != Some(200) && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        seen = checkpointed();
-    }
-    assert_eq!(
-        seen,
-        Some(200),
-        "participants in the database file without its log"
+    let seen = std::cell::Cell::new(None);
+    let all_there = eventually(WAIT, || async {
+        seen.set(checkpointed());
+        seen.get() == Some(200)
+    })
+    .await;
+    assert!(
+        all_there,
+        "participants in the database file without its log: {:?}, not 200",
+        seen.get()
     );
     app.stop().await;
 }

@@ -12,8 +12,7 @@ use participants_facade::auth::InboundAuth;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::helpers::*;
-use crate::rest::{base_url, openapi_document};
+use crate::fixtures::*;
 
 const SDK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// What the SDK signs its requests with: Basic `AccountSid:AuthToken`.

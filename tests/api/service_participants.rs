@@ -5,7 +5,7 @@ use prost_types::Timestamp;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::*;
+use crate::fixtures::*;
 
 #[tokio::test]
 async fn create_identity_participant_then_fetch_by_sid_and_by_identity_returns_it() {

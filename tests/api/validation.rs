@@ -7,7 +7,7 @@ use participants_facade::proto::{
 };
 use prost_types::Timestamp;
 
-use crate::helpers::*;
+use crate::fixtures::*;
 
 fn with_address(channel: Channel, value: &str) -> CreateParticipantRequest {
     CreateParticipantRequest {

@@ -4,31 +4,17 @@
 //! refused; requests hyper itself refuses carry Twilio's error body; the v1 `url` follows
 //! an absolute-form request target, not the Host header.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
 use participants_facade::proto::FetchParticipantRequest;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
 use tonic_types::StatusExt as _;
 
-use crate::helpers::*;
-use crate::twilio::eventually;
-
-const CREATE: &str = "/participants.v1.ParticipantService/CreateParticipant";
-const FETCH: &str = "/participants.v1.ParticipantService/FetchParticipant";
-
-/// A TCP connection to `addr` from the loopback address `from` (the whole of 127.0.0.0/8
-/// is loopback on Linux), so that the server sees a client address of its own.
-async fn connect_from(from: Ipv4Addr, addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(IpAddr::V4(from), 0))
-        .expect("bind a loopback source address");
-    socket.connect(addr).await.expect("connect")
-}
+use crate::fixtures::*;
 
 /// The head of a v2 create over HTTP/1.1 announcing `length` body bytes.
 fn create_head(conversation: &str, length: usize) -> String {
@@ -46,69 +32,16 @@ fn create_body() -> String {
     )
 }
 
-/// Reads one HTTP/1.1 answer (bounded): its status and body (to the end of the
-/// connection or of `content-length`).
-async fn read_answer(stream: &mut TcpStream) -> (u16, String) {
-    let mut raw = Vec::new();
-    let read = async {
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = stream.read(&mut chunk).await.unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            raw.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&raw);
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let length = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length: ")
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                    })
-                    .unwrap_or(usize::MAX);
-                if body.len() >= length {
-                    break;
-                }
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, read)
-        .await
-        .expect("an answer within 10 s");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status code");
-    (status, body.to_owned())
-}
-
-/// Twilio's error body, checked for its four fields; returns it.
-fn twilio_error(status: u16, body: &str) -> Value {
-    let error: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    assert_eq!(error["status"], status, "{error}");
-    assert!(error["code"].is_u64(), "{error}");
-    assert!(error["message"].is_string(), "{error}");
-    assert!(error["more_info"].is_string(), "{error}");
-    error
-}
-
 /// Calls in flight on the server now, by `/metrics` (every test of this binary counts).
 async fn calls_in_flight(app: &TestApp) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", app.addr))
+    total(&scrape(app.addr).await, "server_calls_in_flight")
+}
+
+/// Reads one HTTP/1.1 answer (bounded).
+async fn read_answer(stream: &mut TcpStream) -> Http1Response {
+    read_http1_response(stream, WAIT)
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter(|l| l.starts_with("server_calls_in_flight{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .expect("an HTTP answer within the bound")
 }
 
 #[tokio::test]
@@ -150,9 +83,7 @@ async fn slow_bodies_hold_no_in_flight_slot_and_are_answered_408() {
     // Assert: every slow body is answered 408, Twilio's way, and its slot freed.
     assert_eq!(served, 20);
     for mut stream in slow {
-        let (status, body) = read_answer(&mut stream).await;
-        assert_eq!(status, 408, "{body}");
-        let error = twilio_error(408, &body);
+        let error = assert_twilio_error(&read_answer(&mut stream).await.answer(), 408, 408);
         assert!(
             error["message"]
                 .as_str()
@@ -189,13 +120,13 @@ async fn one_address_holds_at_most_its_share_of_calls() {
             let body = create_body();
             let request = format!("{}{body}", create_head(&conversation, body.len()));
             stream.write_all(request.as_bytes()).await.expect("request");
-            let (status, body) = read_answer(&mut stream).await;
-            if status == 429 {
-                refused = Some(body);
+            let answer = read_answer(&mut stream).await;
+            if answer.status == 429 {
+                refused = Some(answer);
                 return;
             }
             // The held calls' heads were not read yet: they were served first.
-            assert_eq!(status, 201, "{body}");
+            assert_eq!(answer.status, 201, "{}", answer.text());
         }
     };
     tokio::time::timeout(WAIT, third)
@@ -203,8 +134,7 @@ async fn one_address_holds_at_most_its_share_of_calls() {
         .expect("a third call from the greedy address is refused within 10 s");
 
     // Assert: refused at once with Twilio's body; another address is served.
-    let error = twilio_error(429, &refused.expect("refused"));
-    assert_eq!(error["code"], 20429);
+    let error = assert_twilio_error(&refused.expect("refused").answer(), 429, 20429);
     assert!(
         error["message"]
             .as_str()
@@ -216,41 +146,22 @@ async fn one_address_holds_at_most_its_share_of_calls() {
     let body = create_body();
     let request = format!("{}{body}", create_head(&conversation, body.len()));
     other.write_all(request.as_bytes()).await.expect("request");
-    let (status, body) = read_answer(&mut other).await;
-    assert_eq!(status, 201, "{body}");
+    let answer = read_answer(&mut other).await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
     drop(held);
 }
 
-/// A raw gRPC call on its own HTTP/2 connection: the answer's headers (a trailers-only
-/// answer carries its status there) and, when present, its trailers.
+/// A raw gRPC call with a whole request `body`: the answer's status (from the headers of a
+/// trailers-only answer, else from the trailers).
 async fn raw_grpc(
     addr: SocketAddr,
     method: &str,
     headers: &[(&str, &str)],
     body: Vec<u8>,
-) -> http::HeaderMap {
+) -> tonic::Status {
     let (response, mut send) = start_raw_call(addr, method, headers).await;
     send.send_data(Bytes::from(body), true).expect("send body");
-    let response = tokio::time::timeout(WAIT, response)
-        .await
-        .expect("an answer within 10 s")
-        .expect("an answer");
-    let mut status = response.headers().clone();
-    if status.get("grpc-status").is_none() {
-        let mut body = response.into_body();
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk.expect("chunk");
-            let _ = body.flow_control().release_capacity(chunk.len());
-        }
-        if let Some(trailers) = body.trailers().await.expect("trailers") {
-            status.extend(trailers);
-        }
-    }
-    status
-}
-
-fn grpc_status(headers: &http::HeaderMap) -> tonic::Status {
-    tonic::Status::from_header_map(headers).expect("a grpc-status")
+    read_raw_response(response).await.status()
 }
 
 #[tokio::test]
@@ -262,11 +173,10 @@ async fn a_unary_call_carrying_two_messages_is_refused_not_first_one_wins() {
     let body = [grpc_frame(&first), grpc_frame(&second)].concat();
 
     // Act
-    let headers = raw_grpc(app.addr, CREATE, &[], body).await;
+    let status = raw_grpc(app.addr, CREATE_PARTICIPANT, &[], body).await;
 
     // Assert: gRPC's status-code table calls it a cardinality violation, UNIMPLEMENTED;
     // neither participant was created.
-    let status = grpc_status(&headers);
     assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
     assert!(status.message().contains("exactly one"), "{status:?}");
     let mut client = app.new_client().await;
@@ -286,16 +196,15 @@ async fn a_malformed_grpc_timeout_is_invalid_argument_naming_the_header() {
     };
     for bad in ["abc", "5", "+5S", "123456789S", "1.5S", "-1S", "5s"] {
         // Act
-        let headers = raw_grpc(
+        let status = raw_grpc(
             app.addr,
-            FETCH,
+            FETCH_PARTICIPANT,
             &[("grpc-timeout", bad)],
             grpc_frame(&request),
         )
         .await;
 
         // Assert
-        let status = grpc_status(&headers);
         assert_eq!(
             status.code(),
             tonic::Code::InvalidArgument,
@@ -309,14 +218,14 @@ async fn a_malformed_grpc_timeout_is_invalid_argument_naming_the_header() {
         assert_eq!(fields, ["grpc-timeout"], "{bad}");
     }
     // A well-formed one is honoured.
-    let headers = raw_grpc(
+    let status = raw_grpc(
         app.addr,
-        FETCH,
+        FETCH_PARTICIPANT,
         &[("grpc-timeout", "5S")],
         grpc_frame(&request),
     )
     .await;
-    assert_eq!(grpc_status(&headers).code(), tonic::Code::NotFound);
+    assert_eq!(status.code(), tonic::Code::NotFound);
 }
 
 #[tokio::test]
@@ -351,12 +260,10 @@ async fn requests_hyper_refuses_carry_twilios_error_body() {
         // Act
         let mut stream = TcpStream::connect(app.addr).await.expect("connect");
         stream.write_all(request.as_bytes()).await.expect("send");
-        let (answered, body) = read_answer(&mut stream).await;
+        let answer = read_answer(&mut stream).await;
 
         // Assert
-        assert_eq!(answered, status, "{body}");
-        let error = twilio_error(status, &body);
-        assert_eq!(error["code"], code, "{error}");
+        assert_twilio_error(&answer.answer(), status, code);
     }
     // A good request on a fresh connection is untouched.
     let mut stream = TcpStream::connect(app.addr).await.expect("connect");
@@ -364,8 +271,11 @@ async fn requests_hyper_refuses_carry_twilios_error_body() {
         .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         .await
         .expect("send");
-    let (status, body) = read_answer(&mut stream).await;
-    assert_eq!((status, body.as_str()), (200, r#"{"status":"SERVING"}"#));
+    let answer = read_answer(&mut stream).await;
+    assert_eq!(
+        (answer.status, answer.text().as_str()),
+        (200, r#"{"status":"SERVING"}"#)
+    );
 }
 
 #[tokio::test]
@@ -407,11 +317,11 @@ async fn the_v1_url_follows_an_absolute_form_target_over_the_host_header() {
         // Act
         let mut stream = TcpStream::connect(app.addr).await.expect("connect");
         stream.write_all(request.as_bytes()).await.expect("send");
-        let (status, body) = read_answer(&mut stream).await;
+        let answer = read_answer(&mut stream).await;
 
         // Assert
-        assert_eq!(status, 201, "{body}");
-        let created: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(answer.status, 201, "{}", answer.text());
+        let created: Value = serde_json::from_slice(&answer.body).expect("JSON");
         let url = created["url"].as_str().expect("url");
         assert!(url.starts_with(expected), "{url} should start {expected}");
     }

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use participants_facade::auth::InboundAuth;
 use participants_facade::proto::FetchParticipantRequest;
 use participants_facade::proto::participant_service_client::ParticipantServiceClient;
@@ -16,22 +15,10 @@ use tonic::metadata::MetadataValue;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::*;
-use crate::lifecycle::run_binary;
-use crate::rest::{
-    Answer, assert_twilio_error, base_url, http_client, received, send, spawn_twilio_app, v2_body,
-    v2_path,
-};
+use crate::fixtures::*;
 
 const ACCOUNT: &str = "AC22222222222222222222222222222222";
 const VICTIM_SECRET: &str = "the-victims-auth-token";
-
-fn basic(user: &str, secret: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"))
-    )
-}
 
 /// Twilio's answer to credentials it does not know.
 fn twilio_401() -> ResponseTemplate {
@@ -87,13 +74,7 @@ async fn a_forged_secret_replaying_an_idempotency_key_reaches_twilio_not_the_rem
         .respond_with(twilio_401())
         .mount(&upstream)
         .await;
-    let app = spawn_twilio_app(&upstream, |c| {
-        c.auth_passthrough = true;
-        c.inbound_auth = Some(Arc::new(
-            InboundAuth::from_values(None, None, true).expect("auth"),
-        ));
-    })
-    .await;
+    let app = spawn_passthrough_app(&upstream.uri(), None, None).await;
     let url = format!("{}{}", base_url(&app), v2_path(&conversation));
     let key = format!("00000000-0000-4000-8000-{:012x}", unique());
     let forged = basic(ACCOUNT, "a-guess");
@@ -101,7 +82,7 @@ async fn a_forged_secret_replaying_an_idempotency_key_reaches_twilio_not_the_rem
 
     // Act
     let same_body = create_with(&url, &key, &forged, &phone).await;
-    let other_body = create_with(&url, &key, &forged, &crate::helpers::phone()).await;
+    let other_body = create_with(&url, &key, &forged, &crate::fixtures::phone()).await;
     let victim_again = create_with(&url, &key, &victim, &phone).await;
 
     // Assert

@@ -6,10 +6,7 @@
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::rest::{
-    Answer, assert_twilio_error, base_url, http_client, send, v1_path, v2_body, v2_path,
-};
+use crate::fixtures::*;
 
 /// Twilio's "invalid parameter" on REST.
 const INVALID: u64 = 70002;

@@ -9,11 +9,10 @@
 //! - `store`: a corrupt store at start-up and at run time, an empty database file, a
 //!   file-size limit (SIGXFSZ), readiness on a full disk;
 //! - `upstream`: a fault-injecting Twilio under concurrent load, and answers of the wrong
-//!   shape; `faulty_twilio` is that Twilio.
+//!   shape (the fault-injecting Twilio is `fixtures::faulty_twilio`).
 
 mod bodies;
 mod credentials;
-mod faulty_twilio;
 mod forms;
 mod store;
 mod upstream;

@@ -11,9 +11,7 @@ use participants_facade::proto::Participant;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::helpers::*;
-use crate::lifecycle::run_binary;
-use crate::twilio::eventually;
+use crate::fixtures::*;
 
 const PAGE: u64 = 4096;
 

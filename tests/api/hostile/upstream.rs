@@ -23,12 +23,7 @@ use tonic_types::StatusExt;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::faulty_twilio::{Fault, FaultyTwilio};
-use crate::helpers::*;
-use crate::twilio::{
-    ACCOUNT, participant_id, spawn_twilio_app, upstream, v1_body, v1_create_path, v1_fetch_path,
-    v2_body, v2_create_path, v2_fetch_path,
-};
+use crate::fixtures::*;
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -37,33 +32,12 @@ use crate::twilio::{
 /// `upstream_invalid_answers_total{operation, reason}` as the facade at `app` serves it
 /// (0 before the first refusal of that kind).
 async fn invalid_answers(app: &TestApp, operation: &str, reason: &str) -> f64 {
-    let body = reqwest::get(format!("http://{}/metrics", app.addr))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    let lines = body
-        .lines()
-        .filter(|l| l.starts_with("upstream_invalid_answers_total"))
-        .map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(
-        std::iter::once(Ok(
-            "# TYPE upstream_invalid_answers_total counter".to_owned()
-        ))
-        .chain(lines),
+    sample(
+        &scrape(app.addr).await,
+        "upstream_invalid_answers_total",
+        &[("operation", operation), ("reason", reason)],
     )
-    .expect("the metric parses");
-    scrape
-        .samples
-        .iter()
-        .find(|s| {
-            s.labels.get("operation") == Some(operation) && s.labels.get("reason") == Some(reason)
-        })
-        .map_or(0.0, |s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-            ref other => panic!("not a counter: {other:?}"),
-        })
+    .unwrap_or(0.0)
 }
 
 /// Mounts `status` + `body` for `method` on `route`, expected exactly once: the facade
@@ -172,12 +146,12 @@ async fn a_v2_create_answered_with_a_participant_that_is_not_the_one_asked_for_i
     for (case, spoil, reason, says) in cases {
         let request = create_request();
         let id = participant_id();
-        let mut body = v2_body(&id, &request);
+        let mut body = v2_answer(&id, &request);
         spoil(&mut body, &other_conversation, bad_number);
         answer_once(
             &server,
             "POST",
-            &v2_create_path(&request.conversation_id),
+            &v2_path(&request.conversation_id),
             201,
             body,
         )
@@ -238,7 +212,7 @@ async fn a_v2_fetch_answered_with_another_participant_or_conversation_is_interna
             "GET",
             &v2_fetch_path(&conversation, &asked),
             200,
-            v2_body(&answered_id, &created),
+            v2_answer(&answered_id, &created),
         )
         .await;
         let before = invalid_answers(&app, "FetchParticipant", reason).await;
@@ -294,7 +268,7 @@ async fn v1_answers_for_another_participant_conversation_or_identity_are_interna
             identity: format!("fox.mulder.{}", unique()),
             ..create_v1_request()
         };
-        let mut body = v1_body(&sid("MB"), &request);
+        let mut body = v1_answer(&sid("MB"), &request);
         let spoiled = match (field, prefix) {
             ("sid", _) => String::new(),
             ("account_sid", _) => "AC1".to_owned(),
@@ -304,7 +278,7 @@ async fn v1_answers_for_another_participant_conversation_or_identity_are_interna
         answer_once(
             &server,
             "POST",
-            &v1_create_path(&request.chat_service_sid, &request.conversation_sid),
+            &v1_path(&request.chat_service_sid, &request.conversation_sid),
             201,
             body,
         )
@@ -332,7 +306,7 @@ async fn v1_answers_for_another_participant_conversation_or_identity_are_interna
         "GET",
         &v1_fetch_path(&service, &conversation, &asked_sid),
         200,
-        v1_body(&other_sid, &base),
+        v1_answer(&other_sid, &base),
     )
     .await;
     let asked_identity = "dana.scully@fbi.example.gov";
@@ -342,7 +316,7 @@ async fn v1_answers_for_another_participant_conversation_or_identity_are_interna
         "GET",
         &v1_fetch_path(&service, &conversation, asked_identity),
         200,
-        v1_body(
+        v1_answer(
             &sid("MB"),
             &CreateServiceParticipantRequest {
                 identity: other_identity.to_owned(),
@@ -384,9 +358,9 @@ async fn the_rest_front_answers_a_refused_upstream_answer_with_twilios_500_body(
     answer_once(
         &server,
         "POST",
-        &v2_create_path(&request.conversation_id),
+        &v2_path(&request.conversation_id),
         201,
-        v2_body("", &request),
+        v2_answer("", &request),
     )
     .await;
     let before = invalid_answers(&app, "CreateParticipant", "id").await;
@@ -396,7 +370,7 @@ async fn the_rest_front_answers_a_refused_upstream_answer_with_twilios_500_body(
         .post(format!(
             "http://{}{}",
             app.addr,
-            v2_create_path(&request.conversation_id)
+            v2_path(&request.conversation_id)
         ))
         .json(&json!({
             "name": request.name,
@@ -441,7 +415,7 @@ async fn real_answers_with_only_what_the_spec_requires_are_accepted() {
     )
     .await;
     let request = create_request();
-    let mut created = v2_body(&participant_id(), &request);
+    let mut created = v2_answer(&participant_id(), &request);
     created["addresses"]
         .as_array_mut()
         .expect("addresses")
@@ -449,7 +423,7 @@ async fn real_answers_with_only_what_the_spec_requires_are_accepted() {
     answer_once(
         &server,
         "POST",
-        &v2_create_path(&request.conversation_id),
+        &v2_path(&request.conversation_id),
         201,
         created,
     )
@@ -737,11 +711,11 @@ async fn a_create_whose_201_never_finishes_ends_at_the_deadline_and_makes_one_pa
     let cases = [
         (
             StormCall::CreateV2(v2.clone()),
-            v2_create_path(&v2.conversation_id),
+            v2_path(&v2.conversation_id),
         ),
         (
             StormCall::CreateV1(v1.clone()),
-            v1_create_path(&v1.chat_service_sid, &v1.conversation_sid),
+            v1_path(&v1.chat_service_sid, &v1.conversation_sid),
         ),
     ];
 
@@ -775,8 +749,8 @@ async fn after_a_201_that_hangs_a_v2_create_retries_into_its_own_participant_and
         idempotency_key: format!("00000000-0000-4000-8000-{:012x}", unique()),
         ..create_v1_request()
     };
-    let v2_route = v2_create_path(&v2.conversation_id);
-    let v1_route = v1_create_path(&v1.chat_service_sid, &v1.conversation_sid);
+    let v2_route = v2_path(&v2.conversation_id);
+    let v1_route = v1_path(&v1.chat_service_sid, &v1.conversation_sid);
 
     // Act and assert, v2: the retry meets a 409 naming the participant the first
     // attempt made, fetches it, and returns it.
@@ -833,8 +807,8 @@ async fn a_fault_injecting_twilio_under_load_never_hangs_a_call_duplicates_a_cre
             "1s",
         ],
         &[
-            ("TWILIO_API_KEY", crate::twilio::API_KEY),
-            ("TWILIO_API_SECRET", crate::twilio::API_SECRET),
+            ("TWILIO_API_KEY", API_KEY),
+            ("TWILIO_API_SECRET", API_SECRET),
         ],
     )
     .await;

@@ -2,7 +2,7 @@
 //! POST however often and however concurrently they are sent; the same key with another
 //! request is INVALID_ARGUMENT; a failed create is not remembered.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use participants_facade::proto::{CreateParticipantRequest, CreateServiceParticipantRequest};
 use tonic::Code;
@@ -10,7 +10,6 @@ use wiremock::matchers::{header as header_is, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use super::*;
-use crate::helpers::*;
 
 #[tokio::test]
 async fn a_repeated_key_with_the_same_request_makes_one_upstream_post() {
@@ -30,19 +29,16 @@ async fn a_repeated_key_with_the_same_request_makes_one_upstream_post() {
         ..create_v1_request()
     };
     Mock::given(method("POST"))
-        .and(path(v2_create_path(&v2.conversation_id)))
+        .and(path(v2_path(&v2.conversation_id)))
         .and(header_is("Idempotency-Key", key.as_str()))
-        .respond_with(ResponseTemplate::new(201).set_body_json(v2_body(&participant_id(), &v2)))
+        .respond_with(ResponseTemplate::new(201).set_body_json(v2_answer(&participant_id(), &v2)))
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path(v1_create_path(
-            &v1.chat_service_sid,
-            &v1.conversation_sid,
-        )))
+        .and(path(v1_path(&v1.chat_service_sid, &v1.conversation_sid)))
         .and(header_is("Idempotency-Key", v1_key.as_str()))
-        .respond_with(ResponseTemplate::new(201).set_body_json(v1_body(&sid("MB"), &v1)))
+        .respond_with(ResponseTemplate::new(201).set_body_json(v1_answer(&sid("MB"), &v1)))
         .expect(1)
         .mount(&server)
         .await;
@@ -69,10 +65,10 @@ async fn concurrent_calls_with_one_key_make_one_upstream_post() {
         ..create_request()
     };
     Mock::given(method("POST"))
-        .and(path(v2_create_path(&request.conversation_id)))
+        .and(path(v2_path(&request.conversation_id)))
         .respond_with(
             ResponseTemplate::new(201)
-                .set_body_json(v2_body(&participant_id(), &request))
+                .set_body_json(v2_answer(&participant_id(), &request))
                 .set_delay(Duration::from_millis(500)),
         )
         .expect(1)
@@ -118,17 +114,14 @@ async fn the_same_key_with_another_request_is_invalid_argument_without_an_upstre
         ..create_v1_request()
     };
     Mock::given(method("POST"))
-        .and(path(v2_create_path(&v2.conversation_id)))
-        .respond_with(ResponseTemplate::new(201).set_body_json(v2_body(&participant_id(), &v2)))
+        .and(path(v2_path(&v2.conversation_id)))
+        .respond_with(ResponseTemplate::new(201).set_body_json(v2_answer(&participant_id(), &v2)))
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path(v1_create_path(
-            &v1.chat_service_sid,
-            &v1.conversation_sid,
-        )))
-        .respond_with(ResponseTemplate::new(201).set_body_json(v1_body(&sid("MB"), &v1)))
+        .and(path(v1_path(&v1.chat_service_sid, &v1.conversation_sid)))
+        .respond_with(ResponseTemplate::new(201).set_body_json(v1_answer(&sid("MB"), &v1)))
         .expect(1)
         .mount(&server)
         .await;
@@ -166,7 +159,7 @@ async fn a_failed_create_is_not_remembered_so_its_key_may_be_retried() {
         idempotency_key: format!("key-{}", unique()),
         ..create_request()
     };
-    let create = v2_create_path(&request.conversation_id);
+    let create = v2_path(&request.conversation_id);
     Mock::given(method("POST"))
         .and(path(create.as_str()))
         .respond_with(twilio_error(
@@ -180,7 +173,7 @@ async fn a_failed_create_is_not_remembered_so_its_key_may_be_retried() {
     Mock::given(method("POST"))
         .and(path(create.as_str()))
         .respond_with(
-            ResponseTemplate::new(201).set_body_json(v2_body(&participant_id(), &request)),
+            ResponseTemplate::new(201).set_body_json(v2_answer(&participant_id(), &request)),
         )
         .mount(&server)
         .await;
@@ -211,16 +204,13 @@ async fn an_idempotency_key_used_for_a_v1_create_cannot_be_reused_for_a_v2_creat
         ..create_request()
     };
     Mock::given(method("POST"))
-        .and(path(v1_create_path(
-            &v1.chat_service_sid,
-            &v1.conversation_sid,
-        )))
-        .respond_with(ResponseTemplate::new(201).set_body_json(v1_body(&sid("MB"), &v1)))
+        .and(path(v1_path(&v1.chat_service_sid, &v1.conversation_sid)))
+        .respond_with(ResponseTemplate::new(201).set_body_json(v1_answer(&sid("MB"), &v1)))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path(v2_create_path(&v2.conversation_id)))
-        .respond_with(ResponseTemplate::new(201).set_body_json(v2_body(&participant_id(), &v2)))
+        .and(path(v2_path(&v2.conversation_id)))
+        .respond_with(ResponseTemplate::new(201).set_body_json(v2_answer(&participant_id(), &v2)))
         .mount(&server)
         .await;
     app.create_v1(v1).await.expect("v1 create");
@@ -229,7 +219,7 @@ async fn an_idempotency_key_used_for_a_v1_create_cannot_be_reused_for_a_v2_creat
 
     assert_key_reused(result);
     assert_eq!(
-        received_on(&server, "POST", &v2_create_path(&v2.conversation_id))
+        received_on(&server, "POST", &v2_path(&v2.conversation_id))
             .await
             .len(),
         0,
@@ -252,7 +242,7 @@ async fn a_key_whose_create_failed_may_carry_a_corrected_request() {
         identity: format!("{}-corrected", rejected.identity),
         ..rejected.clone()
     };
-    let create = v1_create_path(&rejected.chat_service_sid, &rejected.conversation_sid);
+    let create = v1_path(&rejected.chat_service_sid, &rejected.conversation_sid);
     Mock::given(method("POST"))
         .and(path(create.as_str()))
         .respond_with(twilio_error(409, 50_433, "Participant already exists"))
@@ -261,7 +251,7 @@ async fn a_key_whose_create_failed_may_carry_a_corrected_request() {
         .await;
     Mock::given(method("POST"))
         .and(path(create.as_str()))
-        .respond_with(ResponseTemplate::new(201).set_body_json(v1_body(&sid("MB"), &corrected)))
+        .respond_with(ResponseTemplate::new(201).set_body_json(v1_answer(&sid("MB"), &corrected)))
         .mount(&server)
         .await;
 
@@ -278,33 +268,53 @@ async fn a_key_whose_create_failed_may_carry_a_corrected_request() {
 
 #[tokio::test]
 async fn a_key_is_remembered_for_the_idempotency_ttl_only() {
+    // Arrange: keys are remembered for 300 ms; the upstream notes when each create arrives.
+    let ttl = Duration::from_millis(300);
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |c| {
-        c.idempotency_ttl = Duration::from_millis(300);
+        c.idempotency_ttl = ttl;
     })
     .await;
     let request = CreateParticipantRequest {
         idempotency_key: format!("key-{}", unique()),
         ..create_request()
     };
-    let create = v2_create_path(&request.conversation_id);
+    let create = v2_path(&request.conversation_id);
+    let arrivals = Arrivals::default();
     Mock::given(method("POST"))
         .and(path(create.as_str()))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(v2_body(&participant_id(), &request)),
-        )
+        .respond_with(arrivals.answering(
+            ResponseTemplate::new(201).set_body_json(v2_answer(&participant_id(), &request)),
+        ))
         .mount(&server)
         .await;
 
+    // Act: a create and its replay, then the same create again until it reaches the
+    // upstream once more (the TTL's passing is the behaviour under test).
+    let started = Instant::now();
     app.create(request.clone()).await.expect("first");
     app.create(request.clone()).await.expect("replayed");
     assert_eq!(received_on(&server, "POST", &create).await.len(), 1);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    app.create(request.clone()).await.expect("after the TTL");
+    let forgotten = eventually(WAIT, || async {
+        app.create(request.clone())
+            .await
+            .expect("a repeated create");
+        received_on(&server, "POST", &create).await.len() > 1
+    })
+    .await;
 
+    // Assert: forgotten, and not before the TTL: the key is remembered from when the first
+    // create arrived at the facade (after `started`), so the second create reached the
+    // upstream at least the TTL after `started`.
+    assert!(forgotten, "the key was still remembered after {WAIT:?}");
     assert_eq!(
         received_on(&server, "POST", &create).await.len(),
         2,
         "an expired key is forgotten"
+    );
+    let again = arrivals.times()[1] - started;
+    assert!(
+        again >= ttl,
+        "the key was forgotten {again:?} after its first create, before the {ttl:?} TTL"
     );
 }

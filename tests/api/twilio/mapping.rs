@@ -6,7 +6,6 @@ use tonic::Code;
 use wiremock::ResponseTemplate;
 
 use super::*;
-use crate::helpers::*;
 
 /// The contract's table, with examples of "other 4xx" and "other 5xx".
 const TABLE: &[(u16, Code)] = &[

@@ -25,7 +25,6 @@ use serde_json::{Value, json};
 use tonic::Code;
 
 use super::*;
-use crate::helpers::*;
 
 /// The directory of Twilio's specs: `shared/specs` beside the checkout.
 fn specs_dir() -> PathBuf {
@@ -301,7 +300,7 @@ async fn prism_accepts_every_v2_request_the_facade_sends_and_its_examples_parse(
     let (status, create_example) = prism
         .direct(
             reqwest::Method::POST,
-            &v2_create_path(&conversation_id()),
+            &v2_path(&conversation_id()),
             true,
             |r| r.json(&json!({"addresses": [{"channel": "SMS", "address": number}]})),
         )
@@ -406,7 +405,7 @@ async fn prism_accepts_every_v1_request_the_facade_sends_and_its_examples_parse(
     let (status, create_example) = prism
         .direct(
             reqwest::Method::POST,
-            &v1_create_path(&sid("IS"), &sid("CH")),
+            &v1_path(&sid("IS"), &sid("CH")),
             true,
             |r| r.form(&[("Identity", "dana")]),
         )
@@ -467,7 +466,7 @@ async fn prism_accepts_every_v1_request_the_facade_sends_and_its_examples_parse(
             },
         ),
     ];
-    let create_path = v1_create_path(&service, &conversation);
+    let create_path = v1_path(&service, &conversation);
     let (status, fetch_example) = prism
         .direct(
             reqwest::Method::GET,

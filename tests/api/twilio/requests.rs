@@ -11,7 +11,6 @@ use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
-use crate::helpers::*;
 
 /// Answers every v2 create with the participant it asks for, and every v1 create with a
 /// chat participant, so tests can look at what was sent.
@@ -132,7 +131,7 @@ async fn a_v2_create_sends_json_with_unset_fields_left_out() {
     for (request, expected) in cases {
         let created = app.create(request.clone()).await.expect("create");
 
-        let sent = received_on(&server, "POST", &v2_create_path(&request.conversation_id)).await;
+        let sent = received_on(&server, "POST", &v2_path(&request.conversation_id)).await;
         assert_eq!(sent.len(), 1);
         assert_eq!(
             header(&sent[0], "content-type"),
@@ -176,7 +175,7 @@ async fn a_v2_create_names_every_type_and_channel_as_twilio_does() {
         };
         let created = app.create(request.clone()).await.expect("create");
 
-        let sent = received_on(&server, "POST", &v2_create_path(&request.conversation_id)).await;
+        let sent = received_on(&server, "POST", &v2_path(&request.conversation_id)).await;
         let body: serde_json::Value = sent[0].body_json().expect("JSON");
         assert_eq!(body["type"], name);
         let channels: Vec<&str> = body["addresses"]
@@ -257,7 +256,7 @@ async fn a_v1_create_sends_a_form_in_twilios_field_names() {
         let sent = received_on(
             &server,
             "POST",
-            &v1_create_path(&request.chat_service_sid, &request.conversation_sid),
+            &v1_path(&request.chat_service_sid, &request.conversation_sid),
         )
         .await;
         assert_eq!(sent.len(), 1);
@@ -292,7 +291,7 @@ async fn a_v1_create_asks_for_webhooks_only_when_enabled() {
         let sent = received_on(
             &server,
             "POST",
-            &v1_create_path(&request.chat_service_sid, &request.conversation_sid),
+            &v1_path(&request.chat_service_sid, &request.conversation_sid),
         )
         .await;
         let expected = if enabled { Some("true") } else { None };
@@ -335,12 +334,12 @@ async fn idempotency_headers(
     };
     app.create(v2.clone()).await.expect("v2 create");
     app.create_v1(v1.clone()).await.expect("v1 create");
-    let sent = received_on(server, "POST", &v2_create_path(&v2.conversation_id)).await;
+    let sent = received_on(server, "POST", &v2_path(&v2.conversation_id)).await;
     let v2_header = header(&sent[0], "idempotency-key").map(str::to_owned);
     let sent = received_on(
         server,
         "POST",
-        &v1_create_path(&v1.chat_service_sid, &v1.conversation_sid),
+        &v1_path(&v1.chat_service_sid, &v1.conversation_sid),
     )
     .await;
     let v1_header = header(&sent[0], "idempotency-key").map(str::to_owned);
