@@ -658,6 +658,8 @@ fn upstream_error(answer: &Answer) -> UpstreamError {
     let message = body
         .as_ref()
         .and_then(|b| b.message.clone())
+        // An empty message says no more than an absent one.
+        .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| {
             let what = if answer.body.is_empty() {
                 "an empty body"
@@ -784,6 +786,32 @@ mod tests {
             "{d:?}"
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn an_error_answer_always_has_a_message() {
+        // Found by fuzz/fuzz_targets/upstream_answer.rs: `{"message": ""}` gave callers
+        // an error with an empty message.
+        for body in [
+            &br#"{"message": "", "code": 20429}"#[..],
+            b"{\"message\": \" \"}",
+        ] {
+            let error = upstream_error(&Answer {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                headers: HeaderMap::new(),
+                body: Bytes::from_static(body),
+            });
+            assert_eq!(error.message, "Twilio answered HTTP 429 with no message");
+        }
+        let error = upstream_error(&Answer {
+            status: StatusCode::NOT_FOUND,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(br#"{"message": "not found", "code": 20404}"#),
+        });
+        assert_eq!(
+            (error.message.as_str(), error.code),
+            ("not found", Some(20404))
+        );
     }
 
     #[test]
