@@ -57,6 +57,15 @@ fn scribble_over_pages(db: &Path) {
     file.sync_all().expect("sync");
 }
 
+/// Whether the API service's health (the readiness signal) reaches `status` within
+/// [`WAIT`].
+async fn readiness_becomes(addr: std::net::SocketAddr, status: ServingStatus) -> bool {
+    eventually(WAIT, || async {
+        health_status(addr, SERVICE_NAME).await == Some(status)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_corrupt_store_refuses_to_start_with_a_clear_message() {
     // Arrange
@@ -129,10 +138,7 @@ async fn corruption_met_at_run_time_turns_readiness_not_serving_and_reads_go_on(
         "{corrupt:?}"
     );
     assert!(
-        eventually(WAIT, || async {
-            health_status(server.addr, SERVICE_NAME).await == Some(ServingStatus::NotServing)
-        })
-        .await,
+        readiness_becomes(server.addr, ServingStatus::NotServing).await,
         "readiness did not turn NOT_SERVING"
     );
     assert_eq!(
@@ -208,10 +214,7 @@ async fn a_file_size_limit_fails_writes_keeps_reads_and_readiness_follows() {
     );
     // Readiness NOT_SERVING, liveness SERVING, reads served.
     assert!(
-        eventually(WAIT, || async {
-            health_status(server.addr, SERVICE_NAME).await == Some(ServingStatus::NotServing)
-        })
-        .await,
+        readiness_becomes(server.addr, ServingStatus::NotServing).await,
         "readiness did not turn NOT_SERVING"
     );
     assert_eq!(
@@ -240,10 +243,7 @@ async fn a_file_size_limit_fails_writes_keeps_reads_and_readiness_follows() {
 
     // Assert: readiness comes back by itself (the store's probe write), and so do writes.
     assert!(
-        eventually(WAIT, || async {
-            health_status(server.addr, SERVICE_NAME).await == Some(ServingStatus::Serving)
-        })
-        .await,
+        readiness_becomes(server.addr, ServingStatus::Serving).await,
         "readiness did not come back once the store could write; logs:\n{}",
         server.logs()
     );
