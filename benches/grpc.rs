@@ -208,7 +208,7 @@ impl Drop for Server {
 }
 
 /// The server's RUST_LOG: `warn`, unless `BENCH_SERVER_LOG` asks for more (diagnostics
-/// only, e.g. `warn,participants_facade::store=debug` to see group commit sizes).
+/// only, e.g. `warn,participants_facade::backend::local=debug` to see group commit sizes).
 fn server_log() -> String {
     std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned())
 }

@@ -1,26 +1,29 @@
-//! The participants-facade binary: parse the configuration, start telemetry, serve, and
-//! flush the last spans on the way out.
+//! The participants-facade binary: read the settings, start telemetry, serve, and flush
+//! the last spans on the way out.
 
 #![forbid(unsafe_code)]
 
-use participants_facade::{config::Config, server, telemetry};
+use participants_facade::app::{self, Settings};
+use participants_facade::config::LogFormat;
+use participants_facade::observability;
 
 fn main() -> anyhow::Result<()> {
-    let config = Config::parse_or_exit();
+    let settings = app::settings_or_exit();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     // Unset: tokio's default, TOKIO_WORKER_THREADS or one worker per available CPU.
-    if let Some(workers) = config.worker_threads {
+    if let Some(workers) = settings.config.worker_threads {
         runtime.worker_threads(workers.into());
     }
-    runtime.build()?.block_on(serve(config))
+    runtime.build()?.block_on(serve(settings))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let telemetry = telemetry::init(config.log_format)?;
-    let served = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(listener) => server::run(listener, config, server::shutdown_signal()).await,
-        Err(e) => Err(anyhow::anyhow!("cannot listen on {}: {e}", config.listen)),
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let telemetry = observability::init(settings.config.log_format == LogFormat::Json)?;
+    let listen = settings.config.listen;
+    let served = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => app::run(listener, settings, app::shutdown_signal()).await,
+        Err(e) => Err(anyhow::anyhow!("cannot listen on {listen}: {e}")),
     };
     if let Err(e) = &served {
         tracing::error!(error = %format!("{e:#}"), "participants-facade stopped with an error");

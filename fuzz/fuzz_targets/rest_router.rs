@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
-use participants_facade::store::{LocalBackend, StoreOptions};
+use participants_facade::backend::local::{LocalBackend, StoreOptions};
 use participants_facade_fuzz::*;
 
 /// Ids the store holds: created when the process starts.

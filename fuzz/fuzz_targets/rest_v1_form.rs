@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
-use participants_facade::rest::ServiceParticipantJson;
+use participants_facade::front::rest::ServiceParticipantJson;
 use participants_facade_fuzz::*;
 
 /// `application/x-www-form-urlencoded` decoding of one name or value: `+` is a space,

@@ -16,12 +16,12 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
-use participants_facade::error::Error;
-use participants_facade::model::{ParticipantRef, ServiceParticipantRef};
+use participants_facade::domain::error::Error;
+use participants_facade::domain::{ParticipantRef, ServiceParticipantRef};
 use participants_facade::proto::participant_service_server::ParticipantService;
 use participants_facade::proto::{FetchParticipantRequest, FetchServiceParticipantRequest};
-use participants_facade::rest::{ParticipantJson, ServiceParticipantJson, error_response};
-use participants_facade::upstream::fuzzing;
+use participants_facade::front::rest::{ParticipantJson, ServiceParticipantJson, error_response};
+use participants_facade::backend::twilio::fuzzing;
 use participants_facade_fuzz::*;
 use prost::Message;
 use tonic::Status;
@@ -139,7 +139,7 @@ fuzz_target!(|data: &[u8]| {
     let body = block_on(http_body_util::BodyExt::collect(response.into_body()))
         .expect("in-memory body")
         .to_bytes();
-    let body: participants_facade::rest::TwilioErrorBody =
+    let body: participants_facade::twilio_api::TwilioErrorBody =
         serde_json::from_slice(&body).expect("Twilio's error body");
     assert_eq!(body.status, status.as_u16());
     // gRPC: the status, with its details, encodes into headers.

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use participants_facade::auth::InboundAuth;
 use participants_facade::proto::FetchParticipantRequest;
 use participants_facade::proto::participant_service_client::ParticipantServiceClient;
+use participants_facade::transport::auth::InboundAuth;
 use serde_json::json;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
@@ -22,8 +22,8 @@ const TOKEN: &str = "tok";
 
 /// A server requiring `svc:s3cret` (Basic) or `tok` (Bearer).
 async fn spawn_app_with_auth() -> TestApp {
-    spawn_app_configured(|c| {
-        c.inbound_auth = Some(Arc::new(
+    spawn_app_with(|s| {
+        s.inbound_auth = Some(Arc::new(
             InboundAuth::from_values(Some("svc:s3cret"), Some(TOKEN), false).expect("auth"),
         ));
     })
@@ -243,9 +243,9 @@ async fn probes_and_grpc_health_need_no_credentials() {
 async fn cors_preflight_needs_no_credentials_and_refusals_carry_cors_headers() {
     // Arrange
     let origin = "https://app.example.com";
-    let app = spawn_app_configured(|c| {
-        c.cors_allow_origin = vec![origin.into()];
-        c.inbound_auth = Some(Arc::new(
+    let app = spawn_app_with(|s| {
+        s.config.cors_allow_origin = vec![origin.into()];
+        s.inbound_auth = Some(Arc::new(
             InboundAuth::from_values(Some("svc:s3cret"), Some(TOKEN), false).expect("auth"),
         ));
     })

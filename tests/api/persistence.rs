@@ -164,7 +164,7 @@ async fn a_second_server_cannot_open_a_data_directory_in_use() {
     // Act
     let result = tokio::time::timeout(
         WAIT,
-        participants_facade::server::run(listener, config, std::future::pending()),
+        participants_facade::app::run(listener, config, std::future::pending()),
     )
     .await
     .expect("refuses at once rather than serving");
@@ -206,8 +206,8 @@ async fn once_run_returns_after_the_grace_period_the_data_directory_can_be_reope
     // Act: stop; `run` gives up on the stuck call after the grace period and returns.
     let holder = app.stop().await;
     let reopened = tokio::time::timeout(WAIT, async {
-        participants_facade::store::LocalBackend::open(
-            &participants_facade::store::StoreOptions::new(&data_dir, DEFAULT_ACCOUNT),
+        participants_facade::backend::local::LocalBackend::open(
+            &participants_facade::backend::local::StoreOptions::new(&data_dir, DEFAULT_ACCOUNT),
         )
     })
     .await

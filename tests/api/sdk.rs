@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 
-use participants_facade::auth::InboundAuth;
+use participants_facade::transport::auth::InboundAuth;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 
@@ -305,8 +305,8 @@ async fn twilio_node_sdk_creates_and_fetches_participants_of_both_versions() {
 #[tokio::test]
 async fn twilio_node_sdk_basic_credentials_pass_inbound_auth_and_wrong_ones_get_20003() {
     // Arrange: the facade accepts the SDK's AccountSid:AuthToken pair.
-    let app = spawn_app_configured(|c| {
-        c.inbound_auth = Some(Arc::new(
+    let app = spawn_app_with(|s| {
+        s.inbound_auth = Some(Arc::new(
             InboundAuth::from_values(Some(&format!("{SDK_ACCOUNT}:{SDK_TOKEN}")), None, false)
                 .expect("auth"),
         ));

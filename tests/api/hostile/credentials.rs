@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use participants_facade::auth::InboundAuth;
 use participants_facade::proto::FetchParticipantRequest;
 use participants_facade::proto::participant_service_client::ParticipantServiceClient;
+use participants_facade::transport::auth::InboundAuth;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic::metadata::MetadataValue;
@@ -181,8 +181,8 @@ async fn auth_variables_set_without_a_credential_stop_the_binary() {
 #[tokio::test]
 async fn two_authorization_headers_are_invalid_argument_on_rest_and_grpc() {
     // Arrange: the first header is right, so "first one wins" would let the call in.
-    let app = spawn_app_configured(|c| {
-        c.inbound_auth = Some(Arc::new(
+    let app = spawn_app_with(|s| {
+        s.inbound_auth = Some(Arc::new(
             InboundAuth::from_values(Some("svc:s3cret"), Some("tok"), false).expect("auth"),
         ));
     })

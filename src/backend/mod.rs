@@ -1,0 +1,75 @@
+//! The seam between the fronts (gRPC, and later REST) and the backends (the local store,
+//! and later Twilio's REST API). Fronts validate, call one method, and map the error;
+//! backends only ever receive valid requests.
+
+mod credentials;
+pub mod local;
+pub mod twilio;
+
+pub use credentials::Credentials;
+
+use async_trait::async_trait;
+
+use crate::domain::error::Error;
+use crate::domain::{
+    NewParticipant, NewServiceParticipant, Participant, ParticipantRef, ServiceParticipant,
+    ServiceParticipantRef,
+};
+
+/// What a front knows about a call beyond its request: passed to every backend method so
+/// that a remote backend can honour the caller's deadline.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// When the caller stops waiting (from `grpc-timeout`), if it said.
+    pub deadline: Option<tokio::time::Instant>,
+    /// When the server stops the call whatever the caller said (`--request-timeout`).
+    pub server_deadline: Option<tokio::time::Instant>,
+    /// The caller's trace context (W3C `traceparent`, `tracestate`, baggage), continued
+    /// in upstream requests.
+    pub trace: opentelemetry::Context,
+    /// The caller's own upstream credentials, when inbound auth passes them through.
+    pub upstream_credentials: Option<Credentials>,
+}
+
+/// Creates and fetches participants. Implemented by [`crate::backend::local::LocalBackend`] and
+/// [`crate::backend::twilio::TwilioBackend`].
+#[async_trait]
+pub trait ParticipantBackend: Send + Sync + 'static {
+    /// Adds a v2 participant; ALREADY_EXISTS when one of its addresses is taken in the
+    /// conversation; replays the first result for a repeated idempotency key.
+    async fn create_participant(
+        &self,
+        ctx: &CallContext,
+        request: NewParticipant,
+    ) -> Result<Participant, Error>;
+
+    /// Returns a v2 participant; NOT_FOUND when unknown or under another conversation.
+    async fn fetch_participant(
+        &self,
+        ctx: &CallContext,
+        key: ParticipantRef,
+    ) -> Result<Participant, Error>;
+
+    /// Adds a v1 participant; ALREADY_EXISTS when its identity or binding is taken.
+    async fn create_service_participant(
+        &self,
+        ctx: &CallContext,
+        request: NewServiceParticipant,
+    ) -> Result<ServiceParticipant, Error>;
+
+    /// Returns a v1 participant by sid or identity; NOT_FOUND when unknown or elsewhere.
+    async fn fetch_service_participant(
+        &self,
+        ctx: &CallContext,
+        key: ServiceParticipantRef,
+    ) -> Result<ServiceParticipant, Error>;
+
+    /// Whether the backend can serve calls now: the readiness signal. A backend that
+    /// depends on a remote service reports its persistent failure here, not single errors.
+    fn ready(&self) -> bool {
+        true
+    }
+
+    /// Flushes and releases what the backend holds. Calls after this fail with UNAVAILABLE.
+    async fn close(&self);
+}

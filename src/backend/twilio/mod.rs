@@ -1,0 +1,741 @@
+//! The `twilio` backend: every call becomes the matching call of Twilio's REST API.
+//!
+//! One pooled reqwest client (HTTP/2 where upstream offers it, rustls with the webpki
+//! roots) carries all calls. Each call runs under one deadline (the caller's, else
+//! `--upstream-timeout`) that covers every attempt and pause. Around it:
+//! - a bound on requests in flight, failing fast with RESOURCE_EXHAUSTED when full;
+//! - a circuit breaker, failing fast with UNAVAILABLE while Twilio keeps failing;
+//! - retries after gRFC A6 (exponential backoff, full jitter, `Retry-After` honoured):
+//!   fetches on connection errors, timeouts, 429 and 5xx; creates only where a second
+//!   attempt cannot create a second participant (see [`Call`]).
+//!
+//! Twilio's error answers become [`Error::Upstream`], which `error.rs` maps per the
+//! contract's table. Its success answers are checked as strictly as requests
+//! ([`answer`]): one that is not the participant asked for is [`Error::UpstreamProtocol`]
+//! (INTERNAL), never retried. Credentials live in [`Credentials`], a secret that never
+//! prints.
+
+mod answer;
+#[doc(hidden)]
+pub mod fuzzing;
+pub(crate) mod idempotency;
+mod redact;
+mod resilience;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+use reqwest::{RequestBuilder, StatusCode, Url};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+pub use resilience::{CircuitBreaker, RetryPolicy};
+
+use crate::backend::{CallContext, Credentials, ParticipantBackend};
+use crate::domain::error::{Error, UpstreamError};
+use crate::domain::{
+    NewParticipant, NewServiceParticipant, Participant, ParticipantRef, ServiceParticipant,
+    ServiceParticipantRef,
+};
+use crate::observability::ClientAttempt;
+use crate::observability::metrics::METRICS;
+use idempotency::IdempotencyCache;
+use tracing::Instrument as _;
+
+use answer::{V1Expected, V2Expected};
+
+/// Largest upstream body read; Twilio's participant bodies are a few KiB.
+const MAX_BODY: usize = 1024 * 1024;
+/// Longest `Retry-After` honoured; beyond it the call fails with RetryInfo instead.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// Keys remembered per replica by the idempotency table.
+const IDEMPOTENCY_CAPACITY: usize = 100_000;
+
+/// Everything the twilio backend is built from.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Base URL, such as `https://conversations.twilio.com`.
+    pub base_url: String,
+    /// Basic-auth credentials.
+    pub credentials: Credentials,
+    /// Retry rules.
+    pub retry: RetryPolicy,
+    /// Longest a single attempt may take (the call's deadline may cut it shorter).
+    pub attempt_timeout: Duration,
+    /// The call's deadline when the caller set none.
+    pub default_timeout: Duration,
+    /// Most upstream calls in flight at once.
+    pub max_in_flight: usize,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long the open breaker refuses calls before probing.
+    pub breaker_cooldown: Duration,
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+}
+
+/// Which retry rules a call follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// A GET: safe to repeat.
+    Fetch,
+    /// A v2 create: repeatable after an ambiguous failure, because a repeat that finds
+    /// our own first attempt gets 409 with `X-Conflicting-Resource-Id`, resolved by
+    /// [`TwilioBackend::resolve_conflict`].
+    CreateV2,
+    /// A v1 create: repeated only where Twilio cannot have processed it (429, no
+    /// connection), since a duplicate would be a second participant.
+    CreateV1,
+}
+
+impl Call {
+    fn retries_status(self, status: u16) -> bool {
+        match self {
+            Call::Fetch | Call::CreateV2 => matches!(status, 429 | 500 | 502 | 503 | 504),
+            Call::CreateV1 => status == 429,
+        }
+    }
+
+    fn retries_ambiguous(self) -> bool {
+        self != Call::CreateV1
+    }
+}
+
+/// An upstream operation as spans and metrics name it: the method and the path template
+/// (never the concrete path, which may hold personal data).
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    method: &'static str,
+    template: &'static str,
+}
+
+impl Route {
+    const V2_CREATE: Route = Route {
+        method: "POST",
+        template: "/v2/Conversations/{ConversationId}/Participants",
+    };
+    const V2_FETCH: Route = Route {
+        method: "GET",
+        template: "/v2/Conversations/{ConversationId}/Participants/{id}",
+    };
+    const V1_CREATE: Route = Route {
+        method: "POST",
+        template: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants",
+    };
+    const V1_FETCH: Route = Route {
+        method: "GET",
+        template: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants/{Sid}",
+    };
+}
+
+/// A failed exchange, and whether an earlier attempt may have reached Twilio.
+struct Failure {
+    error: Error,
+    maybe_landed: bool,
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Error {
+        f.error
+    }
+}
+
+/// A complete upstream answer.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// What a create produced, as the idempotency table keeps it.
+#[derive(Debug, Clone)]
+enum Created {
+    V2(Participant),
+    V1(ServiceParticipant),
+}
+
+/// The twilio backend.
+pub struct TwilioBackend {
+    http: reqwest::Client,
+    base: Url,
+    credentials: Credentials,
+    retry: RetryPolicy,
+    attempt_timeout: Duration,
+    default_timeout: Duration,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+    breaker: CircuitBreaker,
+    keys: IdempotencyCache<Created>,
+    /// The key of [`Self::key_scope`]'s hash, random per process.
+    scope_key: [u8; 64],
+}
+
+impl TwilioBackend {
+    /// Builds the client; fails on a base URL that cannot take path segments.
+    pub fn new(config: UpstreamConfig) -> Result<Self, Error> {
+        let base = Url::parse(&config.base_url)
+            .ok()
+            .filter(|u| !u.cannot_be_a_base() && matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| Error::Internal("--upstream-url is not an http(s) base URL".into()))?;
+        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter_map(|der| reqwest::Certificate::from_der(der).ok());
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("participants-facade/", env!("CARGO_PKG_VERSION")))
+            .tls_certs_only(roots)
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .http2_keep_alive_timeout(Duration::from_secs(10))
+            // Redirects would replay credentials elsewhere; Twilio's API does not redirect.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::Internal(format!("building the HTTP client: {e}")))?;
+        Ok(TwilioBackend {
+            http,
+            base,
+            credentials: config.credentials,
+            retry: config.retry,
+            attempt_timeout: config.attempt_timeout,
+            default_timeout: config.default_timeout,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            max_in_flight: config.max_in_flight,
+            breaker: CircuitBreaker::new(config.breaker_threshold, config.breaker_cooldown),
+            keys: IdempotencyCache::new(config.idempotency_ttl, IDEMPOTENCY_CAPACITY),
+            scope_key: rand::random(),
+        })
+    }
+
+    /// `base` + the segments, each percent-encoded, so that no input can change the path,
+    /// the query or the host. Validation already refuses `.` and `..`, which URL
+    /// normalisation would drop; this refuses them again rather than trust it.
+    fn url(&self, segments: &[&str]) -> Result<Url, Error> {
+        if segments
+            .iter()
+            .any(|s| s.is_empty() || *s == "." || *s == "..")
+        {
+            return Err(Error::InvalidArgument(vec![
+                crate::domain::error::FieldViolation {
+                    field: "path".into(),
+                    description: "identifiers must not be empty, '.' or '..'".into(),
+                },
+            ]));
+        }
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| Error::Internal("upstream base URL cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// Signs a request with the caller's passed-through credentials, else the configured ones.
+    fn authorized(&self, ctx: &CallContext, request: RequestBuilder) -> RequestBuilder {
+        let credentials = ctx
+            .upstream_credentials
+            .as_ref()
+            .unwrap_or(&self.credentials);
+        request.basic_auth(credentials.username(), Some(credentials.secret()))
+    }
+
+    /// The space a caller's idempotency keys live in: a keyed hash (HMAC-SHA-256 under a
+    /// key drawn at start-up) of the whole credential, username and secret. Scoping by the
+    /// username alone let a passthrough caller with the right account sid and a wrong
+    /// secret replay someone else's key and receive their participant, or learn that the
+    /// key exists. The table never holds the secret itself, and the hash is useless
+    /// outside this process.
+    fn key_scope(&self, ctx: &CallContext) -> String {
+        let credentials = ctx
+            .upstream_credentials
+            .as_ref()
+            .unwrap_or(&self.credentials);
+        credentials.scope(&self.scope_key)
+    }
+
+    /// Runs one logical call: attempts, pauses and all, within its deadline. Each attempt
+    /// gets a client span (carried upstream in `traceparent`) and a metric sample.
+    async fn exchange(
+        &self,
+        ctx: &CallContext,
+        call: Call,
+        route: Route,
+        url: &Url,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Answer, Failure> {
+        // The caller's deadline, else --upstream-timeout; never past the server's own.
+        let deadline = ctx
+            .deadline
+            .unwrap_or_else(|| Instant::now() + self.default_timeout);
+        let deadline = ctx.server_deadline.map_or(deadline, |d| d.min(deadline));
+        let fail = |error, maybe_landed| Failure {
+            error,
+            maybe_landed,
+        };
+        let _permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            fail(
+                Error::ResourceExhausted(format!(
+                    "too many Twilio requests in flight (limit {}); retry later",
+                    self.max_in_flight
+                )),
+                false,
+            )
+        })?;
+        let mut maybe_landed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Err(wait) = self.breaker.admit() {
+                return Err(fail(
+                    Error::unavailable(
+                        "Twilio has been failing; the circuit breaker is open",
+                        Some(wait),
+                    ),
+                    maybe_landed,
+                ));
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(fail(deadline_exceeded(attempt - 1), maybe_landed));
+            }
+            let budget = remaining.min(self.attempt_timeout);
+            let mut headers = HeaderMap::new();
+            let observed = ClientAttempt::start(
+                route.method,
+                route.template,
+                url,
+                &redact::safe_url(url, route.template),
+                attempt - 1,
+                &mut headers,
+                &ctx.trace,
+            );
+            let request = self.authorized(ctx, build()).headers(headers);
+            let sent = tokio::time::timeout(budget, self.attempt(request))
+                .instrument(observed.span().clone())
+                .await;
+            let route = route.template;
+            let (error, retryable, retry_after) = match sent {
+                Ok(Ok(answer)) if answer.status.is_success() => {
+                    observed.finish(Some(answer.status.as_u16()), None);
+                    self.breaker.record(true);
+                    tracing::debug!(
+                        route,
+                        attempt,
+                        status = answer.status.as_u16(),
+                        "upstream answered"
+                    );
+                    return Ok(answer);
+                }
+                Ok(Ok(answer)) => {
+                    let status = answer.status.as_u16();
+                    observed.finish(Some(status), None);
+                    self.breaker.record(status < 500);
+                    // Twilio may have acted on a request it then failed to answer.
+                    maybe_landed |= status >= 500;
+                    tracing::debug!(route, attempt, status, "upstream answered an error");
+                    let error = upstream_error(&answer);
+                    let retry_after = error.retry_after;
+                    (
+                        Error::Upstream(Box::new(error)),
+                        call.retries_status(status),
+                        retry_after,
+                    )
+                }
+                Ok(Err(e)) if e.is_connect() => {
+                    observed.finish(None, Some("connect_error"));
+                    self.breaker.record(false);
+                    let e = e.without_url();
+                    tracing::debug!(route, attempt, error = %e, "cannot connect upstream");
+                    let message = format!("cannot connect to Twilio: {e}");
+                    (Error::unavailable(message, None), true, None)
+                }
+                Ok(Err(e)) => {
+                    observed.finish(None, Some("request_error"));
+                    self.breaker.record(false);
+                    maybe_landed = true;
+                    let e = e.without_url();
+                    tracing::debug!(route, attempt, error = %e, "upstream exchange failed");
+                    let message = format!("the exchange with Twilio failed: {e}");
+                    (
+                        Error::unavailable(message, None),
+                        call.retries_ambiguous(),
+                        None,
+                    )
+                }
+                Err(_) => {
+                    observed.finish(None, Some("timeout"));
+                    self.breaker.record(false);
+                    maybe_landed = true;
+                    tracing::debug!(route, attempt, ?budget, "upstream attempt timed out");
+                    if budget == remaining {
+                        return Err(fail(deadline_exceeded(attempt), maybe_landed));
+                    }
+                    let message = format!("Twilio did not answer within {budget:?}");
+                    (
+                        Error::DeadlineExceeded(message),
+                        call.retries_ambiguous(),
+                        None,
+                    )
+                }
+            };
+            if !retryable || attempt >= self.retry.max_attempts {
+                return Err(fail(error, maybe_landed));
+            }
+            let pause = retry_after.unwrap_or_else(|| self.retry.backoff(attempt + 1));
+            if Instant::now() + pause >= deadline {
+                return Err(fail(error, maybe_landed));
+            }
+            tracing::debug!(route, attempt, ?pause, "retrying upstream call");
+            METRICS.upstream_retries.with_label_values(&[route]).inc();
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// One HTTP exchange, body included (up to [`MAX_BODY`]).
+    async fn attempt(&self, request: RequestBuilder) -> Result<Answer, reqwest::Error> {
+        let mut response = request.send().await?;
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            let room = MAX_BODY.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if room <= chunk.len() {
+                break;
+            }
+        }
+        Ok(Answer {
+            status,
+            headers,
+            body: body.into(),
+        })
+    }
+
+    async fn create_v2(
+        &self,
+        ctx: &CallContext,
+        request: &NewParticipant,
+    ) -> Result<Participant, Error> {
+        let url = self.url(&[
+            "v2",
+            "Conversations",
+            &request.conversation_id,
+            "Participants",
+        ])?;
+        let body = wire::V2CreateBody::from(request);
+        let build = || {
+            let mut r = self.http.post(url.clone()).json(&body);
+            if let Some(key) = &request.idempotency_key {
+                r = r.header("Idempotency-Key", wire::idempotency_header(key));
+            }
+            r
+        };
+        match self
+            .exchange(ctx, Call::CreateV2, Route::V2_CREATE, &url, build)
+            .await
+        {
+            // A refused answer is final: the exchange is over, and the participant it
+            // may have created is not to be created again.
+            Ok(answer) => answer::participant(&answer, V2Expected::created(request)),
+            Err(failure) => self.resolve_conflict(ctx, request, failure).await,
+        }
+    }
+
+    /// After an ambiguous failure, a retried v2 create may meet its own first attempt:
+    /// Twilio answers 409 naming it. If that participant is exactly what was asked for, it
+    /// is the caller's participant, created once; if it is another that holds one of the
+    /// request's addresses (or Twilio has none by that id), the conflict is real. If it
+    /// cannot be fetched, or holds none of the addresses it conflicts on (Twilio's answers
+    /// disagree, or it changed in between), nobody knows yet: the caller gets UNAVAILABLE
+    /// (DEADLINE_EXCEEDED when time ran out), which invites the retry that settles it,
+    /// never ALREADY_EXISTS for what is most likely its own participant.
+    async fn resolve_conflict(
+        &self,
+        ctx: &CallContext,
+        request: &NewParticipant,
+        failure: Failure,
+    ) -> Result<Participant, Error> {
+        let conflicting_id = match &failure.error {
+            Error::Upstream(e) if e.http_status == 409 && failure.maybe_landed => {
+                e.conflicting_id.clone()
+            }
+            _ => None,
+        };
+        let Some(participant_id) = conflicting_id else {
+            return Err(failure.error);
+        };
+        let key = ParticipantRef {
+            conversation_id: request.conversation_id.clone(),
+            participant_id,
+        };
+        match self.fetch_v2(ctx, &key).await {
+            Ok(existing) if wire::same_participant(request, &existing) => {
+                tracing::info!("a retried create found its own first attempt; returning it");
+                Ok(existing)
+            }
+            Ok(existing) if wire::shares_an_address(request, &existing) => Err(failure.error),
+            Ok(_) => {
+                tracing::info!(
+                    "a retried create met a 409 naming a participant without the conflicting address"
+                );
+                Err(unsettled(
+                    "holds none of the addresses it conflicts on",
+                    None,
+                ))
+            }
+            Err(Error::Upstream(e)) if e.http_status == 404 => Err(failure.error),
+            Err(e @ Error::DeadlineExceeded(_)) => Err(e),
+            Err(e) => {
+                let kind = match &e {
+                    Error::Upstream(u) => format!("Twilio answered HTTP {}", u.http_status),
+                    other => other.reason().unwrap_or("INVALID_ARGUMENT").to_owned(),
+                };
+                tracing::info!(
+                    kind,
+                    "a retried create met a participant that could not be fetched to compare"
+                );
+                Err(unsettled(
+                    &format!("could not be fetched to compare ({kind})"),
+                    e.retry_after(),
+                ))
+            }
+        }
+    }
+
+    async fn fetch_v2(
+        &self,
+        ctx: &CallContext,
+        key: &ParticipantRef,
+    ) -> Result<Participant, Error> {
+        let url = self.url(&[
+            "v2",
+            "Conversations",
+            &key.conversation_id,
+            "Participants",
+            &key.participant_id,
+        ])?;
+        let answer = self
+            .exchange(ctx, Call::Fetch, Route::V2_FETCH, &url, || {
+                self.http.get(url.clone())
+            })
+            .await?;
+        answer::participant(&answer, V2Expected::fetched(key))
+    }
+
+    async fn create_v1(
+        &self,
+        ctx: &CallContext,
+        request: &NewServiceParticipant,
+    ) -> Result<ServiceParticipant, Error> {
+        let url = self.url(&[
+            "v1",
+            "Services",
+            &request.chat_service_sid,
+            "Conversations",
+            &request.conversation_sid,
+            "Participants",
+        ])?;
+        let form = wire::v1_create_form(request);
+        let build = || {
+            let mut r = self.http.post(url.clone()).form(&form);
+            if request.webhook_enabled {
+                r = r.header("X-Twilio-Webhook-Enabled", "true");
+            }
+            if let Some(key) = &request.idempotency_key {
+                r = r.header("Idempotency-Key", wire::idempotency_header(key));
+            }
+            r
+        };
+        let answer = self
+            .exchange(ctx, Call::CreateV1, Route::V1_CREATE, &url, build)
+            .await?;
+        answer::service_participant(&answer, V1Expected::created(request))
+    }
+}
+
+/// A retried v2 create whose 409 could not be resolved: the participant it names `what`.
+fn unsettled(what: &str, retry_after: Option<Duration>) -> Error {
+    Error::unavailable(
+        format!(
+            "Twilio refused this create as a conflict with a participant that an earlier \
+             attempt of it may have made, and that participant {what}; retry the create"
+        ),
+        retry_after,
+    )
+}
+
+fn deadline_exceeded(attempts: u32) -> Error {
+    Error::DeadlineExceeded(format!(
+        "the call's deadline passed before Twilio answered ({attempts} attempt(s))"
+    ))
+}
+
+/// Twilio's error answer as an [`UpstreamError`], whatever its body looks like.
+fn upstream_error(answer: &Answer) -> UpstreamError {
+    let status = answer.status.as_u16();
+    let body: Option<wire::TwilioErrorBody> = serde_json::from_slice(&answer.body).ok();
+    let message = body
+        .as_ref()
+        .and_then(|b| b.message.clone())
+        // An empty message says no more than an absent one.
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| {
+            let what = if answer.body.is_empty() {
+                "an empty body"
+            } else if body.is_some() {
+                "no message"
+            } else {
+                "a body that is not Twilio's JSON error"
+            };
+            format!("Twilio answered HTTP {status} with {what}")
+        });
+    let header = |name: &str| answer.headers.get(name).and_then(|v| v.to_str().ok());
+    UpstreamError {
+        http_status: status,
+        code: body.as_ref().and_then(|b| b.code),
+        message,
+        more_info: body.and_then(|b| b.more_info),
+        conflicting_id: header("x-conflicting-resource-id").map(str::to_owned),
+        retry_after: header("retry-after").and_then(parse_retry_after),
+    }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110), capped at [`MAX_RETRY_AFTER`].
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+#[async_trait]
+impl ParticipantBackend for TwilioBackend {
+    async fn create_participant(
+        &self,
+        ctx: &CallContext,
+        request: NewParticipant,
+    ) -> Result<Participant, Error> {
+        let create = async { self.create_v2(ctx, &request).await.map(Created::V2) };
+        match self
+            .keys
+            .run(&self.key_scope(ctx), &request, create)
+            .await?
+        {
+            Created::V2(p) => Ok(p),
+            // The fingerprint names the operation, so a key's result is of its operation.
+            Created::V1(_) => Err(Error::IdempotencyKeyReused),
+        }
+    }
+
+    async fn fetch_participant(
+        &self,
+        ctx: &CallContext,
+        key: ParticipantRef,
+    ) -> Result<Participant, Error> {
+        self.fetch_v2(ctx, &key).await
+    }
+
+    async fn create_service_participant(
+        &self,
+        ctx: &CallContext,
+        request: NewServiceParticipant,
+    ) -> Result<ServiceParticipant, Error> {
+        let create = async { self.create_v1(ctx, &request).await.map(Created::V1) };
+        match self
+            .keys
+            .run(&self.key_scope(ctx), &request, create)
+            .await?
+        {
+            Created::V1(p) => Ok(p),
+            Created::V2(_) => Err(Error::IdempotencyKeyReused),
+        }
+    }
+
+    async fn fetch_service_participant(
+        &self,
+        ctx: &CallContext,
+        key: ServiceParticipantRef,
+    ) -> Result<ServiceParticipant, Error> {
+        let url = self.url(&[
+            "v1",
+            "Services",
+            &key.chat_service_sid,
+            "Conversations",
+            &key.conversation_sid,
+            "Participants",
+            &key.sid,
+        ])?;
+        let answer = self
+            .exchange(ctx, Call::Fetch, Route::V1_FETCH, &url, || {
+                self.http.get(url.clone())
+            })
+            .await?;
+        answer::service_participant(&answer, V1Expected::fetched(&key))
+    }
+
+    fn ready(&self) -> bool {
+        !self.breaker.is_open()
+    }
+
+    async fn close(&self) {
+        // Nothing to flush: the pool's connections close when the client drops.
+        self.in_flight.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date_and_is_capped() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("999999"), Some(MAX_RETRY_AFTER));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        let d = parse_retry_after(&soon).expect("http date");
+        assert!(
+            d <= Duration::from_secs(30) && d >= Duration::from_secs(28),
+            "{d:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn an_error_answer_always_has_a_message() {
+        // Found by fuzz/fuzz_targets/upstream_answer.rs: `{"message": ""}` gave callers
+        // an error with an empty message.
+        for body in [
+            &br#"{"message": "", "code": 20429}"#[..],
+            b"{\"message\": \" \"}",
+        ] {
+            let error = upstream_error(&Answer {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                headers: HeaderMap::new(),
+                body: Bytes::from_static(body),
+            });
+            assert_eq!(error.message, "Twilio answered HTTP 429 with no message");
+        }
+        let error = upstream_error(&Answer {
+            status: StatusCode::NOT_FOUND,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(br#"{"message": "not found", "code": 20404}"#),
+        });
+        assert_eq!(
+            (error.message.as_str(), error.code),
+            ("not found", Some(20404))
+        );
+    }
+}

@@ -1,0 +1,400 @@
+//! Configuration: one typed struct from flags and environment variables. Every flag has an
+//! environment variable of the same meaning; a bad value stops the program with one line
+//! naming it and exit code 2 (`app::settings_or_exit`).
+//!
+//! A leaf of the crate: it imports no other module, so every layer may read it. Rules
+//! that belong to another layer (the shape of an account sid, inbound credentials from the
+//! environment, the twilio backend's settings) are applied where that layer is, by `app`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// The account id the local backend stamps on participants when `TWILIO_ACCOUNT_SID` is not
+/// set: well-formed (`AC` + 32 hex digits) and obviously not a real account.
+pub const LOCAL_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+
+/// Default of `--cache-entries`.
+pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+
+/// Which backend serves the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// Participants kept in an embedded, crash-safe store under `--data-dir`.
+    Local,
+    /// Every call forwarded to Twilio's REST API at `--upstream-url`.
+    Twilio,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, for terminals.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// participants-facade: one typed gRPC API over Twilio's Conversations participants.
+///
+/// Serves participants.v1.ParticipantService, gRPC health and server reflection on one
+/// port. The default `local` backend keeps participants in an embedded store on disk, so
+/// the program is also a local Twilio for development and tests. Log verbosity follows
+/// RUST_LOG (default `info`).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "participants-facade", version, about, long_about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_LISTEN",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:50051"
+    )]
+    pub listen: SocketAddr,
+
+    /// Backend that serves the calls.
+    #[arg(long, env = "PARTICIPANTS_BACKEND", value_enum, default_value_t = BackendKind::Local)]
+    pub backend: BackendKind,
+
+    /// Directory of the local backend's embedded store; created when missing.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Base URL of Twilio's Conversations API (twilio backend).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_UPSTREAM_URL",
+        value_name = "URL",
+        default_value = "https://conversations.twilio.com",
+        value_parser = parse_http_url
+    )]
+    pub upstream_url: String,
+
+    /// Optional second address that serves only /metrics; unset: /metrics on the main port.
+    #[arg(long, env = "PARTICIPANTS_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Account id stamped on participants by the local backend (`AC` + 32 hex digits).
+    #[arg(
+        long,
+        env = "TWILIO_ACCOUNT_SID",
+        value_name = "SID",
+        default_value = LOCAL_ACCOUNT_SID
+    )]
+    pub account_sid: String,
+
+    /// Base URL clients reach this service at, used in v1 participants' `url`;
+    /// unset: `http://` and the listening address.
+    #[arg(long, env = "PARTICIPANTS_PUBLIC_URL", value_name = "URL", value_parser = parse_http_url)]
+    pub public_url: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "PARTICIPANTS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// After SIGTERM/SIGINT, how long in-flight calls may take to finish before the
+    /// process exits anyway.
+    #[arg(long, env = "PARTICIPANTS_SHUTDOWN_GRACE", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// After SIGTERM/SIGINT, how long to keep accepting calls while health reports
+    /// NOT_SERVING, so load balancers stop routing here first (set it in Kubernetes).
+    #[arg(long, env = "PARTICIPANTS_DRAIN_DELAY", value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
+
+    /// Longest a call may take on the server; a shorter client deadline wins.
+    #[arg(long, env = "PARTICIPANTS_REQUEST_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest request or response message, in bytes.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_MAX_MESSAGE_BYTES",
+        value_name = "BYTES",
+        default_value_t = 256 * 1024,
+        value_parser = clap::value_parser!(u32).range(1024..=64 * 1024 * 1024)
+    )]
+    pub max_message_bytes: u32,
+
+    /// Most concurrent HTTP/2 streams (calls) on one connection.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_MAX_CONCURRENT_STREAMS",
+        value_name = "N",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_concurrent_streams: u32,
+
+    /// Interval of HTTP/2 keepalive pings to clients.
+    #[arg(long, env = "PARTICIPANTS_HTTP2_KEEPALIVE_INTERVAL", value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    pub http2_keepalive_interval: Duration,
+
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "PARTICIPANTS_HTTP2_KEEPALIVE_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub http2_keepalive_timeout: Duration,
+
+    /// Longest an upstream call may take, retries included, when the caller set no
+    /// deadline (twilio backend). A caller's gRPC deadline always wins.
+    #[arg(long, env = "PARTICIPANTS_UPSTREAM_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Longest one upstream attempt may take before it is abandoned (and, where safe,
+    /// retried).
+    #[arg(long, env = "PARTICIPANTS_UPSTREAM_ATTEMPT_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub upstream_attempt_timeout: Duration,
+
+    /// TCP connect timeout to the upstream.
+    #[arg(long, env = "PARTICIPANTS_UPSTREAM_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "3s", value_parser = parse_positive_duration)]
+    pub upstream_connect_timeout: Duration,
+
+    /// Attempts per upstream call, the first included (gRFC A6 maxAttempts).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_UPSTREAM_MAX_ATTEMPTS",
+        value_name = "N",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=10)
+    )]
+    pub upstream_max_attempts: u32,
+
+    /// Upper bound of the first retry's backoff (full jitter, doubling per retry).
+    #[arg(long, env = "PARTICIPANTS_UPSTREAM_INITIAL_BACKOFF", value_name = "DURATION", default_value = "100ms", value_parser = parse_positive_duration)]
+    pub upstream_initial_backoff: Duration,
+
+    /// Upper bound of any retry's backoff.
+    #[arg(long, env = "PARTICIPANTS_UPSTREAM_MAX_BACKOFF", value_name = "DURATION", default_value = "2s", value_parser = parse_positive_duration)]
+    pub upstream_max_backoff: Duration,
+
+    /// Most upstream calls in flight; beyond it calls fail fast with RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_UPSTREAM_MAX_IN_FLIGHT",
+        value_name = "N",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub upstream_max_in_flight: u32,
+
+    /// Consecutive upstream failures (connection errors, timeouts, 5xx) that open the
+    /// circuit breaker; while open, calls fail fast with UNAVAILABLE and readiness is
+    /// NOT_SERVING.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_UPSTREAM_BREAKER_FAILURES",
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub upstream_breaker_failures: u32,
+
+    /// How long the open circuit breaker refuses calls before letting a probe through.
+    #[arg(long, env = "PARTICIPANTS_UPSTREAM_BREAKER_COOLDOWN", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub upstream_breaker_cooldown: Duration,
+
+    /// Twilio backend: forward a caller's own `Authorization: Basic` credentials to Twilio
+    /// instead of the configured ones (multi-tenant use; Twilio then authenticates them).
+    #[arg(long, env = "PARTICIPANTS_AUTH_PASSTHROUGH")]
+    pub auth_passthrough: bool,
+
+    /// Origins allowed to call from browsers (gRPC-Web and REST), comma-separated or
+    /// repeated; `*` for any. Unset: no CORS headers (same-origin only).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_CORS_ALLOW_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origin: Vec<String>,
+
+    /// PEM certificate chain: serve TLS (gRPC, gRPC-Web and REST) instead of cleartext.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates: require clients to present a certificate they signed (mutual
+    /// TLS).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Most calls served at once; beyond it calls are refused at once (RESOURCE_EXHAUSTED,
+    /// HTTP 429) rather than queued. Probes and /metrics are not counted.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_MAX_IN_FLIGHT",
+        value_name = "N",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_in_flight: u32,
+
+    /// Most calls one client address may have at once, counting calls still sending their
+    /// body; beyond it its calls are refused at once (RESOURCE_EXHAUSTED, HTTP 429), so one
+    /// peer cannot take every slot. Default: half of `--max-in-flight`. Behind a proxy or
+    /// in a sidecar every call comes from one address: set it to `--max-in-flight` there.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_MAX_IN_FLIGHT_PER_PEER",
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_in_flight_per_peer: Option<u32>,
+
+    /// Longest wait for a request's whole body once its headers arrived; a slower client
+    /// is answered 408 (DEADLINE_EXCEEDED over gRPC). A call takes one of the
+    /// `--max-in-flight` slots only once its body is in.
+    #[arg(long, env = "PARTICIPANTS_BODY_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub body_timeout: Duration,
+
+    /// Local backend: participants of each API version kept in memory for fetches, beyond
+    /// SQLite's own page cache (about 1 KiB each; 0 turns the cache off). Records never
+    /// change once created, so cached copies are never stale.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_CACHE_ENTRIES",
+        value_name = "N",
+        default_value_t = DEFAULT_CACHE_ENTRIES
+    )]
+    pub cache_entries: usize,
+
+    /// Local backend: longest time SQLite's `quick_check` of the store may take at
+    /// start-up. A corrupt store refuses to start; a check not finished in time is
+    /// stopped with a warning and the store opens unchecked (so a very large store
+    /// still starts promptly).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_INTEGRITY_CHECK_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "2s",
+        value_parser = parse_positive_duration
+    )]
+    pub integrity_check_timeout: Duration,
+
+    /// Local backend: open the store without the start-up integrity check, to serve what
+    /// is still readable of a damaged store until it is restored.
+    #[arg(long, env = "PARTICIPANTS_SKIP_INTEGRITY_CHECK")]
+    pub skip_integrity_check: bool,
+
+    /// Threads serving calls. Default: TOKIO_WORKER_THREADS if set, else one per CPU
+    /// available to the process. A sidecar sharing its pod's CPUs with the application
+    /// does best with 1: fewer cross-thread wake-ups per call (BENCHMARKS.md).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_WORKER_THREADS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    pub worker_threads: Option<u16>,
+
+    /// How long an idempotency key is remembered.
+    #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_positive_duration)]
+    pub idempotency_ttl: Duration,
+}
+
+impl Config {
+    /// Refuses flag combinations that would silently weaken authentication or cannot work
+    /// together; the message names the flags. Called by `app::settings_or_exit` (exit
+    /// code 2) and again by `app::run` for embedding programs and tests.
+    pub fn check(&self) -> Result<(), String> {
+        if self.auth_passthrough && self.backend != BackendKind::Twilio {
+            return Err(
+                "--auth-passthrough needs --backend twilio: it hands callers' Basic \
+                        credentials to Twilio to check, and the local backend has no one to \
+                        check them, so every caller would be let in"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// `--max-in-flight-per-peer`, or its default: half of `--max-in-flight` (at least 1),
+    /// never more than `--max-in-flight`.
+    pub fn in_flight_per_peer(&self) -> u32 {
+        self.max_in_flight_per_peer
+            .unwrap_or(self.max_in_flight / 2)
+            .clamp(1, self.max_in_flight)
+    }
+
+    /// A configuration for tests and embedding: the defaults, with the local store in
+    /// `data_dir` and the listener on an ephemeral loopback port.
+    pub fn local(data_dir: impl Into<PathBuf>) -> Config {
+        let mut config = Config::parse_from(["participants-facade", "--listen", "127.0.0.1:0"]);
+        config.data_dir = data_dir.into();
+        config
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 30s, 5m)"))
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be greater than zero".to_owned()),
+        d => Ok(d),
+    }
+}
+
+fn parse_http_url(s: &str) -> Result<String, String> {
+    let uri: http::Uri = s.parse().map_err(|e| format!("not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) if uri.query().is_none() => {
+            Ok(s.trim_end_matches('/').to_owned())
+        }
+        _ => Err("must be an http:// or https:// URL with a host and no query".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::try_parse_from(["participants-facade"]).expect("defaults parse");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:50051");
+        assert_eq!(c.backend, BackendKind::Local);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.upstream_url, "https://conversations.twilio.com");
+        assert_eq!(c.metrics_listen, None);
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        for args in [
+            &["x", "--listen", "nowhere"][..],
+            &["x", "--backend", "redis"],
+            &["x", "--upstream-url", "ftp://example.com"],
+            &["x", "--request-timeout", "0s"],
+            &["x", "--max-message-bytes", "10"],
+        ] {
+            assert!(Config::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}
