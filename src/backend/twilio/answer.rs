@@ -25,7 +25,7 @@
 
 use reqwest::StatusCode;
 
-use super::Answer;
+use super::client::Answer;
 use super::wire::{self, V1Participant, V2Participant};
 use crate::domain::error::Error;
 use crate::domain::rules::{self as rules, Violations};

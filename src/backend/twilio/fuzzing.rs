@@ -9,12 +9,13 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 use super::answer::{self, V1Expected, V2Expected};
-use super::{Answer, parse_retry_after, upstream_error};
+use super::client::Answer;
+use super::errors::{parse_retry_after, upstream_error};
 use crate::domain::error::{Error, UpstreamError};
 use crate::domain::{Participant, ParticipantRef, ServiceParticipant, ServiceParticipantRef};
 
 /// The longest `Retry-After` honoured.
-pub const MAX_RETRY_AFTER: Duration = super::MAX_RETRY_AFTER;
+pub const MAX_RETRY_AFTER: Duration = super::errors::MAX_RETRY_AFTER;
 
 fn answer(status: StatusCode, headers: HeaderMap, body: &[u8]) -> Answer {
     Answer {

@@ -16,6 +16,8 @@
 //! prints.
 
 mod answer;
+mod client;
+mod errors;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod idempotency;
@@ -27,31 +29,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use reqwest::header::HeaderMap;
-use reqwest::{RequestBuilder, StatusCode, Url};
+use reqwest::{RequestBuilder, Url};
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
 pub use resilience::{CircuitBreaker, RetryPolicy};
 
 use crate::backend::{CallContext, Credentials, ParticipantBackend};
-use crate::domain::error::{Error, UpstreamError};
+use crate::domain::error::Error;
 use crate::domain::{
     NewParticipant, NewServiceParticipant, Participant, ParticipantRef, ServiceParticipant,
     ServiceParticipantRef,
 };
-use crate::observability::ClientAttempt;
-use crate::observability::metrics::METRICS;
 use idempotency::IdempotencyCache;
-use tracing::Instrument as _;
 
 use answer::{V1Expected, V2Expected};
+use client::{Call, Failure, Route};
 
-/// Largest upstream body read; Twilio's participant bodies are a few KiB.
-const MAX_BODY: usize = 1024 * 1024;
-/// Longest `Retry-After` honoured; beyond it the call fails with RetryInfo instead.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Keys remembered per replica by the idempotency table.
 const IDEMPOTENCY_CAPACITY: usize = 100_000;
 
@@ -78,79 +71,6 @@ pub struct UpstreamConfig {
     pub idempotency_ttl: Duration,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
-}
-
-/// Which retry rules a call follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Call {
-    /// A GET: safe to repeat.
-    Fetch,
-    /// A v2 create: repeatable after an ambiguous failure, because a repeat that finds
-    /// our own first attempt gets 409 with `X-Conflicting-Resource-Id`, resolved by
-    /// [`TwilioBackend::resolve_conflict`].
-    CreateV2,
-    /// A v1 create: repeated only where Twilio cannot have processed it (429, no
-    /// connection), since a duplicate would be a second participant.
-    CreateV1,
-}
-
-impl Call {
-    fn retries_status(self, status: u16) -> bool {
-        match self {
-            Call::Fetch | Call::CreateV2 => matches!(status, 429 | 500 | 502 | 503 | 504),
-            Call::CreateV1 => status == 429,
-        }
-    }
-
-    fn retries_ambiguous(self) -> bool {
-        self != Call::CreateV1
-    }
-}
-
-/// An upstream operation as spans and metrics name it: the method and the path template
-/// (never the concrete path, which may hold personal data).
-#[derive(Debug, Clone, Copy)]
-struct Route {
-    method: &'static str,
-    template: &'static str,
-}
-
-impl Route {
-    const V2_CREATE: Route = Route {
-        method: "POST",
-        template: "/v2/Conversations/{ConversationId}/Participants",
-    };
-    const V2_FETCH: Route = Route {
-        method: "GET",
-        template: "/v2/Conversations/{ConversationId}/Participants/{id}",
-    };
-    const V1_CREATE: Route = Route {
-        method: "POST",
-        template: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants",
-    };
-    const V1_FETCH: Route = Route {
-        method: "GET",
-        template: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants/{Sid}",
-    };
-}
-
-/// A failed exchange, and whether an earlier attempt may have reached Twilio.
-struct Failure {
-    error: Error,
-    maybe_landed: bool,
-}
-
-impl From<Failure> for Error {
-    fn from(f: Failure) -> Error {
-        f.error
-    }
-}
-
-/// A complete upstream answer.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
 }
 
 /// What a create produced, as the idempotency table keeps it.
@@ -257,164 +177,6 @@ impl TwilioBackend {
             .as_ref()
             .unwrap_or(&self.credentials);
         credentials.scope(&self.scope_key)
-    }
-
-    /// Runs one logical call: attempts, pauses and all, within its deadline. Each attempt
-    /// gets a client span (carried upstream in `traceparent`) and a metric sample.
-    async fn exchange(
-        &self,
-        ctx: &CallContext,
-        call: Call,
-        route: Route,
-        url: &Url,
-        build: impl Fn() -> RequestBuilder,
-    ) -> Result<Answer, Failure> {
-        // The caller's deadline, else --upstream-timeout; never past the server's own.
-        let deadline = ctx
-            .deadline
-            .unwrap_or_else(|| Instant::now() + self.default_timeout);
-        let deadline = ctx.server_deadline.map_or(deadline, |d| d.min(deadline));
-        let fail = |error, maybe_landed| Failure {
-            error,
-            maybe_landed,
-        };
-        let _permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
-            fail(
-                Error::ResourceExhausted(format!(
-                    "too many Twilio requests in flight (limit {}); retry later",
-                    self.max_in_flight
-                )),
-                false,
-            )
-        })?;
-        let mut maybe_landed = false;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            if let Err(wait) = self.breaker.admit() {
-                return Err(fail(
-                    Error::unavailable(
-                        "Twilio has been failing; the circuit breaker is open",
-                        Some(wait),
-                    ),
-                    maybe_landed,
-                ));
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(fail(deadline_exceeded(attempt - 1), maybe_landed));
-            }
-            let budget = remaining.min(self.attempt_timeout);
-            let mut headers = HeaderMap::new();
-            let observed = ClientAttempt::start(
-                route.method,
-                route.template,
-                url,
-                &redact::safe_url(url, route.template),
-                attempt - 1,
-                &mut headers,
-                &ctx.trace,
-            );
-            let request = self.authorized(ctx, build()).headers(headers);
-            let sent = tokio::time::timeout(budget, self.attempt(request))
-                .instrument(observed.span().clone())
-                .await;
-            let route = route.template;
-            let (error, retryable, retry_after) = match sent {
-                Ok(Ok(answer)) if answer.status.is_success() => {
-                    observed.finish(Some(answer.status.as_u16()), None);
-                    self.breaker.record(true);
-                    tracing::debug!(
-                        route,
-                        attempt,
-                        status = answer.status.as_u16(),
-                        "upstream answered"
-                    );
-                    return Ok(answer);
-                }
-                Ok(Ok(answer)) => {
-                    let status = answer.status.as_u16();
-                    observed.finish(Some(status), None);
-                    self.breaker.record(status < 500);
-                    // Twilio may have acted on a request it then failed to answer.
-                    maybe_landed |= status >= 500;
-                    tracing::debug!(route, attempt, status, "upstream answered an error");
-                    let error = upstream_error(&answer);
-                    let retry_after = error.retry_after;
-                    (
-                        Error::Upstream(Box::new(error)),
-                        call.retries_status(status),
-                        retry_after,
-                    )
-                }
-                Ok(Err(e)) if e.is_connect() => {
-                    observed.finish(None, Some("connect_error"));
-                    self.breaker.record(false);
-                    let e = e.without_url();
-                    tracing::debug!(route, attempt, error = %e, "cannot connect upstream");
-                    let message = format!("cannot connect to Twilio: {e}");
-                    (Error::unavailable(message, None), true, None)
-                }
-                Ok(Err(e)) => {
-                    observed.finish(None, Some("request_error"));
-                    self.breaker.record(false);
-                    maybe_landed = true;
-                    let e = e.without_url();
-                    tracing::debug!(route, attempt, error = %e, "upstream exchange failed");
-                    let message = format!("the exchange with Twilio failed: {e}");
-                    (
-                        Error::unavailable(message, None),
-                        call.retries_ambiguous(),
-                        None,
-                    )
-                }
-                Err(_) => {
-                    observed.finish(None, Some("timeout"));
-                    self.breaker.record(false);
-                    maybe_landed = true;
-                    tracing::debug!(route, attempt, ?budget, "upstream attempt timed out");
-                    if budget == remaining {
-                        return Err(fail(deadline_exceeded(attempt), maybe_landed));
-                    }
-                    let message = format!("Twilio did not answer within {budget:?}");
-                    (
-                        Error::DeadlineExceeded(message),
-                        call.retries_ambiguous(),
-                        None,
-                    )
-                }
-            };
-            if !retryable || attempt >= self.retry.max_attempts {
-                return Err(fail(error, maybe_landed));
-            }
-            let pause = retry_after.unwrap_or_else(|| self.retry.backoff(attempt + 1));
-            if Instant::now() + pause >= deadline {
-                return Err(fail(error, maybe_landed));
-            }
-            tracing::debug!(route, attempt, ?pause, "retrying upstream call");
-            METRICS.upstream_retries.with_label_values(&[route]).inc();
-            tokio::time::sleep(pause).await;
-        }
-    }
-
-    /// One HTTP exchange, body included (up to [`MAX_BODY`]).
-    async fn attempt(&self, request: RequestBuilder) -> Result<Answer, reqwest::Error> {
-        let mut response = request.send().await?;
-        let status = response.status();
-        let headers = std::mem::take(response.headers_mut());
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            let room = MAX_BODY.saturating_sub(body.len());
-            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if room <= chunk.len() {
-                break;
-            }
-        }
-        Ok(Answer {
-            status,
-            headers,
-            body: body.into(),
-        })
     }
 
     async fn create_v2(
@@ -570,57 +332,6 @@ fn unsettled(what: &str, retry_after: Option<Duration>) -> Error {
     )
 }
 
-fn deadline_exceeded(attempts: u32) -> Error {
-    Error::DeadlineExceeded(format!(
-        "the call's deadline passed before Twilio answered ({attempts} attempt(s))"
-    ))
-}
-
-/// Twilio's error answer as an [`UpstreamError`], whatever its body looks like.
-fn upstream_error(answer: &Answer) -> UpstreamError {
-    let status = answer.status.as_u16();
-    let body: Option<wire::TwilioErrorBody> = serde_json::from_slice(&answer.body).ok();
-    let message = body
-        .as_ref()
-        .and_then(|b| b.message.clone())
-        // An empty message says no more than an absent one.
-        .filter(|m| !m.trim().is_empty())
-        .unwrap_or_else(|| {
-            let what = if answer.body.is_empty() {
-                "an empty body"
-            } else if body.is_some() {
-                "no message"
-            } else {
-                "a body that is not Twilio's JSON error"
-            };
-            format!("Twilio answered HTTP {status} with {what}")
-        });
-    let header = |name: &str| answer.headers.get(name).and_then(|v| v.to_str().ok());
-    UpstreamError {
-        http_status: status,
-        code: body.as_ref().and_then(|b| b.code),
-        message,
-        more_info: body.and_then(|b| b.more_info),
-        conflicting_id: header("x-conflicting-resource-id").map(str::to_owned),
-        retry_after: header("retry-after").and_then(parse_retry_after),
-    }
-}
-
-/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110), capped at [`MAX_RETRY_AFTER`].
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    let delay = match value.parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => {
-            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-            (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-        }
-    };
-    Some(delay.min(MAX_RETRY_AFTER))
-}
-
 #[async_trait]
 impl ParticipantBackend for TwilioBackend {
     async fn create_participant(
@@ -693,49 +404,5 @@ impl ParticipantBackend for TwilioBackend {
     async fn close(&self) {
         // Nothing to flush: the pool's connections close when the client drops.
         self.in_flight.close();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_takes_seconds_or_an_http_date_and_is_capped() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("999999"), Some(MAX_RETRY_AFTER));
-        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
-        let d = parse_retry_after(&soon).expect("http date");
-        assert!(
-            d <= Duration::from_secs(30) && d >= Duration::from_secs(28),
-            "{d:?}"
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-    }
-
-    #[test]
-    fn an_error_answer_always_has_a_message() {
-        // Found by fuzz/fuzz_targets/upstream_answer.rs: `{"message": ""}` gave callers
-        // an error with an empty message.
-        for body in [
-            &br#"{"message": "", "code": 20429}"#[..],
-            b"{\"message\": \" \"}",
-        ] {
-            let error = upstream_error(&Answer {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                headers: HeaderMap::new(),
-                body: Bytes::from_static(body),
-            });
-            assert_eq!(error.message, "Twilio answered HTTP 429 with no message");
-        }
-        let error = upstream_error(&Answer {
-            status: StatusCode::NOT_FOUND,
-            headers: HeaderMap::new(),
-            body: Bytes::from_static(br#"{"message": "not found", "code": 20404}"#),
-        });
-        assert_eq!(
-            (error.message.as_str(), error.code),
-            ("not found", Some(20404))
-        );
     }
 }
