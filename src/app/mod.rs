@@ -257,9 +257,8 @@ pub async fn run(
         max_in_flight: config.max_in_flight,
         per_peer: PeerShare::new(config.in_flight_per_peer()),
     };
-    let service = tower::ServiceBuilder::new()
-        .option_layer(cors::layer(&config.cors_allow_origin)?)
-        .service(stack::frontends(routes, rest, auth, limits));
+    let cors = cors::layer(&config.cors_allow_origin)?;
+    let service = stack::service(routes, rest, auth, limits, cors);
 
     tokio::spawn(track_readiness(
         backend.clone(),

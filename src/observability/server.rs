@@ -80,7 +80,7 @@ pub struct ServerCall {
 impl ServerCall {
     /// Opens the server span of a call, continuing the caller's trace from its
     /// `traceparent`/`tracestate`/`baggage` headers (gRPC metadata are headers too).
-    pub fn start(request: &http::Request<hyper::body::Incoming>, grpc: bool) -> ServerCall {
+    pub fn start<B>(request: &http::Request<B>, grpc: bool) -> ServerCall {
         let path = request.uri().path();
         let method = if grpc {
             path.trim_start_matches('/').to_owned()

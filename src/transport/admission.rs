@@ -5,7 +5,7 @@
 //! slot everyone else needs.
 //!
 //! gRPC framing is checked here too, once the body is in: a unary method takes exactly
-//! one message ([`grpc_message_count`]); gRPC's status-code table calls anything else a
+//! one message ([`grpc_messages`]); gRPC's status-code table calls anything else a
 //! cardinality violation, answered UNIMPLEMENTED, not "the first message wins".
 
 use std::collections::HashMap;
@@ -158,10 +158,25 @@ where
     }
 }
 
-/// The number of data messages in a whole gRPC (or binary gRPC-Web) request body, or
-/// `None` when the framing is not complete (tonic then answers for it). gRPC-Web text
-/// bodies are base64-decoded first.
-pub fn grpc_message_count(content_type: &[u8], body: &[u8]) -> Option<usize> {
+/// What a whole gRPC (or gRPC-Web) request body holds, read from its frame headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcMessages {
+    /// How many data messages it carries; `None` when the framing is not complete (tonic
+    /// then answers for it).
+    pub count: Option<usize>,
+    /// The largest length a data message's header declares, a truncated last one
+    /// included: the size limit is judged on it, as gRPC implementations judge it before
+    /// reading the message.
+    pub largest: usize,
+}
+
+/// Reads the frame headers of a whole gRPC (or binary gRPC-Web) request body. gRPC-Web
+/// text bodies are base64-decoded first.
+pub fn grpc_messages(content_type: &[u8], body: &[u8]) -> GrpcMessages {
+    let unreadable = GrpcMessages {
+        count: None,
+        largest: 0,
+    };
     let decoded;
     let mut frames = if content_type.starts_with(b"application/grpc-web-text") {
         let text: Vec<u8> = body
@@ -169,25 +184,39 @@ pub fn grpc_message_count(content_type: &[u8], body: &[u8]) -> Option<usize> {
             .copied()
             .filter(|b| !b.is_ascii_whitespace())
             .collect();
-        decoded = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .ok()?;
+        match base64::engine::general_purpose::STANDARD.decode(text) {
+            Ok(bytes) => decoded = bytes,
+            Err(_) => return unreadable,
+        }
         &decoded[..]
     } else {
         body
     };
-    let mut messages = 0;
+    let mut messages = GrpcMessages {
+        count: Some(0),
+        largest: 0,
+    };
     while !frames.is_empty() {
-        let (head, rest) = frames.split_at_checked(5)?;
+        let Some((head, rest)) = frames.split_at_checked(5) else {
+            messages.count = None;
+            break;
+        };
         let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        let rest = rest.get(len..)?;
         // gRPC-Web marks a trailers frame with the high bit of the flags byte.
-        if head[0] & 0x80 == 0 {
-            messages += 1;
+        let data = head[0] & 0x80 == 0;
+        if data {
+            messages.largest = messages.largest.max(len);
+        }
+        let Some(rest) = rest.get(len..) else {
+            messages.count = None;
+            break;
+        };
+        if data {
+            messages.count = messages.count.map(|n| n + 1);
         }
         frames = rest;
     }
-    Some(messages)
+    messages
 }
 
 #[cfg(test)]
@@ -201,24 +230,37 @@ mod tests {
         f
     }
 
+    fn count(content_type: &[u8], body: &[u8]) -> Option<usize> {
+        grpc_messages(content_type, body).count
+    }
+
     #[test]
     fn messages_are_counted_in_every_framing() {
         let one = frame(0, b"abc");
         let two = [frame(0, b"abc"), frame(0, b"")].concat();
-        assert_eq!(grpc_message_count(b"application/grpc", &one), Some(1));
-        assert_eq!(grpc_message_count(b"application/grpc", &two), Some(2));
-        assert_eq!(grpc_message_count(b"application/grpc", b""), Some(0));
-        assert_eq!(grpc_message_count(b"application/grpc", &one[..6]), None);
+        assert_eq!(count(b"application/grpc", &one), Some(1));
+        assert_eq!(count(b"application/grpc", &two), Some(2));
+        assert_eq!(count(b"application/grpc", b""), Some(0));
+        assert_eq!(count(b"application/grpc", &one[..6]), None);
         let trailers = [frame(0, b"abc"), frame(0x80, b"x: y\r\n")].concat();
-        assert_eq!(
-            grpc_message_count(b"application/grpc-web+proto", &trailers),
-            Some(1)
-        );
+        assert_eq!(count(b"application/grpc-web+proto", &trailers), Some(1));
         let text = base64::engine::general_purpose::STANDARD.encode(&two);
         assert_eq!(
-            grpc_message_count(b"application/grpc-web-text", text.as_bytes()),
+            count(b"application/grpc-web-text", text.as_bytes()),
             Some(2)
         );
+        assert_eq!(count(b"application/grpc-web-text", b"not base64!"), None);
+    }
+
+    #[test]
+    fn the_largest_declared_message_is_read_from_the_headers_even_when_truncated() {
+        let body = [frame(0, b"abc"), frame(0x80, &[0; 40])].concat();
+        assert_eq!(grpc_messages(b"application/grpc-web", &body).largest, 3);
+        // A header declaring 1 MiB, with only a few bytes behind it.
+        let mut truncated = vec![0, 0, 0x10, 0, 0];
+        truncated.extend_from_slice(b"abc");
+        let read = grpc_messages(b"application/grpc", &truncated);
+        assert_eq!((read.count, read.largest), (None, 1 << 20));
     }
 
     #[test]
