@@ -48,7 +48,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("twilio_api",    &["domain"]),
     ("backend",       &["domain", "twilio_api", "config", "observability"]),
     ("front",         &["domain", "backend", "twilio_api", "observability", "proto", "config"]),
-    ("transport",     &["domain", "front", "observability", "config", "backend"]),
+    ("transport",     &["domain", "backend", "twilio_api", "front", "observability", "config"]),
     ("app",           &[ANY]),
 ];
 
