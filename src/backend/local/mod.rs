@@ -33,189 +33,44 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::Utc;
-use prometheus::IntCounter;
-use quick_cache::sync::Cache;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+mod cache;
+mod checkpoint;
 mod fault;
+mod health;
+mod integrity;
+mod writer;
 
 use crate::backend::{CallContext, ParticipantBackend};
-use crate::domain::error::{Conflict, Error, Resource, StoreFault};
+use crate::domain::error::{Error, Resource, StoreFault};
 use crate::domain::{
-    CreateRequest, NewParticipant, NewServiceParticipant, Participant, ParticipantRef,
-    ServiceParticipant, ServiceParticipantRef,
+    NewParticipant, NewServiceParticipant, Participant, ParticipantRef, ServiceParticipant,
+    ServiceParticipantRef,
 };
 use crate::observability::metrics::METRICS;
 use tracing::Instrument as _;
 
 /// Most creates committed in one transaction.
-pub const MAX_BATCH: usize = 256;
+pub(crate) const MAX_BATCH: usize = 256;
 /// Creates waiting for the writer before callers wait to enqueue (back-pressure).
 const QUEUE_DEPTH: usize = 4096;
 /// Read connections kept open between fetches.
 const READ_POOL: usize = 8;
 /// How often expired idempotency keys are deleted.
-const PURGE_EVERY: Duration = Duration::from_secs(60);
+pub(super) const PURGE_EVERY: Duration = Duration::from_secs(60);
 const DB_FILE: &str = "participants.db";
 const LOCK_FILE: &str = "LOCK";
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS participants (
-    id              TEXT PRIMARY KEY,
-    conversation_id TEXT NOT NULL,
-    body            TEXT NOT NULL
-) WITHOUT ROWID;
--- One row per (conversation, channel, address): Twilio's uniqueness rule for v2.
-CREATE TABLE IF NOT EXISTS participant_addresses (
-    conversation_id TEXT NOT NULL,
-    channel         TEXT NOT NULL,
-    address         TEXT NOT NULL,
-    participant_id  TEXT NOT NULL,
-    PRIMARY KEY (conversation_id, channel, address)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS service_participants (
-    sid              TEXT PRIMARY KEY,
-    chat_service_sid TEXT NOT NULL,
-    conversation_sid TEXT NOT NULL,
-    identity         TEXT,
-    binding_address  TEXT,
-    binding_proxy    TEXT,
-    body             TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS service_participants_by_identity
-    ON service_participants (chat_service_sid, conversation_sid, identity)
-    WHERE identity IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS service_participants_by_binding
-    ON service_participants (chat_service_sid, conversation_sid, binding_address, binding_proxy)
-    WHERE binding_address IS NOT NULL;
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key         TEXT PRIMARY KEY,
-    fingerprint BLOB NOT NULL,
-    resource_id TEXT NOT NULL,
-    created_at  INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at);
--- One row, rewritten by the probe write that tells when a failing disk writes again.
-CREATE TABLE IF NOT EXISTS store_probe (
-    id INTEGER PRIMARY KEY,
-    at INTEGER NOT NULL
-);
-PRAGMA user_version = 1;
-";
+/// The schema, applied at open (each statement `IF NOT EXISTS`).
+const SCHEMA: &str = include_str!("schema.sql");
 
-/// A create waiting for the writer, with the channel its answer goes back on.
-enum Write {
-    Participant(NewParticipant, oneshot::Sender<Result<Participant, Error>>),
-    ServiceParticipant(
-        NewServiceParticipant,
-        oneshot::Sender<Result<ServiceParticipant, Error>>,
-    ),
-    /// Finish what is queued before this, checkpoint, close, then answer.
-    Close(oneshot::Sender<()>),
-    /// Try a small write, to learn whether a failing disk writes again.
-    Probe,
-}
-
-/// Whether the store can serve, as its own errors tell: the readiness signal.
-#[derive(Debug, Default)]
-struct StoreHealth {
-    /// One of [`HEALTHY`], [`CANNOT_WRITE`], [`CORRUPT`].
-    state: std::sync::atomic::AtomicU8,
-    /// When the last probe write was asked for.
-    last_probe: Mutex<Option<Instant>>,
-}
-
-const HEALTHY: u8 = 0;
-/// The disk is full, a file-size limit was reached, or writes fail with I/O errors.
-const CANNOT_WRITE: u8 = 1;
-/// SQLite found the database corrupt; only an operator can mend it.
-const CORRUPT: u8 = 2;
-/// Least time between two probe writes while the store cannot write.
-const PROBE_EVERY: Duration = Duration::from_secs(1);
-
-impl StoreHealth {
-    /// Takes note of an error the store met.
-    fn saw(&self, err: &Error) {
-        let Error::Store { fault, detail } = err else {
-            return;
-        };
-        let label = match fault {
-            StoreFault::Full => "full",
-            StoreFault::Io => "io",
-            StoreFault::Corrupt => "corrupt",
-            StoreFault::Other => return,
-        };
-        METRICS.store_faults.with_label_values(&[label]).inc();
-        if *fault == StoreFault::Corrupt {
-            if self.state.swap(CORRUPT, Ordering::AcqRel) != CORRUPT {
-                tracing::error!(
-                    error = %detail,
-                    "the store's database is corrupt; readiness is NOT_SERVING until it is \
-                     restored from a backup"
-                );
-            }
-        } else if self
-            .state
-            .compare_exchange(HEALTHY, CANNOT_WRITE, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            tracing::error!(
-                error = %detail,
-                "the store cannot write (disk full, file-size limit or I/O error); readiness \
-                 is NOT_SERVING until a write succeeds, reads are still served"
-            );
-        }
-    }
-
-    /// Takes note of `result`'s error, if any.
-    fn check<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
-        if let Err(err) = &result {
-            self.saw(err);
-        }
-        result
-    }
-
-    /// A write committed: a disk that was failing writes again.
-    fn wrote(&self) {
-        if self
-            .state
-            .compare_exchange(CANNOT_WRITE, HEALTHY, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            tracing::warn!("the store writes again; readiness is SERVING");
-        }
-    }
-
-    fn state(&self) -> u8 {
-        self.state.load(Ordering::Acquire)
-    }
-
-    /// Whether a probe write is due (at most one per [`PROBE_EVERY`]).
-    fn probe_due(&self) -> bool {
-        let mut last = self.last_probe.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_some_and(|t| t.elapsed() < PROBE_EVERY) {
-            return false;
-        }
-        *last = Some(Instant::now());
-        true
-    }
-
-    /// What a caller whose write was not committed learns.
-    fn commit_failed(&self, err: &Error) -> Error {
-        match err {
-            Error::Store { fault, detail } if *fault != StoreFault::Other => Error::Store {
-                fault: *fault,
-                detail: detail.clone(),
-            },
-            _ => Error::unavailable(
-                "the store could not commit this write; nothing was stored",
-                None,
-            ),
-        }
-    }
-}
+use cache::FetchCache;
+use checkpoint::Checkpointer;
+use health::{CANNOT_WRITE, HEALTHY, StoreHealth};
+use integrity::quick_check;
+use writer::{Write, Writer};
 
 /// The local backend. Cheap to share behind an `Arc`.
 pub struct LocalBackend {
@@ -256,7 +111,7 @@ impl StoreOptions {
             data_dir: data_dir.into(),
             account_sid: account_sid.into(),
             idempotency_ttl: Duration::from_secs(24 * 60 * 60),
-            cache_entries: DEFAULT_CACHE_ENTRIES,
+            cache_entries: crate::config::DEFAULT_CACHE_ENTRIES,
             integrity_check: Some(DEFAULT_INTEGRITY_CHECK_TIMEOUT),
         }
     }
@@ -264,9 +119,6 @@ impl StoreOptions {
 
 /// Default of `--integrity-check-timeout`.
 pub const DEFAULT_INTEGRITY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Default of `--cache-entries`.
-pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 
 impl LocalBackend {
     /// Opens (creating if needed) the store in `data_dir`, recovering from the write-ahead
@@ -419,85 +271,12 @@ async fn observed<T>(
     out
 }
 
-/// Records of one table already read, by id, with their hit and miss counters.
-struct FetchCache<T> {
-    entries: Cache<String, Arc<T>>,
-    hits: IntCounter,
-    misses: IntCounter,
-}
-
-impl<T: Clone> FetchCache<T> {
-    /// A cache of `entries` records, or none for 0.
-    fn new(table: &str, entries: usize) -> Option<FetchCache<T>> {
-        let counter = |result| {
-            METRICS
-                .store_cache_lookups
-                .with_label_values(&[table, result])
-        };
-        (entries > 0).then(|| FetchCache {
-            entries: Cache::new(entries),
-            hits: counter("hit"),
-            misses: counter("miss"),
-        })
-    }
-
-    /// The record cached under `id`, if there is one and `usable` accepts it; counted as
-    /// a hit or a miss.
-    fn get(&self, id: &str, usable: impl FnOnce(&T) -> bool) -> Option<Arc<T>> {
-        let found = self.entries.get(id).filter(|cached| usable(cached));
-        match found {
-            Some(_) => self.hits.inc(),
-            None => self.misses.inc(),
-        }
-        found
-    }
-
-    fn insert(&self, id: &str, record: &T) {
-        self.entries.insert(id.to_owned(), Arc::new(record.clone()));
-    }
-}
-
-fn closed() -> Error {
+pub(super) fn closed() -> Error {
     Error::unavailable("the store is closed (the server is shutting down)", None)
 }
 
-fn poisoned() -> Error {
+pub(super) fn poisoned() -> Error {
     Error::Internal("read pool lock poisoned".into())
-}
-
-/// SQLite's `quick_check` (page structure, not index contents: linear in the file's
-/// size), stopped after `budget`: a very large store opens unchecked, with a warning,
-/// rather than late. A damaged store is [`StoreFault::Corrupt`], named by SQLite's first
-/// findings (page numbers and structure, no values).
-fn quick_check(conn: &mut Connection, budget: Duration) -> Result<(), Error> {
-    let started = Instant::now();
-    let deadline = started + budget;
-    conn.progress_handler(10_000, Some(move || Instant::now() > deadline))?;
-    let findings = conn.prepare("PRAGMA quick_check(5)").and_then(|mut check| {
-        check
-            .query_map([], |row| row.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()
-    });
-    conn.progress_handler(0, None::<fn() -> bool>)?;
-    match findings {
-        Ok(findings) if findings.len() == 1 && findings[0] == "ok" => {
-            tracing::info!(elapsed = ?started.elapsed(), "store integrity check passed");
-            Ok(())
-        }
-        Ok(findings) => Err(Error::Store {
-            fault: StoreFault::Corrupt,
-            detail: format!("integrity check: {}", findings.join("; ")),
-        }),
-        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
-            tracing::warn!(
-                ?budget,
-                "store integrity check not finished within --integrity-check-timeout; \
-                 opening the store unchecked"
-            );
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 fn open_reader(path: &Path) -> Result<Connection, Error> {
@@ -655,429 +434,4 @@ impl ParticipantBackend for LocalBackend {
         }
         tracing::info!("store closed");
     }
-}
-
-/// Copies committed pages from the write-ahead log into the database file, on its own
-/// thread and connection, so that the writer's commits never wait for a checkpoint. A
-/// passive checkpoint runs at most every [`CHECKPOINT_EVERY`] while there are new commits;
-/// SQLite restarts the log from its beginning once a checkpoint has caught up, so the log
-/// stays small. The final, truncating checkpoint is the writer's, at close.
-struct Checkpointer {
-    nudge: std::sync::mpsc::SyncSender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-/// Least time between two checkpoints.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
-
-impl Checkpointer {
-    fn start(path: &Path, health: Arc<StoreHealth>) -> Result<Checkpointer, Error> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
-        let thread = std::thread::Builder::new()
-            .name("store-checkpoint".into())
-            .spawn(move || {
-                // Ends when the writer drops its sender.
-                while nudged.recv().is_ok() {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %e, "checkpoint failed; will retry");
-                        health.saw(&e.into());
-                    }
-                    std::thread::sleep(CHECKPOINT_EVERY);
-                }
-            })
-            .map_err(|e| Error::Internal(format!("cannot start the store checkpointer: {e}")))?;
-        Ok(Checkpointer { nudge, thread })
-    }
-
-    /// There are new commits to copy; coalesces with a nudge already waiting.
-    fn nudge(&self) {
-        let _ = self.nudge.try_send(());
-    }
-
-    /// Waits for a checkpoint in progress, then ends the thread.
-    fn stop(self) {
-        drop(self.nudge);
-        if self.thread.join().is_err() {
-            tracing::error!("the store checkpointer panicked");
-        }
-    }
-}
-
-/// The writer thread's state.
-struct Writer {
-    account_sid: String,
-    ttl: Duration,
-    last_purge: Option<Instant>,
-    health: Arc<StoreHealth>,
-}
-
-/// What one queued create produced, to be sent once its transaction has committed.
-enum Outcome {
-    Participant(
-        oneshot::Sender<Result<Participant, Error>>,
-        Result<Participant, Error>,
-    ),
-    ServiceParticipant(
-        oneshot::Sender<Result<ServiceParticipant, Error>>,
-        Result<ServiceParticipant, Error>,
-    ),
-}
-
-impl Outcome {
-    fn error(&self) -> Option<&Error> {
-        match self {
-            Outcome::Participant(_, r) => r.as_ref().err(),
-            Outcome::ServiceParticipant(_, r) => r.as_ref().err(),
-        }
-    }
-}
-
-impl Writer {
-    fn run(
-        mut self,
-        conn: &mut Connection,
-        mut queue: mpsc::Receiver<Write>,
-        checkpointer: Checkpointer,
-    ) {
-        let mut closing = None;
-        while closing.is_none() {
-            let Some(first) = queue.blocking_recv() else {
-                break;
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
-            let mut writes = Vec::with_capacity(batch.len());
-            for item in batch {
-                match item {
-                    Write::Probe => self.probe(conn),
-                    Write::Close(done) => {
-                        // Anything queued after Close is answered UNAVAILABLE when the
-                        // receiver drops below.
-                        closing = Some(done);
-                        break;
-                    }
-                    write => writes.push(write),
-                }
-            }
-            if !writes.is_empty() {
-                self.commit_group(conn, writes);
-                checkpointer.nudge();
-            }
-        }
-        queue.close();
-        checkpointer.stop();
-        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
-            tracing::warn!(error = %e, "final checkpoint failed; the WAL will be replayed on next open");
-        }
-        if let Some(done) = closing {
-            let _ = done.send(());
-        }
-    }
-
-    /// A small write transaction, to learn whether a failing disk writes again.
-    fn probe(&self, conn: &Connection) {
-        let written = conn.execute_batch(
-            "BEGIN IMMEDIATE;
-             INSERT OR REPLACE INTO store_probe (id, at) VALUES (1, unixepoch());
-             COMMIT;",
-        );
-        match written {
-            Ok(()) => self.health.wrote(),
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK;");
-                tracing::debug!(error = %e, "the store still cannot write");
-            }
-        }
-    }
-
-    /// Applies `writes` in one transaction and answers every caller after it commits.
-    fn commit_group(&mut self, conn: &mut Connection, mut writes: Vec<Write>) {
-        let count = writes.len();
-        let mut outcomes = Vec::with_capacity(count);
-        let result = (|| -> Result<(), Error> {
-            let mut tx =
-                conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            self.purge_expired(&tx)?;
-            for write in writes.drain(..) {
-                let outcome = match write {
-                    Write::Participant(req, reply) => {
-                        Outcome::Participant(reply, self.apply(&mut tx, req, insert_participant))
-                    }
-                    Write::ServiceParticipant(req, reply) => Outcome::ServiceParticipant(
-                        reply,
-                        self.apply(&mut tx, req, insert_service_participant),
-                    ),
-                    Write::Close(_) | Write::Probe => {
-                        unreachable!("Close and Probe are taken out before commit_group")
-                    }
-                };
-                if let Some(err) = outcome.error() {
-                    self.health.saw(err);
-                }
-                outcomes.push(outcome);
-            }
-            tx.commit()?;
-            Ok(())
-        })();
-        match result {
-            Ok(()) => {
-                self.health.wrote();
-                METRICS.store_group_size.observe(count as f64);
-                tracing::debug!(count, "group committed");
-                for outcome in outcomes {
-                    // A caller that gave up is no reason to stop: its create is durable
-                    // and a retry with the same idempotency key will find it.
-                    match outcome {
-                        Outcome::Participant(reply, r) => drop(reply.send(r)),
-                        Outcome::ServiceParticipant(reply, r) => drop(reply.send(r)),
-                    }
-                }
-            }
-            Err(err) => {
-                // Nothing of this group is durable; every caller learns it, including
-                // those whose write was not reached.
-                tracing::error!(error = %err, count, "group commit failed");
-                self.health.saw(&err);
-                let failed = || self.health.commit_failed(&err);
-                for outcome in outcomes {
-                    match outcome {
-                        Outcome::Participant(reply, _) => drop(reply.send(Err(failed()))),
-                        Outcome::ServiceParticipant(reply, _) => drop(reply.send(Err(failed()))),
-                    }
-                }
-                for write in writes {
-                    match write {
-                        Write::Participant(_, reply) => drop(reply.send(Err(failed()))),
-                        Write::ServiceParticipant(_, reply) => drop(reply.send(Err(failed()))),
-                        Write::Close(_) | Write::Probe => {}
-                    }
-                }
-            }
-        }
-    }
-
-    /// Applies one create under its own savepoint: a conflict rolls back only this create,
-    /// not the others of its group. Handles the idempotency key around `insert`.
-    fn apply<Req, Res>(
-        &self,
-        tx: &mut Transaction<'_>,
-        request: Req,
-        insert: fn(&Connection, &Self, Req) -> Result<Res, Error>,
-    ) -> Result<Res, Error>
-    where
-        Req: CreateRequest + Stored,
-        Res: serde::de::DeserializeOwned + Identified,
-    {
-        let key = request.idempotency_key().map(str::to_owned);
-        let fingerprint = request.fingerprint();
-        if let Some(key) = &key
-            && let Some(existing) = self.replay::<Res>(tx, key, &fingerprint, Req::TABLE)?
-        {
-            return Ok(existing);
-        }
-        let sp = tx.savepoint()?;
-        let created = insert(&sp, self, request)?;
-        if let Some(key) = key {
-            sp.prepare_cached(
-                "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, resource_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![key, fingerprint, created.id(), Utc::now().timestamp()])?;
-        }
-        sp.commit()?;
-        Ok(created)
-    }
-
-    /// The resource a live idempotency key names, if the request matches its first use.
-    fn replay<Res: serde::de::DeserializeOwned>(
-        &self,
-        tx: &Connection,
-        key: &str,
-        fingerprint: &[u8],
-        table: &str,
-    ) -> Result<Option<Res>, Error> {
-        let cutoff = self.cutoff();
-        let row: Option<(Vec<u8>, String)> = tx
-            .prepare_cached(
-                "SELECT fingerprint, resource_id FROM idempotency_keys
-                 WHERE key = ?1 AND created_at >= ?2",
-            )?
-            .query_row(params![key, cutoff], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((stored, resource_id)) = row else {
-            return Ok(None);
-        };
-        if stored != fingerprint {
-            return Err(Error::IdempotencyKeyReused);
-        }
-        let sql = format!("SELECT body FROM {table} WHERE {} = ?1", id_column(table));
-        let body: String = tx
-            .prepare_cached(&sql)?
-            .query_row(params![resource_id], |r| r.get(0))?;
-        Ok(Some(serde_json::from_str(&body)?))
-    }
-
-    fn cutoff(&self) -> i64 {
-        Utc::now().timestamp() - i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2)
-    }
-
-    fn purge_expired(&mut self, tx: &Connection) -> Result<(), Error> {
-        if self.last_purge.is_some_and(|t| t.elapsed() < PURGE_EVERY) {
-            return Ok(());
-        }
-        let purged = tx
-            .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
-            .execute(params![self.cutoff()])?;
-        if purged > 0 {
-            tracing::debug!(purged, "expired idempotency keys deleted");
-        }
-        self.last_purge = Some(Instant::now());
-        Ok(())
-    }
-}
-
-fn id_column(table: &str) -> &'static str {
-    if table == "participants" { "id" } else { "sid" }
-}
-
-/// Where a created resource is stored, for idempotent replays.
-trait Stored {
-    const TABLE: &'static str;
-}
-
-impl Stored for NewParticipant {
-    const TABLE: &'static str = "participants";
-}
-
-impl Stored for NewServiceParticipant {
-    const TABLE: &'static str = "service_participants";
-}
-
-/// A created resource's id, which an idempotency key points to.
-trait Identified {
-    fn id(&self) -> &str;
-}
-
-impl Identified for Participant {
-    fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-impl Identified for ServiceParticipant {
-    fn id(&self) -> &str {
-        &self.sid
-    }
-}
-
-fn insert_participant(
-    tx: &Connection,
-    writer: &Writer,
-    request: NewParticipant,
-) -> Result<Participant, Error> {
-    let mut find = tx.prepare_cached(
-        "SELECT participant_id FROM participant_addresses
-         WHERE conversation_id = ?1 AND channel = ?2 AND address = ?3",
-    )?;
-    for address in &request.addresses {
-        let existing: Option<String> = find
-            .query_row(
-                params![
-                    request.conversation_id,
-                    address.channel.as_str(),
-                    address.conflict_key()
-                ],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(conflicting_id) = existing {
-            return Err(Error::AlreadyExists {
-                resource: Resource::Participant,
-                conflicting_id,
-                conflict: Conflict::Address,
-            });
-        }
-    }
-    let participant = request.into_participant(&writer.account_sid);
-    tx.prepare_cached("INSERT INTO participants (id, conversation_id, body) VALUES (?1, ?2, ?3)")?
-        .execute(params![
-            participant.id,
-            participant.conversation_id,
-            serde_json::to_string(&participant)?
-        ])?;
-    let mut add = tx.prepare_cached(
-        "INSERT INTO participant_addresses (conversation_id, channel, address, participant_id)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for address in &participant.addresses {
-        add.execute(params![
-            participant.conversation_id,
-            address.channel.as_str(),
-            address.conflict_key(),
-            participant.id
-        ])?;
-    }
-    Ok(participant)
-}
-
-fn insert_service_participant(
-    tx: &Connection,
-    writer: &Writer,
-    request: NewServiceParticipant,
-) -> Result<ServiceParticipant, Error> {
-    let binding = request.messaging_binding.clone().unwrap_or_default();
-    let existing: Option<(String, bool)> = tx
-        .prepare_cached(
-            "SELECT sid, identity IS NOT NULL AND identity = ?3 FROM service_participants
-             WHERE chat_service_sid = ?1 AND conversation_sid = ?2
-               AND (identity = ?3 OR (binding_address = ?4 AND binding_proxy IS ?5))
-             LIMIT 1",
-        )?
-        .query_row(
-            params![
-                request.chat_service_sid,
-                request.conversation_sid,
-                request.identity,
-                binding.address,
-                binding.proxy_address
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    if let Some((conflicting_id, by_identity)) = existing {
-        return Err(Error::AlreadyExists {
-            resource: Resource::ServiceParticipant,
-            conflicting_id,
-            conflict: if by_identity {
-                Conflict::Identity
-            } else {
-                Conflict::Binding
-            },
-        });
-    }
-    let participant = request.into_participant(&writer.account_sid);
-    tx.prepare_cached(
-        "INSERT INTO service_participants
-         (sid, chat_service_sid, conversation_sid, identity, binding_address, binding_proxy, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        participant.sid,
-        participant.chat_service_sid,
-        participant.conversation_sid,
-        participant.identity,
-        binding.address,
-        binding.proxy_address,
-        serde_json::to_string(&participant)?
-    ])?;
-    Ok(participant)
 }
