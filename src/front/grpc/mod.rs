@@ -1,23 +1,24 @@
 //! The gRPC front: `participants.v1.ParticipantService` as a thin adapter over a
 //! [`ParticipantBackend`]. Each method converts the protobuf request into a domain draft,
 //! validates it, calls the backend, and converts the result back; errors become statuses
-//! in [`crate::domain::error`]. Protobuf types go no further than this module.
+//! in [`status`]. Protobuf types go no further than this module ([`convert`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
+mod convert;
 pub mod status;
+mod timeout;
+
+pub use timeout::parse_grpc_timeout;
 
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
 use crate::backend::{CallContext, ParticipantBackend};
 use crate::domain::{
-    self, AddressDraft, Channel, ParticipantDraft, ParticipantRef, ParticipantType, Raw,
-    ServiceParticipantDraft, ServiceParticipantRef,
+    ParticipantDraft, ParticipantRef, ServiceParticipantDraft, ServiceParticipantRef,
 };
 use crate::proto::participant_service_server::ParticipantService;
 use crate::proto::participant_service_server::SERVICE_NAME;
@@ -56,28 +57,6 @@ fn call_context<T>(request: &Request<T>) -> CallContext {
         .get::<CallContext>()
         .cloned()
         .unwrap_or_default()
-}
-
-/// Parses a `grpc-timeout` header value (gRPC over HTTP/2 spec: at most 8 digits and a
-/// unit H, M, S, m, u or n).
-pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    if !value.is_ascii() {
-        return None;
-    }
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.checked_mul(3600)?),
-        "M" => Duration::from_secs(n.checked_mul(60)?),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
 }
 
 #[tonic::async_trait]
@@ -134,178 +113,6 @@ impl ParticipantService for ParticipantApi {
     }
 }
 
-impl ParticipantApi {
-    fn service_participant(&self, p: domain::ServiceParticipant) -> proto::ServiceParticipant {
-        let url = format!("{}{}", self.public_url, p.path());
-        let binding = p.messaging_binding.map(|b| proto::MessagingBinding {
-            address: b.address.unwrap_or_default(),
-            proxy_address: b.proxy_address.unwrap_or_default(),
-            projected_address: b.projected_address.unwrap_or_default(),
-        });
-        proto::ServiceParticipant {
-            url,
-            sid: p.sid,
-            account_sid: p.account_sid,
-            chat_service_sid: p.chat_service_sid,
-            conversation_sid: p.conversation_sid,
-            identity: p.identity.unwrap_or_default(),
-            attributes: p.attributes,
-            messaging_binding: binding,
-            role_sid: p.role_sid.unwrap_or_default(),
-            date_created: p.date_created.and_then(timestamp),
-            date_updated: p.date_updated.and_then(timestamp),
-            last_read_message_index: p.last_read_message_index,
-            last_read_timestamp: p.last_read_timestamp.unwrap_or_default(),
-        }
-    }
-}
-
-fn raw_enum<P, T>(value: i32, known: impl Fn(P) -> Option<T>) -> Raw<T>
-where
-    P: TryFrom<i32>,
-{
-    match P::try_from(value) {
-        _ if value == 0 => Raw::Unset,
-        Ok(p) => known(p).map_or_else(|| Raw::Unknown(value.to_string()), Raw::Known),
-        Err(_) => Raw::Unknown(value.to_string()),
-    }
-}
-
-fn participant_type(p: proto::ParticipantType) -> Option<ParticipantType> {
-    use proto::ParticipantType as P;
-    Some(match p {
-        P::Unspecified => return None,
-        P::HumanAgent => ParticipantType::HumanAgent,
-        P::Customer => ParticipantType::Customer,
-        P::AiAgent => ParticipantType::AiAgent,
-        P::Agent => ParticipantType::Agent,
-        P::Unknown => ParticipantType::Unknown,
-    })
-}
-
-fn channel(c: proto::Channel) -> Option<Channel> {
-    use proto::Channel as C;
-    Some(match c {
-        C::Unspecified => return None,
-        C::Voice => Channel::Voice,
-        C::Sms => Channel::Sms,
-        C::Rcs => Channel::Rcs,
-        C::Email => Channel::Email,
-        C::Whatsapp => Channel::Whatsapp,
-        C::Chat => Channel::Chat,
-        C::Video => Channel::Video,
-    })
-}
-
-/// `t` as a `google.protobuf.Timestamp`, which spans the years 1 to 9999 and has no leap
-/// seconds. A leap second (`23:59:60`, which chrono keeps as nanoseconds past 10^9, and
-/// which Twilio's dates and the v1 dates a caller gives may carry) is smeared into the
-/// last nanosecond of the second before; an instant outside the span, which no valid
-/// Timestamp can carry (an upstream date such as year 0), is left out.
-fn timestamp(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
-    /// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
-    const SPAN: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
-    let seconds = t.timestamp();
-    let nanos = i32::try_from(t.timestamp_subsec_nanos().min(999_999_999)).ok()?;
-    SPAN.contains(&seconds)
-        .then_some(prost_types::Timestamp { seconds, nanos })
-}
-
-fn raw_timestamp(t: prost_types::Timestamp) -> Raw<DateTime<Utc>> {
-    u32::try_from(t.nanos)
-        .ok()
-        .filter(|n| *n < 1_000_000_000)
-        .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
-        .map_or_else(|| Raw::Unknown(format!("{t:?}")), Raw::Known)
-}
-
-impl From<proto::CreateParticipantRequest> for ParticipantDraft {
-    fn from(r: proto::CreateParticipantRequest) -> Self {
-        ParticipantDraft {
-            conversation_id: r.conversation_id,
-            name: r.name,
-            kind: Some(raw_enum(r.r#type, participant_type)),
-            profile_id: r.profile_id,
-            addresses: r
-                .addresses
-                .into_iter()
-                .map(|a| AddressDraft {
-                    channel: raw_enum(a.channel, channel),
-                    address: a.address,
-                    channel_id: a.channel_id,
-                })
-                .collect(),
-            idempotency_key: r.idempotency_key,
-        }
-    }
-}
-
-impl From<proto::CreateServiceParticipantRequest> for ServiceParticipantDraft {
-    fn from(r: proto::CreateServiceParticipantRequest) -> Self {
-        let binding = r.messaging_binding.unwrap_or_default();
-        ServiceParticipantDraft {
-            chat_service_sid: r.chat_service_sid,
-            conversation_sid: r.conversation_sid,
-            identity: r.identity,
-            attributes: r.attributes,
-            messaging_binding: domain::MessagingBinding {
-                address: Some(binding.address),
-                proxy_address: Some(binding.proxy_address),
-                projected_address: Some(binding.projected_address),
-            },
-            role_sid: r.role_sid,
-            date_created: r.date_created.map(raw_timestamp),
-            date_updated: r.date_updated.map(raw_timestamp),
-            webhook_enabled: r.webhook_enabled,
-            idempotency_key: r.idempotency_key,
-        }
-    }
-}
-
-impl From<domain::Participant> for proto::Participant {
-    fn from(p: domain::Participant) -> Self {
-        let kind = match p.kind {
-            None => proto::ParticipantType::Unspecified,
-            Some(ParticipantType::HumanAgent) => proto::ParticipantType::HumanAgent,
-            Some(ParticipantType::Customer) => proto::ParticipantType::Customer,
-            Some(ParticipantType::AiAgent) => proto::ParticipantType::AiAgent,
-            Some(ParticipantType::Agent) => proto::ParticipantType::Agent,
-            Some(ParticipantType::Unknown) => proto::ParticipantType::Unknown,
-        };
-        proto::Participant {
-            id: p.id,
-            conversation_id: p.conversation_id,
-            account_id: p.account_id,
-            name: p.name.unwrap_or_default(),
-            r#type: kind.into(),
-            profile_id: p.profile_id.unwrap_or_default(),
-            addresses: p
-                .addresses
-                .into_iter()
-                .map(|a| proto::Address {
-                    channel: proto_channel(a.channel).into(),
-                    address: a.address,
-                    channel_id: a.channel_id.unwrap_or_default(),
-                })
-                .collect(),
-            created_at: p.created_at.and_then(timestamp),
-            updated_at: p.updated_at.and_then(timestamp),
-        }
-    }
-}
-
-fn proto_channel(c: Channel) -> proto::Channel {
-    match c {
-        Channel::Voice => proto::Channel::Voice,
-        Channel::Sms => proto::Channel::Sms,
-        Channel::Rcs => proto::Channel::Rcs,
-        Channel::Email => proto::Channel::Email,
-        Channel::Whatsapp => proto::Channel::Whatsapp,
-        Channel::Chat => proto::Channel::Chat,
-        Channel::Video => proto::Channel::Video,
-    }
-}
-
 /// Every gRPC service of the server, routed by path.
 pub async fn routes(
     backend: Arc<dyn ParticipantBackend>,
@@ -334,66 +141,4 @@ pub async fn routes(
         .add_service(participants)
         .prepare();
     Ok((routes, health))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeout_header_is_parsed_per_the_spec() {
-        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
-        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("123456789m"), None);
-        assert_eq!(parse_grpc_timeout("m"), None);
-        assert_eq!(parse_grpc_timeout("10x"), None);
-        assert_eq!(parse_grpc_timeout(""), None);
-        assert_eq!(parse_grpc_timeout("1é"), None);
-        assert_eq!(parse_grpc_timeout("+5S"), None);
-    }
-
-    #[test]
-    fn timestamps_are_valid_protobuf_whatever_the_date() {
-        // Found by fuzz/fuzz_targets/upstream_answer.rs: a leap second in Twilio's answer
-        // (`2016-12-31T23:59:60Z`) became `nanos: 1000000000`, which protobuf forbids.
-        let leap = DateTime::parse_from_rfc3339("2016-12-31T23:59:60.5Z")
-            .expect("chrono reads leap seconds")
-            .with_timezone(&Utc);
-        assert_eq!(
-            timestamp(leap),
-            Some(prost_types::Timestamp {
-                seconds: 1_483_228_799,
-                nanos: 999_999_999
-            })
-        );
-        let ordinary = DateTime::parse_from_rfc3339("2015-12-16T22:18:37.25Z")
-            .expect("date")
-            .with_timezone(&Utc);
-        assert_eq!(
-            timestamp(ordinary),
-            Some(prost_types::Timestamp {
-                seconds: 1_450_304_317,
-                nanos: 250_000_000
-            })
-        );
-        for outside in ["0000-12-31T23:59:59Z", "9999-12-31T23:59:59-01:00"] {
-            let t = DateTime::parse_from_rfc3339(outside)
-                .expect("date")
-                .with_timezone(&Utc);
-            assert_eq!(timestamp(t), None, "{outside}");
-        }
-        let last = DateTime::parse_from_rfc3339("9999-12-31T23:59:59.999999999Z")
-            .expect("date")
-            .with_timezone(&Utc);
-        assert!(timestamp(last).is_some());
-    }
-
-    #[test]
-    fn out_of_range_enum_values_are_unknown_not_unset() {
-        assert_eq!(raw_enum(0, channel), Raw::Unset);
-        assert_eq!(raw_enum(2, channel), Raw::Known(Channel::Sms));
-        assert_eq!(raw_enum(42, channel), Raw::Unknown("42".into()));
-        assert_eq!(raw_enum(-1, participant_type), Raw::Unknown("-1".into()));
-    }
 }
