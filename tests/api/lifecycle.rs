@@ -458,20 +458,20 @@ async fn acknowledged_creates_survive_sigkill_during_a_create_storm() {
     }
 
     // Act: kill -9 once enough creates are acknowledged, with the storm still running.
-    let wait_deadline = Instant::now() + STORM_TIME;
-    while ack_count.load(Ordering::SeqCst) < ACKS_BEFORE_KILL {
-        assert!(
-            Instant::now() < wait_deadline,
-            "only {} acks in {STORM_TIME:?}",
-            ack_count.load(Ordering::SeqCst)
-        );
+    let enough_acks = eventually(STORM_TIME, || async {
         assert_eq!(
             finished.load(Ordering::SeqCst),
             0,
             "a storm task stopped before the kill"
         );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+        ack_count.load(Ordering::SeqCst) >= ACKS_BEFORE_KILL
+    })
+    .await;
+    assert!(
+        enough_acks,
+        "only {} acks in {STORM_TIME:?}",
+        ack_count.load(Ordering::SeqCst)
+    );
     killed.store(true, Ordering::SeqCst);
     assert_eq!(finished.load(Ordering::SeqCst), 0, "the storm is running");
     server.signal(Signal::SIGKILL);

@@ -2,12 +2,14 @@
 //!
 //! One pooled reqwest client (HTTP/2 where upstream offers it, rustls with the webpki
 //! roots) carries all calls. Each call runs under one deadline (the caller's, else
-//! `--upstream-timeout`) that covers every attempt and pause. Around it:
+//! `--upstream-timeout`) that covers every attempt and pause. Around it (the stack is
+//! built in `client`):
 //! - a bound on requests in flight, failing fast with RESOURCE_EXHAUSTED when full;
-//! - a circuit breaker, failing fast with UNAVAILABLE while Twilio keeps failing;
 //! - retries after gRFC A6 (exponential backoff, full jitter, `Retry-After` honoured):
 //!   fetches on connection errors, timeouts, 429 and 5xx; creates only where a second
-//!   attempt cannot create a second participant (see [`Call`]).
+//!   attempt cannot create a second participant (`retry`, see [`RetryPolicy`]);
+//! - a circuit breaker, failing fast with UNAVAILABLE while Twilio keeps failing
+//!   (`breaker`).
 //!
 //! Twilio's error answers become [`Error::Upstream`], which `error.rs` maps per the
 //! contract's table. Its success answers are checked as strictly as requests
@@ -16,13 +18,14 @@
 //! prints.
 
 mod answer;
+mod breaker;
 mod client;
 mod errors;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod idempotency;
 mod redact;
-mod resilience;
+mod retry;
 mod wire;
 
 use std::sync::Arc;
@@ -32,7 +35,7 @@ use async_trait::async_trait;
 use reqwest::{RequestBuilder, Url};
 use tokio::sync::Semaphore;
 
-pub use resilience::{CircuitBreaker, RetryPolicy};
+pub use retry::RetryPolicy;
 
 use crate::backend::{CallContext, Credentials, ParticipantBackend};
 use crate::domain::error::Error;
@@ -43,7 +46,9 @@ use crate::domain::{
 use idempotency::IdempotencyCache;
 
 use answer::{V1Expected, V2Expected};
-use client::{Call, Failure, Route};
+use breaker::CircuitBreaker;
+use client::Route;
+use retry::{Call, Failure};
 
 /// Keys remembered per replica by the idempotency table.
 const IDEMPOTENCY_CAPACITY: usize = 100_000;
@@ -90,7 +95,7 @@ pub struct TwilioBackend {
     default_timeout: Duration,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
-    breaker: CircuitBreaker,
+    breaker: Arc<CircuitBreaker>,
     keys: IdempotencyCache<Created>,
     /// The key of [`Self::key_scope`]'s hash, random per process.
     scope_key: [u8; 64],
@@ -127,7 +132,10 @@ impl TwilioBackend {
             default_timeout: config.default_timeout,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             max_in_flight: config.max_in_flight,
-            breaker: CircuitBreaker::new(config.breaker_threshold, config.breaker_cooldown),
+            breaker: Arc::new(CircuitBreaker::new(
+                config.breaker_threshold,
+                config.breaker_cooldown,
+            )),
             keys: IdempotencyCache::new(config.idempotency_ttl, IDEMPOTENCY_CAPACITY),
             scope_key: rand::random(),
         })

@@ -294,7 +294,6 @@ async fn a_key_is_remembered_for_the_idempotency_ttl_only() {
     let started = Instant::now();
     app.create(request.clone()).await.expect("first");
     app.create(request.clone()).await.expect("replayed");
-    assert_eq!(received_on(&server, "POST", &create).await.len(), 1);
     let forgotten = eventually(WAIT, || async {
         app.create(request.clone())
             .await
@@ -304,8 +303,11 @@ async fn a_key_is_remembered_for_the_idempotency_ttl_only() {
     .await;
 
     // Assert: forgotten, and not before the TTL: the key is remembered from when the first
-    // create arrived at the facade (after `started`), so the second create reached the
-    // upstream at least the TTL after `started`.
+    // create arrived at the facade (after `started`), so the second create to reach the
+    // upstream did so at least the TTL after `started`. That holds however slow the
+    // machine, and covers the replay: had it reached the upstream, it would be that second
+    // create, sent at once instead of after the TTL. (Whether the replay came within the
+    // TTL is the machine's speed, so its own count of upstream creates is not asserted.)
     assert!(forgotten, "the key was still remembered after {WAIT:?}");
     assert_eq!(
         received_on(&server, "POST", &create).await.len(),

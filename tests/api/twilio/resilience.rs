@@ -2,7 +2,7 @@
 //! in-flight limit, cancellation reaching the upstream request, refusing to start without
 //! credentials, and no credential in any log line or error.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use participants_facade::proto::FetchParticipantRequest;
 use tokio::io::AsyncReadExt;
@@ -38,13 +38,10 @@ async fn the_breaker_fails_fast_turns_readiness_off_and_recovers_after_a_success
         Some(ServingStatus::Serving)
     );
 
-    // Act 1: three failures reach Twilio; the third opens the breaker, so it opened no
-    // sooner than this third call began.
-    for _ in 0..2 {
+    // Act 1: three failures reach Twilio; the third opens the breaker.
+    for _ in 0..3 {
         expect_code(app.fetch(&conversation, &id).await, Code::Internal);
     }
-    let opened_at = Instant::now();
-    expect_code(app.fetch(&conversation, &id).await, Code::Internal);
     assert_eq!(received_on(&server, "GET", &route).await.len(), 3);
 
     // Assert 1: the next call fails fast without reaching Twilio, and says when to retry.
@@ -66,8 +63,7 @@ async fn the_breaker_fails_fast_turns_readiness_off_and_recovers_after_a_success
     .await;
     assert!(
         not_ready,
-        "{SERVICE_NAME} still SERVING {:?} after the breaker opened",
-        opened_at.elapsed()
+        "{SERVICE_NAME} still SERVING {WAIT:?} after the breaker opened"
     );
     assert_eq!(
         health_status(app.addr, "").await,
@@ -95,6 +91,8 @@ async fn the_breaker_fails_fast_turns_readiness_off_and_recovers_after_a_success
             Ok(_) => true,
             Err(status) => {
                 assert!(status.message().contains("circuit breaker"), "{status:?}");
+                let wait = retry_delay(&status).expect("RetryInfo on every refusal");
+                assert!(wait <= Duration::from_secs(1), "{wait:?}");
                 refused_while_open.set(refused_while_open.get() + 1);
                 false
             }
@@ -102,15 +100,11 @@ async fn the_breaker_fails_fast_turns_readiness_off_and_recovers_after_a_success
     })
     .await;
 
-    // Assert 3: it recovered only after the cooldown (counted from before the call that
-    // opened the breaker, so at least the cooldown when the breaker waited it out), with
-    // exactly one probe upstream, and readiness follows.
+    // Assert 3: it recovered only after the cooldown: the calls made during it were
+    // refused without reaching Twilio, which saw exactly one probe; and readiness
+    // follows. (How long the cooldown lasts is the breaker's unit tests' concern, on a
+    // paused clock.)
     assert!(recovered, "no successful call within {WAIT:?}");
-    assert!(
-        opened_at.elapsed() >= Duration::from_millis(900),
-        "recovered before the cooldown: {:?}",
-        opened_at.elapsed()
-    );
     assert!(
         refused_while_open.get() > 0,
         "calls during the cooldown were refused"
@@ -213,7 +207,7 @@ async fn a_cancelled_call_aborts_its_upstream_request() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (got_request, request_seen) = oneshot::channel::<()>();
-    let (closed_tx, closed) = oneshot::channel::<Instant>();
+    let (closed_tx, mut closed) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.expect("accept");
         read_request_head(&mut stream).await.expect("a request");
@@ -230,7 +224,7 @@ async fn a_cancelled_call_aborts_its_upstream_request() {
         })
         .await;
         if end.is_ok() {
-            let _ = closed_tx.send(Instant::now());
+            let _ = closed_tx.send(());
         }
     });
     let app = spawn_twilio_app(&url, |c| {
@@ -253,16 +247,20 @@ async fn a_cancelled_call_aborts_its_upstream_request() {
         .expect("upstream got the request within the bound")
         .expect("request seen");
 
-    // Act: the caller goes away (the client resets the HTTP/2 stream).
-    let cancelled_at = Instant::now();
+    // Act: the caller goes away (the client resets the HTTP/2 stream); until then, the
+    // upstream connection stays open.
+    assert_eq!(
+        closed.try_recv(),
+        Err(oneshot::error::TryRecvError::Empty),
+        "the upstream connection closed before the cancellation"
+    );
     call.abort();
 
-    // Assert
-    let closed_at = tokio::time::timeout(Duration::from_secs(5), closed)
+    // Assert: the cancellation closes it (the upstream itself would hold it for 60 s).
+    tokio::time::timeout(WAIT, closed)
         .await
-        .expect("the upstream connection was not closed within 5 s of the cancellation")
+        .expect("the upstream connection was not closed after the cancellation")
         .expect("closed");
-    assert!(closed_at >= cancelled_at);
 }
 
 #[tokio::test]

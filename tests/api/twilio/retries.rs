@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::Code;
@@ -199,18 +199,22 @@ async fn an_attempt_that_times_out_is_retried_except_by_a_v1_create() {
             .mount(&server)
             .await;
         prepared.mount(&server, prepared.success()).await;
-        let started = Instant::now();
 
         // Act
         let result = prepared.call(&app, None).await;
 
         // Assert: the slow first attempt was abandoned (had it been waited for, its 201
-        // would have been the answer, after one attempt); a v1 create ends there, the others
-        // retry into the prompt answer. The attempt timeout is honoured as a deadline: not
-        // before it, and not much after.
-        let elapsed = started.elapsed();
+        // would have been the answer, after one attempt); a v1 create ends there, and the
+        // error names the attempt timeout as what ended it (not the call's deadline, and
+        // not the upstream's answer); the others retry into the prompt answer.
         if rpc == Rpc::CreateServiceParticipant {
             let status = expect_code(result, Code::DeadlineExceeded);
+            assert!(
+                status
+                    .message()
+                    .contains(&format!("Twilio did not answer within {attempt_timeout:?}")),
+                "{status:?}"
+            );
             assert_eq!(
                 prepared.attempts(&server).await,
                 1,
@@ -220,11 +224,6 @@ async fn an_attempt_that_times_out_is_retried_except_by_a_v1_create() {
             assert!(result.is_ok(), "{rpc:?}: {result:?}");
             assert_eq!(prepared.attempts(&server).await, 2, "{rpc:?}");
         }
-        assert!(
-            elapsed >= attempt_timeout - Duration::from_millis(10)
-                && elapsed < attempt_timeout + DEADLINE_MARGIN,
-            "{rpc:?}: {elapsed:?}"
-        );
     }
 }
 
@@ -250,13 +249,11 @@ async fn the_callers_deadline_bounds_every_attempt_and_pause() {
                 prepared.success().set_delay(Duration::from_secs(5)),
             )
             .await;
-        let started = Instant::now();
 
         // Act
         let response = prepared.raw_call(&app, "1500m").await;
 
         // Assert
-        let elapsed = started.elapsed();
         assert_eq!(
             response.grpc_status.as_deref(),
             Some("4"),
@@ -264,24 +261,26 @@ async fn the_callers_deadline_bounds_every_attempt_and_pause() {
         );
         let attempts = prepared.attempts(&server).await;
         if rpc == Rpc::CreateServiceParticipant {
-            // Its one attempt timed out; it is not repeated, so the answer comes at the
-            // attempt timeout, before the caller's deadline.
+            // Its one attempt timed out; it is not repeated, so the answer names the attempt
+            // timeout, not the caller's deadline.
             assert_eq!(attempts, 1, "{rpc:?}");
+            let status = response.status();
             assert!(
-                elapsed >= attempt_timeout - Duration::from_millis(20) && elapsed < deadline,
-                "{rpc:?}: {elapsed:?}"
+                status
+                    .message()
+                    .contains(&format!("Twilio did not answer within {attempt_timeout:?}")),
+                "{rpc:?}: {status:?}"
             );
         } else {
             // Attempts were cut at their timeout and retried (more than one), and the
-            // caller's deadline, not the attempt cap, ended the call (fewer than ten).
+            // caller's deadline, not the attempt cap, ended the call: no attempt ends
+            // before its timeout and none starts after the deadline, so at most
+            // deadline / attempt timeout of them fit.
+            let fit = (deadline.as_millis() / attempt_timeout.as_millis()) as usize;
+            assert!(fit < max_attempts as usize);
             assert!(
-                (2..max_attempts as usize).contains(&attempts),
+                (2..=fit).contains(&attempts),
                 "{rpc:?}: {attempts} attempts"
-            );
-            assert!(
-                elapsed >= deadline - Duration::from_millis(20)
-                    && elapsed < deadline + DEADLINE_MARGIN,
-                "{rpc:?}: {elapsed:?}"
             );
         }
     }
@@ -305,18 +304,18 @@ async fn without_a_caller_deadline_the_upstream_timeout_bounds_the_call() {
                 prepared.success().set_delay(Duration::from_secs(5)),
             )
             .await;
-        let started = Instant::now();
 
         let result = prepared.call(&app, None).await;
 
-        // The upstream timeout is the deadline: not before it, and not much after (the
-        // upstream's 5 s answer and the 5 s attempt timeout are far beyond).
-        let elapsed = started.elapsed();
+        // The upstream timeout is the deadline: the error says the call's deadline ended
+        // its one attempt (the upstream's 5 s answer would have been a success, and the
+        // 5 s attempt timeout would have named itself).
         let status = expect_code(result, Code::DeadlineExceeded);
         assert!(
-            elapsed >= upstream_timeout - Duration::from_millis(50)
-                && elapsed < upstream_timeout + DEADLINE_MARGIN,
-            "{rpc:?}: {elapsed:?} {status:?}"
+            status
+                .message()
+                .contains("the call's deadline passed before Twilio answered (1 attempt(s))"),
+            "{rpc:?}: {status:?}"
         );
         assert_eq!(prepared.attempts(&server).await, 1, "{rpc:?}");
     }
