@@ -11,7 +11,7 @@ use super::metrics::METRICS;
 use super::{record_ids, trace_context};
 
 /// An upstream attempt: its client span and timer.
-pub struct ClientAttempt {
+pub(crate) struct ClientAttempt {
     span: Span,
     started: Instant,
     method: &'static str,
@@ -21,7 +21,7 @@ pub struct ClientAttempt {
 impl ClientAttempt {
     /// Opens the client span of one upstream attempt (a child of the current span) and
     /// injects its context into `headers`, so the upstream continues the same trace.
-    pub fn start(
+    pub(crate) fn start(
         method: &'static str,
         template: &'static str,
         url: &reqwest::Url,
@@ -63,12 +63,12 @@ impl ClientAttempt {
     }
 
     /// The attempt's span.
-    pub fn span(&self) -> &Span {
+    pub(crate) fn span(&self) -> &Span {
         &self.span
     }
 
     /// Records an answer's status (`None`: no answer; `error` names why).
-    pub fn finish(self, status: Option<u16>, error: Option<&'static str>) {
+    pub(crate) fn finish(self, status: Option<u16>, error: Option<&'static str>) {
         let label = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
         if let Some(status) = status {
             self.span

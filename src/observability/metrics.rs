@@ -19,7 +19,7 @@ const BUCKETS: &[f64] = &[
 ];
 
 /// Every metric of the process.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// gRPC calls served, by full method and status code name.
     pub rpc_duration: HistogramVec,
@@ -172,7 +172,7 @@ impl Metrics {
     }
 
     /// Calls being served now over gRPC (`true`) or REST.
-    pub fn in_flight(&self, grpc: bool) -> &IntGauge {
+    pub(crate) fn in_flight(&self, grpc: bool) -> &IntGauge {
         if grpc {
             &self.in_flight_grpc
         } else {
@@ -181,7 +181,7 @@ impl Metrics {
     }
 
     /// The registry in Prometheus' text exposition format (version 0.0.4).
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail on I/O; a failure would be a bug in a metric.
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
@@ -192,7 +192,7 @@ impl Metrics {
 }
 
 /// The content type of [`Metrics::render`].
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The process's metrics.
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);

@@ -15,7 +15,7 @@
 
 mod client;
 mod init;
-pub mod metrics;
+pub(crate) mod metrics;
 mod server;
 
 use std::sync::atomic::AtomicBool;
@@ -24,9 +24,9 @@ use opentelemetry::trace::TraceContextExt as _;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-pub use client::ClientAttempt;
+pub(crate) use client::ClientAttempt;
 pub use init::{BSP_MAX_EXPORT_BATCH_SIZE, BSP_MAX_QUEUE_SIZE, Telemetry, init};
-pub use server::{RouteTemplate, ServerCall, code_name, record_route};
+pub(crate) use server::{RouteTemplate, ServerCall, record_route};
 
 /// Whether OpenTelemetry spans are built and exported (set once by [`init`]).
 static EXPORTING: AtomicBool = AtomicBool::new(false);

@@ -44,7 +44,7 @@ fn protocol_version(version: http::Version) -> &'static str {
 }
 
 /// The canonical name of a gRPC status code, as OpenTelemetry and gRPC write it.
-pub fn code_name(code: tonic::Code) -> &'static str {
+pub(super) fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code as C;
     match code {
         C::Ok => "OK",
@@ -68,7 +68,7 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 }
 
 /// A call being served: its server span, its timer and its in-flight slot.
-pub struct ServerCall {
+pub(crate) struct ServerCall {
     span: Span,
     parent: opentelemetry::Context,
     started: Instant,
@@ -80,7 +80,7 @@ pub struct ServerCall {
 impl ServerCall {
     /// Opens the server span of a call, continuing the caller's trace from its
     /// `traceparent`/`tracestate`/`baggage` headers (gRPC metadata are headers too).
-    pub fn start<B>(request: &http::Request<B>, grpc: bool) -> ServerCall {
+    pub(crate) fn start<B>(request: &http::Request<B>, grpc: bool) -> ServerCall {
         let path = request.uri().path();
         let method = if grpc {
             path.trim_start_matches('/').to_owned()
@@ -139,19 +139,19 @@ impl ServerCall {
     }
 
     /// The span the call's work runs in.
-    pub fn span(&self) -> &Span {
+    pub(crate) fn span(&self) -> &Span {
         &self.span
     }
 
     /// The caller's trace context, as extracted from its headers.
-    pub fn parent(&self) -> &opentelemetry::Context {
+    pub(crate) fn parent(&self) -> &opentelemetry::Context {
         &self.parent
     }
 
     /// Records the outcome. For gRPC the status is read from the response headers, where
     /// tonic puts an error status (trailers-only answer); a unary call whose headers carry
     /// no status succeeded (its OK status follows in the trailers).
-    pub fn finish(mut self, response: &http::Response<axum::body::Body>) {
+    pub(crate) fn finish(mut self, response: &http::Response<axum::body::Body>) {
         self.finished = true;
         let elapsed = self.started.elapsed().as_secs_f64();
         let status = response.status().as_u16();
@@ -237,11 +237,11 @@ impl Drop for ServerCall {
 /// The matched REST route (a template, never the concrete path), left in the response's
 /// extensions by the router for the metrics.
 #[derive(Debug, Clone)]
-pub struct RouteTemplate(pub String);
+pub(crate) struct RouteTemplate(pub String);
 
 /// Names the current server span after the matched route (`POST /v2/...`), as the HTTP
 /// conventions ask.
-pub fn record_route(method: &str, route: &str) {
+pub(crate) fn record_route(method: &str, route: &str) {
     let span = Span::current();
     span.record("http.route", route);
     // The OpenTelemetry span exists already (its ids were read for the logs), so the name

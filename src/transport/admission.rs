@@ -21,25 +21,25 @@ use crate::domain::error::Error;
 
 /// The client address a request came from, put in its extensions by the accept loop.
 #[derive(Clone, Copy, Debug)]
-pub struct Peer(pub IpAddr);
+pub(crate) struct Peer(pub IpAddr);
 
 /// How many calls each client address has at once, and the most it may have.
 #[derive(Debug)]
-pub struct PeerShare {
+pub(crate) struct PeerShare {
     limit: usize,
     held: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// One call's place in its address's share; given back when dropped.
 #[derive(Debug)]
-pub struct PeerSlot {
+pub(crate) struct PeerSlot {
     share: Arc<PeerShare>,
     ip: IpAddr,
 }
 
 impl PeerShare {
     /// A share of at most `limit` calls per address.
-    pub fn new(limit: u32) -> Arc<PeerShare> {
+    pub(crate) fn new(limit: u32) -> Arc<PeerShare> {
         Arc::new(PeerShare {
             limit: limit.max(1) as usize,
             held: Mutex::new(HashMap::new()),
@@ -47,7 +47,7 @@ impl PeerShare {
     }
 
     /// A slot for `ip`, unless it already holds its whole share.
-    pub fn try_take(self: &Arc<Self>, ip: IpAddr) -> Result<PeerSlot, Error> {
+    pub(crate) fn try_take(self: &Arc<Self>, ip: IpAddr) -> Result<PeerSlot, Error> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let count = held.entry(ip).or_insert(0);
         if *count >= self.limit {
@@ -64,8 +64,9 @@ impl PeerShare {
         })
     }
 
-    /// Addresses holding at least one slot (for tests and metrics).
-    pub fn peers(&self) -> usize {
+    /// Addresses holding at least one slot.
+    #[cfg(test)]
+    pub(crate) fn peers(&self) -> usize {
         self.held.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
@@ -83,7 +84,7 @@ impl Drop for PeerSlot {
 }
 
 /// `body`, holding `guard` (slots, permits) until the body has been sent or dropped.
-pub fn held_until_sent<G: Send + Sync + Unpin + 'static>(
+pub(crate) fn held_until_sent<G: Send + Sync + Unpin + 'static>(
     body: axum::body::Body,
     guard: G,
 ) -> axum::body::Body {
@@ -122,7 +123,7 @@ impl<G: Unpin> hyper::body::Body for Held<G> {
 /// Reads a request body whole: at most `max_bytes` (else 413, RESOURCE_EXHAUSTED over
 /// gRPC), within `timeout` (else 408, DEADLINE_EXCEEDED over gRPC). A `Content-Length`
 /// past the bound is refused before a byte is read.
-pub async fn read_body<B>(
+pub(crate) async fn read_body<B>(
     headers: &http::HeaderMap,
     body: B,
     max_bytes: usize,
@@ -160,7 +161,7 @@ where
 
 /// What a whole gRPC (or gRPC-Web) request body holds, read from its frame headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GrpcMessages {
+pub(crate) struct GrpcMessages {
     /// How many data messages it carries; `None` when the framing is not complete (tonic
     /// then answers for it).
     pub count: Option<usize>,
@@ -172,7 +173,7 @@ pub struct GrpcMessages {
 
 /// Reads the frame headers of a whole gRPC (or binary gRPC-Web) request body. gRPC-Web
 /// text bodies are base64-decoded first.
-pub fn grpc_messages(content_type: &[u8], body: &[u8]) -> GrpcMessages {
+pub(crate) fn grpc_messages(content_type: &[u8], body: &[u8]) -> GrpcMessages {
     let unreadable = GrpcMessages {
         count: None,
         largest: 0,

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The CORS layer for `--cors-allow-origin`; `None` when no origin is allowed.
-pub fn layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
+pub(crate) fn layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     if origins.is_empty() {
         return Ok(None);
     }

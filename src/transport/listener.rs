@@ -37,7 +37,7 @@ const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 
 /// What the listener needs from the configuration.
 #[derive(Debug, Clone)]
-pub struct ListenerSettings {
+pub(crate) struct ListenerSettings {
     /// `--max-concurrent-streams`.
     pub max_concurrent_streams: u32,
     /// `--http2-keepalive-interval`.
@@ -141,7 +141,7 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytesDeadl
 /// closes the listener, asks every connection to finish, and gives in-flight calls
 /// `shutdown_grace` before dropping what is still open. Each request carries its client
 /// address ([`Peer`]) in its extensions.
-pub async fn serve<S, B>(
+pub(crate) async fn serve<S, B>(
     listener: TcpListener,
     service: S,
     tls: Option<tokio_rustls::TlsAcceptor>,

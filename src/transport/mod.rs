@@ -1,10 +1,10 @@
 //! The transport: the listener, TLS, and everything a request passes through before it
 //! reaches a front (admission, inbound auth, deadlines, CORS).
 
-pub mod admission;
+pub(crate) mod admission;
 pub mod auth;
-pub mod cors;
-pub mod listener;
-pub mod refusals;
-pub mod stack;
-pub mod tls;
+pub(crate) mod cors;
+pub(crate) mod listener;
+pub(crate) mod refusals;
+pub(crate) mod stack;
+pub(crate) mod tls;

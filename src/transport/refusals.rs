@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::domain::error::Error;
 
 /// A connection whose hyper refusals are rewritten (see the module comment).
-pub struct TwilioRefusals<T> {
+pub(crate) struct TwilioRefusals<T> {
     inner: T,
     /// A rewritten answer still being written, how much of it is written, and how many
     /// bytes of hyper's own answer it stands for.
@@ -25,7 +25,7 @@ pub struct TwilioRefusals<T> {
 
 impl<T> TwilioRefusals<T> {
     /// Wraps a connection.
-    pub fn new(inner: T) -> Self {
+    pub(crate) fn new(inner: T) -> Self {
         TwilioRefusals {
             inner,
             pending: None,
@@ -34,7 +34,7 @@ impl<T> TwilioRefusals<T> {
 }
 
 /// The whole answer Twilio's way, if `head` is one of hyper's refusals.
-pub fn rewrite(head: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn rewrite(head: &[u8]) -> Option<Vec<u8>> {
     let status = match head.get(..13)? {
         b"HTTP/1.1 400 " => 400,
         b"HTTP/1.1 414 " => 414,

@@ -40,7 +40,7 @@ use crate::observability::ServerCall;
 
 /// Per-call limits applied in front of both fronts.
 #[derive(Clone)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// `--request-timeout`.
     pub request_timeout: Duration,
     /// `--body-timeout`.
@@ -58,7 +58,7 @@ pub struct Limits {
 }
 
 /// The stack, outermost layer first. Requests come from hyper; answers go back to it.
-pub fn service(
+pub(crate) fn service(
     grpc: Routes,
     rest: axum::Router,
     auth: Arc<InboundAuth>,
@@ -129,7 +129,7 @@ fn dispatch(
 
 /// What a call is, as the layers need to know it.
 #[derive(Debug, Clone, Default)]
-pub struct Call {
+pub(crate) struct Call {
     /// gRPC or gRPC-Web (`application/grpc*`); otherwise REST.
     grpc: bool,
     /// The content type of a gRPC-Web call, which its refusals are answered in.

@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 
 /// The server's TLS configuration from `--tls-cert`, `--tls-key` and `--tls-client-ca`.
-pub fn server_config(
+pub(crate) fn server_config(
     cert: &Path,
     key: &Path,
     client_ca: Option<&Path>,

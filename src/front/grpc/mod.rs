@@ -8,10 +8,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 mod convert;
-pub mod status;
+pub(crate) mod status;
 mod timeout;
 
-pub use timeout::parse_grpc_timeout;
+pub(crate) use timeout::parse_grpc_timeout;
 
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
@@ -25,14 +25,14 @@ use crate::proto::participant_service_server::SERVICE_NAME;
 use crate::proto::{self, participant_service_server::ParticipantServiceServer};
 
 /// The ParticipantService implementation.
-pub struct ParticipantApi {
+pub(crate) struct ParticipantApi {
     backend: Arc<dyn ParticipantBackend>,
     public_url: Arc<str>,
 }
 
 impl ParticipantApi {
     /// A tonic service over `backend`; `public_url` prefixes v1 participants' `url`.
-    pub fn new(backend: Arc<dyn ParticipantBackend>, public_url: &str) -> Self {
+    pub(crate) fn new(backend: Arc<dyn ParticipantBackend>, public_url: &str) -> Self {
         ParticipantApi {
             backend,
             public_url: public_url.into(),
@@ -40,7 +40,7 @@ impl ParticipantApi {
     }
 
     /// Wraps the implementation in the generated server with message size limits.
-    pub fn into_server(self, max_message_bytes: usize) -> ParticipantServiceServer<Self> {
+    pub(crate) fn into_server(self, max_message_bytes: usize) -> ParticipantServiceServer<Self> {
         ParticipantServiceServer::new(self)
             .max_decoding_message_size(max_message_bytes)
             // An answer echoes its request plus ids and timestamps: it may exceed the
@@ -114,7 +114,7 @@ impl ParticipantService for ParticipantApi {
 }
 
 /// Every gRPC service of the server, routed by path.
-pub async fn routes(
+pub(crate) async fn routes(
     backend: Arc<dyn ParticipantBackend>,
     public_url: &str,
     max_message_bytes: usize,

@@ -9,12 +9,12 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::domain::error::{Error, StoreFault};
 
 /// `ErrorInfo.domain` of errors the facade raises itself.
-pub const DOMAIN: &str = "participants-facade";
+pub(crate) const DOMAIN: &str = "participants-facade";
 /// `ErrorInfo.domain` of errors Twilio answered.
-pub const UPSTREAM_DOMAIN: &str = "twilio.com";
+pub(crate) const UPSTREAM_DOMAIN: &str = "twilio.com";
 
 /// The gRPC code, per the contract's table.
-pub fn code(err: &Error) -> Code {
+pub(crate) fn code(err: &Error) -> Code {
     match err {
         Error::InvalidArgument(_) | Error::IdempotencyKeyReused => Code::InvalidArgument,
         Error::NotFound { .. } => Code::NotFound,
@@ -39,7 +39,7 @@ pub fn code(err: &Error) -> Code {
 }
 
 /// The contract's table: an upstream (or REST) HTTP status as a gRPC code.
-pub fn code_of_http(status: u16) -> Code {
+pub(crate) fn code_of_http(status: u16) -> Code {
     match status {
         400 | 422 => Code::InvalidArgument,
         401 => Code::Unauthenticated,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Parses a `grpc-timeout` header value (gRPC over HTTP/2 spec: at most 8 digits and a
 /// unit H, M, S, m, u or n).
-pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     if !value.is_ascii() {
         return None;
     }
