@@ -125,14 +125,19 @@ pub fn open_backend(
     match config.backend {
         BackendKind::Local => {
             let store = LocalBackend::open(&StoreOptions {
-                data_dir: config.data_dir.clone(),
+                data_dir: config.store.data_dir.clone(),
                 account_sid: config.account_sid.clone(),
                 idempotency_ttl: config.idempotency_ttl,
-                cache_entries: config.cache_entries,
-                integrity_check: (!config.skip_integrity_check)
-                    .then_some(config.integrity_check_timeout),
+                cache_entries: config.store.cache_entries,
+                integrity_check: (!config.store.skip_integrity_check)
+                    .then_some(config.store.integrity_check_timeout),
             })
-            .with_context(|| format!("opening the local store in {}", config.data_dir.display()))?;
+            .with_context(|| {
+                format!(
+                    "opening the local store in {}",
+                    config.store.data_dir.display()
+                )
+            })?;
             Ok(Arc::new(store))
         }
         BackendKind::Twilio => {
@@ -149,26 +154,26 @@ pub fn open_backend(
 /// The twilio backend's settings, from the `--upstream-*` flags.
 fn upstream_config(config: &Config, credentials: Credentials) -> UpstreamConfig {
     UpstreamConfig {
-        base_url: config.upstream_url.clone(),
+        base_url: config.upstream.url.clone(),
         credentials,
         retry: RetryPolicy {
-            max_attempts: config.upstream_max_attempts,
-            initial_backoff: config.upstream_initial_backoff,
-            max_backoff: config.upstream_max_backoff,
+            max_attempts: config.upstream.max_attempts,
+            initial_backoff: config.upstream.initial_backoff,
+            max_backoff: config.upstream.max_backoff,
         },
-        attempt_timeout: config.upstream_attempt_timeout,
-        default_timeout: config.upstream_timeout,
-        max_in_flight: config.upstream_max_in_flight as usize,
-        breaker_threshold: config.upstream_breaker_failures,
-        breaker_cooldown: config.upstream_breaker_cooldown,
+        attempt_timeout: config.upstream.attempt_timeout,
+        default_timeout: config.upstream.timeout,
+        max_in_flight: config.upstream.max_in_flight as usize,
+        breaker_threshold: config.upstream.breaker_failures,
+        breaker_cooldown: config.upstream.breaker_cooldown,
         idempotency_ttl: config.idempotency_ttl,
-        connect_timeout: config.upstream_connect_timeout,
+        connect_timeout: config.upstream.connect_timeout,
     }
 }
 
 /// The base URL v1 participants' `url` field starts with over gRPC.
 fn public_url(config: &Config, local: SocketAddr) -> String {
-    let scheme = if config.tls_cert.is_some() {
+    let scheme = if config.tls.cert.is_some() {
         "https"
     } else {
         "http"
@@ -199,9 +204,9 @@ pub async fn run(
     check(&config).map_err(anyhow::Error::msg)?;
     let local = listener.local_addr()?;
     // TLS files first: a misconfigured instance must not open (and lock) the store.
-    let tls = match (&config.tls_cert, &config.tls_key) {
+    let tls = match (&config.tls.cert, &config.tls.key) {
         (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
-            crate::transport::tls::server_config(cert, key, config.tls_client_ca.as_deref())?,
+            crate::transport::tls::server_config(cert, key, config.tls.client_ca.as_deref())?,
         )),
         _ => None,
     };
@@ -210,7 +215,7 @@ pub async fn run(
     let (routes, health) = crate::front::grpc::routes(
         backend.clone(),
         &public_url(&config, local),
-        config.max_message_bytes as usize,
+        config.server.max_message_bytes as usize,
     )
     .await?;
     let auth = match inbound_auth {
@@ -221,7 +226,7 @@ pub async fn run(
     };
     if auth.required() {
         tracing::info!(?auth, "inbound authentication required");
-        if config.tls_cert.is_none() && !local.ip().is_loopback() {
+        if config.tls.cert.is_none() && !local.ip().is_loopback() {
             tracing::warn!(
                 %local,
                 "inbound credentials cross the network in cleartext: serve TLS (--tls-cert) \
@@ -242,22 +247,24 @@ pub async fn run(
             backend: backend.clone(),
             public_url: config.public_url.clone(),
             draining: draining.clone(),
-            tls: config.tls_cert.is_some(),
+            tls: config.tls.cert.is_some(),
         }),
-        config.max_message_bytes as usize,
+        config.server.max_message_bytes as usize,
     );
     let limits = stack::Limits {
-        request_timeout: config.request_timeout,
-        body_timeout: config.body_timeout,
-        max_message_bytes: config.max_message_bytes,
+        request_timeout: config.server.request_timeout,
+        body_timeout: config.server.body_timeout,
+        max_message_bytes: config.server.max_message_bytes,
         // Room for gRPC framing and gRPC-Web text's base64 (4/3); what is past the
         // message limit itself is refused by tonic and axum with their usual answers.
-        max_body_bytes: config.max_message_bytes as usize * 2 + 1024,
-        in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight as usize)),
-        max_in_flight: config.max_in_flight,
+        max_body_bytes: config.server.max_message_bytes as usize * 2 + 1024,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(
+            config.server.max_in_flight as usize,
+        )),
+        max_in_flight: config.server.max_in_flight,
         per_peer: PeerShare::new(config.in_flight_per_peer()),
     };
-    let cors = cors::layer(&config.cors_allow_origin)?;
+    let cors = cors::layer(&config.server.cors_allow_origin)?;
     let service = stack::service(routes, rest, auth, limits, cors);
 
     tokio::spawn(track_readiness(
@@ -267,7 +274,7 @@ pub async fn run(
     ));
 
     let drain = {
-        let drain_delay = config.drain_delay;
+        let drain_delay = config.server.drain_delay;
         let health = health.clone();
         async move {
             shutdown.await;
@@ -299,10 +306,10 @@ pub async fn run(
         "serving participants.v1.ParticipantService"
     );
     let settings = ListenerSettings {
-        max_concurrent_streams: config.max_concurrent_streams,
-        keepalive_interval: config.http2_keepalive_interval,
-        keepalive_timeout: config.http2_keepalive_timeout,
-        shutdown_grace: config.shutdown_grace,
+        max_concurrent_streams: config.server.max_concurrent_streams,
+        keepalive_interval: config.server.http2_keepalive_interval,
+        keepalive_timeout: config.server.http2_keepalive_timeout,
+        shutdown_grace: config.server.shutdown_grace,
     };
     listener::serve(listener, service, tls, &settings, drain).await;
     backend.close().await;

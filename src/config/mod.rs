@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 
 /// The account id the local backend stamps on participants when `TWILIO_ACCOUNT_SID` is not
 /// set: well-formed (`AC` + 32 hex digits) and obviously not a real account.
@@ -59,25 +59,6 @@ pub struct Config {
     #[arg(long, env = "PARTICIPANTS_BACKEND", value_enum, default_value_t = BackendKind::Local)]
     pub backend: BackendKind,
 
-    /// Directory of the local backend's embedded store; created when missing.
-    #[arg(
-        long,
-        env = "PARTICIPANTS_DATA_DIR",
-        value_name = "DIR",
-        default_value = "./data"
-    )]
-    pub data_dir: PathBuf,
-
-    /// Base URL of Twilio's Conversations API (twilio backend).
-    #[arg(
-        long,
-        env = "PARTICIPANTS_UPSTREAM_URL",
-        value_name = "URL",
-        default_value = "https://conversations.twilio.com",
-        value_parser = parse_http_url
-    )]
-    pub upstream_url: String,
-
     /// Optional second address that serves only /metrics; unset: /metrics on the main port.
     #[arg(long, env = "PARTICIPANTS_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
@@ -100,6 +81,47 @@ pub struct Config {
     #[arg(long, env = "PARTICIPANTS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// The server: limits, deadlines, connections, shutdown.
+    #[command(flatten)]
+    pub server: ServerSettings,
+
+    /// Twilio backend: forward a caller's own `Authorization: Basic` credentials to Twilio
+    /// instead of the configured ones (multi-tenant use; Twilio then authenticates them).
+    #[arg(long, env = "PARTICIPANTS_AUTH_PASSTHROUGH")]
+    pub auth_passthrough: bool,
+
+    /// Threads serving calls. Default: TOKIO_WORKER_THREADS if set, else one per CPU
+    /// available to the process. A sidecar sharing its pod's CPUs with the application
+    /// does best with 1: fewer cross-thread wake-ups per call (BENCHMARKS.md).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_WORKER_THREADS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    pub worker_threads: Option<u16>,
+
+    /// How long an idempotency key is remembered.
+    #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_positive_duration)]
+    pub idempotency_ttl: Duration,
+
+    /// TLS.
+    #[command(flatten)]
+    pub tls: TlsSettings,
+
+    /// The local backend's store.
+    #[command(flatten)]
+    pub store: StoreSettings,
+
+    /// The twilio backend's calls.
+    #[command(flatten)]
+    pub upstream: UpstreamSettings,
+}
+
+/// The server: its limits, deadlines, connections and shutdown.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Serving: limits, deadlines, connections, shutdown")]
+pub struct ServerSettings {
     /// After SIGTERM/SIGINT, how long in-flight calls may take to finish before the
     /// process exits anyway.
     #[arg(long, env = "PARTICIPANTS_SHUTDOWN_GRACE", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
@@ -142,107 +164,6 @@ pub struct Config {
     #[arg(long, env = "PARTICIPANTS_HTTP2_KEEPALIVE_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
     pub http2_keepalive_timeout: Duration,
 
-    /// Longest an upstream call may take, retries included, when the caller set no
-    /// deadline (twilio backend). A caller's gRPC deadline always wins.
-    #[arg(long, env = "PARTICIPANTS_UPSTREAM_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
-    pub upstream_timeout: Duration,
-
-    /// Longest one upstream attempt may take before it is abandoned (and, where safe,
-    /// retried).
-    #[arg(long, env = "PARTICIPANTS_UPSTREAM_ATTEMPT_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
-    pub upstream_attempt_timeout: Duration,
-
-    /// TCP connect timeout to the upstream.
-    #[arg(long, env = "PARTICIPANTS_UPSTREAM_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "3s", value_parser = parse_positive_duration)]
-    pub upstream_connect_timeout: Duration,
-
-    /// Attempts per upstream call, the first included (gRFC A6 maxAttempts).
-    #[arg(
-        long,
-        env = "PARTICIPANTS_UPSTREAM_MAX_ATTEMPTS",
-        value_name = "N",
-        default_value_t = 3,
-        value_parser = clap::value_parser!(u32).range(1..=10)
-    )]
-    pub upstream_max_attempts: u32,
-
-    /// Upper bound of the first retry's backoff (full jitter, doubling per retry).
-    #[arg(long, env = "PARTICIPANTS_UPSTREAM_INITIAL_BACKOFF", value_name = "DURATION", default_value = "100ms", value_parser = parse_positive_duration)]
-    pub upstream_initial_backoff: Duration,
-
-    /// Upper bound of any retry's backoff.
-    #[arg(long, env = "PARTICIPANTS_UPSTREAM_MAX_BACKOFF", value_name = "DURATION", default_value = "2s", value_parser = parse_positive_duration)]
-    pub upstream_max_backoff: Duration,
-
-    /// Most upstream calls in flight; beyond it calls fail fast with RESOURCE_EXHAUSTED.
-    #[arg(
-        long,
-        env = "PARTICIPANTS_UPSTREAM_MAX_IN_FLIGHT",
-        value_name = "N",
-        default_value_t = 256,
-        value_parser = clap::value_parser!(u32).range(1..)
-    )]
-    pub upstream_max_in_flight: u32,
-
-    /// Consecutive upstream failures (connection errors, timeouts, 5xx) that open the
-    /// circuit breaker; while open, calls fail fast with UNAVAILABLE and readiness is
-    /// NOT_SERVING.
-    #[arg(
-        long,
-        env = "PARTICIPANTS_UPSTREAM_BREAKER_FAILURES",
-        value_name = "N",
-        default_value_t = 5,
-        value_parser = clap::value_parser!(u32).range(1..)
-    )]
-    pub upstream_breaker_failures: u32,
-
-    /// How long the open circuit breaker refuses calls before letting a probe through.
-    #[arg(long, env = "PARTICIPANTS_UPSTREAM_BREAKER_COOLDOWN", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
-    pub upstream_breaker_cooldown: Duration,
-
-    /// Twilio backend: forward a caller's own `Authorization: Basic` credentials to Twilio
-    /// instead of the configured ones (multi-tenant use; Twilio then authenticates them).
-    #[arg(long, env = "PARTICIPANTS_AUTH_PASSTHROUGH")]
-    pub auth_passthrough: bool,
-
-    /// Origins allowed to call from browsers (gRPC-Web and REST), comma-separated or
-    /// repeated; `*` for any. Unset: no CORS headers (same-origin only).
-    #[arg(
-        long,
-        env = "PARTICIPANTS_CORS_ALLOW_ORIGIN",
-        value_name = "ORIGIN",
-        value_delimiter = ','
-    )]
-    pub cors_allow_origin: Vec<String>,
-
-    /// PEM certificate chain: serve TLS (gRPC, gRPC-Web and REST) instead of cleartext.
-    #[arg(
-        long,
-        env = "PARTICIPANTS_TLS_CERT",
-        value_name = "FILE",
-        requires = "tls_key"
-    )]
-    pub tls_cert: Option<PathBuf>,
-
-    /// PEM private key of `--tls-cert`.
-    #[arg(
-        long,
-        env = "PARTICIPANTS_TLS_KEY",
-        value_name = "FILE",
-        requires = "tls_cert"
-    )]
-    pub tls_key: Option<PathBuf>,
-
-    /// PEM CA certificates: require clients to present a certificate they signed (mutual
-    /// TLS).
-    #[arg(
-        long,
-        env = "PARTICIPANTS_TLS_CLIENT_CA",
-        value_name = "FILE",
-        requires = "tls_cert"
-    )]
-    pub tls_client_ca: Option<PathBuf>,
-
     /// Most calls served at once; beyond it calls are refused at once (RESOURCE_EXHAUSTED,
     /// HTTP 429) rather than queued. Probes and /metrics are not counted.
     #[arg(
@@ -272,6 +193,66 @@ pub struct Config {
     #[arg(long, env = "PARTICIPANTS_BODY_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
     pub body_timeout: Duration,
 
+    /// Origins allowed to call from browsers (gRPC-Web and REST), comma-separated or
+    /// repeated; `*` for any. Unset: no CORS headers (same-origin only).
+    #[arg(
+        long,
+        env = "PARTICIPANTS_CORS_ALLOW_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origin: Vec<String>,
+}
+
+/// TLS for the one listener (gRPC, gRPC-Web and REST alike).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsSettings {
+    /// PEM certificate chain: serve TLS (gRPC, gRPC-Web and REST) instead of cleartext.
+    #[arg(
+        long = "tls-cert",
+        id = "tls_cert",
+        env = "PARTICIPANTS_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(
+        long = "tls-key",
+        id = "tls_key",
+        env = "PARTICIPANTS_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub key: Option<PathBuf>,
+
+    /// PEM CA certificates: require clients to present a certificate they signed (mutual
+    /// TLS).
+    #[arg(
+        long = "tls-client-ca",
+        id = "tls_client_ca",
+        env = "PARTICIPANTS_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// The local backend's embedded store.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Local backend")]
+pub struct StoreSettings {
+    /// Directory of the local backend's embedded store; created when missing.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./data"
+    )]
+    pub data_dir: PathBuf,
+
     /// Local backend: participants of each API version kept in memory for fetches, beyond
     /// SQLite's own page cache (about 1 KiB each; 0 turns the cache off). Records never
     /// change once created, so cached copies are never stale.
@@ -300,21 +281,95 @@ pub struct Config {
     /// is still readable of a damaged store until it is restored.
     #[arg(long, env = "PARTICIPANTS_SKIP_INTEGRITY_CHECK")]
     pub skip_integrity_check: bool,
+}
 
-    /// Threads serving calls. Default: TOKIO_WORKER_THREADS if set, else one per CPU
-    /// available to the process. A sidecar sharing its pod's CPUs with the application
-    /// does best with 1: fewer cross-thread wake-ups per call (BENCHMARKS.md).
+/// The twilio backend's calls to Twilio.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Twilio backend")]
+pub struct UpstreamSettings {
+    /// Base URL of Twilio's Conversations API (twilio backend).
     #[arg(
-        long,
-        env = "PARTICIPANTS_WORKER_THREADS",
-        value_name = "N",
-        value_parser = clap::value_parser!(u16).range(1..=1024)
+        long = "upstream-url",
+        id = "upstream_url",
+        env = "PARTICIPANTS_UPSTREAM_URL",
+        value_name = "URL",
+        default_value = "https://conversations.twilio.com",
+        value_parser = parse_http_url
     )]
-    pub worker_threads: Option<u16>,
+    pub url: String,
 
-    /// How long an idempotency key is remembered.
-    #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_positive_duration)]
-    pub idempotency_ttl: Duration,
+    /// Longest an upstream call may take, retries included, when the caller set no
+    /// deadline (twilio backend). A caller's gRPC deadline always wins.
+    #[arg(
+        long = "upstream-timeout",
+        id = "upstream_timeout", env = "PARTICIPANTS_UPSTREAM_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    /// Longest one upstream attempt may take before it is abandoned (and, where safe,
+    /// retried).
+    #[arg(
+        long = "upstream-attempt-timeout",
+        id = "upstream_attempt_timeout", env = "PARTICIPANTS_UPSTREAM_ATTEMPT_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub attempt_timeout: Duration,
+
+    /// TCP connect timeout to the upstream.
+    #[arg(
+        long = "upstream-connect-timeout",
+        id = "upstream_connect_timeout", env = "PARTICIPANTS_UPSTREAM_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "3s", value_parser = parse_positive_duration)]
+    pub connect_timeout: Duration,
+
+    /// Attempts per upstream call, the first included (gRFC A6 maxAttempts).
+    #[arg(
+        long = "upstream-max-attempts",
+        id = "upstream_max_attempts",
+        env = "PARTICIPANTS_UPSTREAM_MAX_ATTEMPTS",
+        value_name = "N",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=10)
+    )]
+    pub max_attempts: u32,
+
+    /// Upper bound of the first retry's backoff (full jitter, doubling per retry).
+    #[arg(
+        long = "upstream-initial-backoff",
+        id = "upstream_initial_backoff", env = "PARTICIPANTS_UPSTREAM_INITIAL_BACKOFF", value_name = "DURATION", default_value = "100ms", value_parser = parse_positive_duration)]
+    pub initial_backoff: Duration,
+
+    /// Upper bound of any retry's backoff.
+    #[arg(
+        long = "upstream-max-backoff",
+        id = "upstream_max_backoff", env = "PARTICIPANTS_UPSTREAM_MAX_BACKOFF", value_name = "DURATION", default_value = "2s", value_parser = parse_positive_duration)]
+    pub max_backoff: Duration,
+
+    /// Most upstream calls in flight; beyond it calls fail fast with RESOURCE_EXHAUSTED.
+    #[arg(
+        long = "upstream-max-in-flight",
+        id = "upstream_max_in_flight",
+        env = "PARTICIPANTS_UPSTREAM_MAX_IN_FLIGHT",
+        value_name = "N",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_in_flight: u32,
+
+    /// Consecutive upstream failures (connection errors, timeouts, 5xx) that open the
+    /// circuit breaker; while open, calls fail fast with UNAVAILABLE and readiness is
+    /// NOT_SERVING.
+    #[arg(
+        long = "upstream-breaker-failures",
+        id = "upstream_breaker_failures",
+        env = "PARTICIPANTS_UPSTREAM_BREAKER_FAILURES",
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub breaker_failures: u32,
+
+    /// How long the open circuit breaker refuses calls before letting a probe through.
+    #[arg(
+        long = "upstream-breaker-cooldown",
+        id = "upstream_breaker_cooldown", env = "PARTICIPANTS_UPSTREAM_BREAKER_COOLDOWN", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub breaker_cooldown: Duration,
 }
 
 impl Config {
@@ -336,16 +391,18 @@ impl Config {
     /// `--max-in-flight-per-peer`, or its default: half of `--max-in-flight` (at least 1),
     /// never more than `--max-in-flight`.
     pub fn in_flight_per_peer(&self) -> u32 {
-        self.max_in_flight_per_peer
-            .unwrap_or(self.max_in_flight / 2)
-            .clamp(1, self.max_in_flight)
+        let server = &self.server;
+        server
+            .max_in_flight_per_peer
+            .unwrap_or(server.max_in_flight / 2)
+            .clamp(1, server.max_in_flight)
     }
 
     /// A configuration for tests and embedding: the defaults, with the local store in
     /// `data_dir` and the listener on an ephemeral loopback port.
     pub fn local(data_dir: impl Into<PathBuf>) -> Config {
         let mut config = Config::parse_from(["participants-facade", "--listen", "127.0.0.1:0"]);
-        config.data_dir = data_dir.into();
+        config.store.data_dir = data_dir.into();
         config
     }
 }
@@ -380,8 +437,8 @@ mod tests {
         let c = Config::try_parse_from(["participants-facade"]).expect("defaults parse");
         assert_eq!(c.listen.to_string(), "0.0.0.0:50051");
         assert_eq!(c.backend, BackendKind::Local);
-        assert_eq!(c.data_dir, PathBuf::from("./data"));
-        assert_eq!(c.upstream_url, "https://conversations.twilio.com");
+        assert_eq!(c.store.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.upstream.url, "https://conversations.twilio.com");
         assert_eq!(c.metrics_listen, None);
     }
 

@@ -244,7 +244,7 @@ async fn cors_preflight_needs_no_credentials_and_refusals_carry_cors_headers() {
     // Arrange
     let origin = "https://app.example.com";
     let app = spawn_app_with(|s| {
-        s.config.cors_allow_origin = vec![origin.into()];
+        s.config.server.cors_allow_origin = vec![origin.into()];
         s.inbound_auth = Some(Arc::new(
             InboundAuth::from_values(Some("svc:s3cret"), Some(TOKEN), false).expect("auth"),
         ));

@@ -38,7 +38,7 @@ async fn a_call_past_the_clients_grpc_timeout_is_answered_deadline_exceeded() {
 async fn a_call_past_the_servers_request_timeout_is_answered_deadline_exceeded() {
     // Arrange: a server that bounds every call to 300 ms, and a call that never completes.
     let app = spawn_app_configured(|config| {
-        config.request_timeout = Duration::from_millis(300);
+        config.server.request_timeout = Duration::from_millis(300);
     })
     .await;
     let frame = grpc_frame(&create_request());

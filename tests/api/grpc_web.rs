@@ -168,7 +168,7 @@ fn allow_origin(answer: &Answer) -> Option<&str> {
 #[tokio::test]
 async fn cors_preflight_and_calls_allow_the_configured_origin_only() {
     // Arrange
-    let app = spawn_app_configured(|c| c.cors_allow_origin = vec![ORIGIN.into()]).await;
+    let app = spawn_app_configured(|c| c.server.cors_allow_origin = vec![ORIGIN.into()]).await;
 
     // Act
     let grpc_web = send(preflight(

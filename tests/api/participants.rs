@@ -364,7 +364,7 @@ async fn fetching_an_unknown_well_formed_id_is_not_found() {
 async fn fetching_an_existing_participant_under_another_conversation_is_not_found() {
     // With the fetch cache on (default) and off, and with the record cold and cached.
     for cache_entries in [participants_facade::config::DEFAULT_CACHE_ENTRIES, 0] {
-        let app = spawn_app_configured(|c| c.cache_entries = cache_entries).await;
+        let app = spawn_app_configured(|c| c.store.cache_entries = cache_entries).await;
         let created = app.create(create_request()).await.unwrap();
         for round in ["cold", "after a fetch"] {
             let result = app.fetch(&conversation_id(), &created.id).await;

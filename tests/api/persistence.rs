@@ -189,7 +189,7 @@ async fn a_second_server_cannot_open_a_data_directory_in_use() {
 async fn once_run_returns_after_the_grace_period_the_data_directory_can_be_reopened() {
     // Arrange: a server with a short grace period, and a call that never completes.
     let app = spawn_app_configured(|config| {
-        config.shutdown_grace = std::time::Duration::from_millis(300);
+        config.server.shutdown_grace = std::time::Duration::from_millis(300);
     })
     .await;
     let created = app.create(create_request()).await.unwrap();

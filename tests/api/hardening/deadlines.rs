@@ -13,7 +13,7 @@ use super::*;
 #[tokio::test]
 async fn calls_past_the_request_timeout_are_answered_deadline_exceeded_and_504() {
     // Arrange
-    let app = spawn_app_configured(|c| c.request_timeout = Duration::from_millis(500)).await;
+    let app = spawn_app_configured(|c| c.server.request_timeout = Duration::from_millis(500)).await;
 
     // gRPC: a call whose body never completes.
     let frame = grpc_frame(&create_request());
@@ -76,7 +76,7 @@ async fn hold_until_shedding(app: &TestApp) -> (h2::client::ResponseFuture, h2::
 #[tokio::test]
 async fn refusals_and_timeouts_answer_grpc_web_callers_in_grpc_web_framing() {
     // Load shedding: one call in flight at most, and one held.
-    let shedding = spawn_app_configured(|c| c.max_in_flight = 1).await;
+    let shedding = spawn_app_configured(|c| c.server.max_in_flight = 1).await;
     let _held = hold_until_shedding(&shedding).await;
     let refused = grpc_web_call(&shedding, CREATE_PARTICIPANT, &create_request(), false, &[]).await;
     let refused_ok = refused.http_status == 200
@@ -84,7 +84,8 @@ async fn refusals_and_timeouts_answer_grpc_web_callers_in_grpc_web_framing() {
         && refused.grpc_status.as_deref() == Some("8");
 
     // The request timeout: a gRPC-Web call (HTTP/1.1) whose body never completes.
-    let slow = spawn_app_configured(|c| c.request_timeout = Duration::from_millis(500)).await;
+    let slow =
+        spawn_app_configured(|c| c.server.request_timeout = Duration::from_millis(500)).await;
     let mut stream = TcpStream::connect(slow.addr).await.expect("tcp connect");
     stream
         .write_all(

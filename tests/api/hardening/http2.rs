@@ -44,7 +44,7 @@ async fn http2_max_concurrent_streams_is_advertised_and_enforced() {
     );
 
     // Configured: 5.
-    let app = spawn_app_configured(|c| c.max_concurrent_streams = 5).await;
+    let app = spawn_app_configured(|c| c.server.max_concurrent_streams = 5).await;
     let settings = server_settings(app.addr).await;
     assert_eq!(
         setting(&settings, raw_h2::SETTINGS_MAX_CONCURRENT_STREAMS),

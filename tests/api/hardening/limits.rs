@@ -20,7 +20,7 @@ use super::*;
 #[tokio::test]
 async fn messages_over_max_message_bytes_are_refused_on_both_fronts() {
     // Arrange
-    let app = spawn_app_configured(|c| c.max_message_bytes = 2048).await;
+    let app = spawn_app_configured(|c| c.server.max_message_bytes = 2048).await;
     let base = format!("http://{}", app.addr);
 
     // REST: a body over the limit is 413 with Twilio's body, over HTTP/1.1 and HTTP/2.
@@ -67,7 +67,7 @@ async fn messages_over_max_message_bytes_are_refused_on_both_fronts() {
 async fn a_create_within_max_message_bytes_gets_its_participant_back() {
     // Arrange: a valid request just under the 2048-byte limit (long name and profile, 20
     // e-mail addresses with channel ids).
-    let app = spawn_app_configured(|c| c.max_message_bytes = 2048).await;
+    let app = spawn_app_configured(|c| c.server.max_message_bytes = 2048).await;
     let mut request = create_request();
     request.name = "n".repeat(256);
     request.profile_id = "p".repeat(128);
@@ -113,8 +113,8 @@ async fn calls_past_max_in_flight_are_refused_at_once_and_probes_still_answer() 
     // are served while their requests still arrive (unary calls take a slot only once
     // their body is in).
     let app = spawn_app_configured(|c| {
-        c.max_in_flight = 2;
-        c.max_in_flight_per_peer = Some(3);
+        c.server.max_in_flight = 2;
+        c.server.max_in_flight_per_peer = Some(3);
     })
     .await;
     let base = format!("http://{}", app.addr);

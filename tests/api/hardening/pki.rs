@@ -208,9 +208,9 @@ pub(super) async fn serve_tls(pki: &Pki, mutual: bool) -> Served {
     let key = pki.server_key.clone();
     let ca = mutual.then(|| pki.client_ca.clone());
     serve(move |c| {
-        c.tls_cert = Some(cert);
-        c.tls_key = Some(key);
-        c.tls_client_ca = ca;
+        c.tls.cert = Some(cert);
+        c.tls.key = Some(key);
+        c.tls.client_ca = ca;
     })
     .await
 }

@@ -49,8 +49,8 @@ async fn slow_bodies_hold_no_in_flight_slot_and_are_answered_408() {
     // Arrange: four in-flight slots, bodies due within 1 s, and forty clients from forty
     // addresses that send a head and five body bytes, then go quiet.
     let app = spawn_app_configured(|c| {
-        c.max_in_flight = 4;
-        c.body_timeout = Duration::from_secs(1);
+        c.server.max_in_flight = 4;
+        c.server.body_timeout = Duration::from_secs(1);
     })
     .await;
     let before = calls_in_flight(&app).await;
@@ -98,8 +98,8 @@ async fn slow_bodies_hold_no_in_flight_slot_and_are_answered_408() {
 async fn one_address_holds_at_most_its_share_of_calls() {
     // Arrange: four slots, two per address; one address holds two calls open.
     let app = spawn_app_configured(|c| {
-        c.max_in_flight = 4;
-        c.max_in_flight_per_peer = Some(2);
+        c.server.max_in_flight = 4;
+        c.server.max_in_flight_per_peer = Some(2);
     })
     .await;
     let greedy = Ipv4Addr::new(127, 0, 2, 1);

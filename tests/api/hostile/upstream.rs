@@ -699,7 +699,7 @@ async fn a_create_whose_201_never_finishes_ends_at_the_deadline_and_makes_one_pa
     // Arrange: attempts may last longer than the caller waits.
     let fake = FaultyTwilio::start().await;
     let app = spawn_twilio_app(&fake.url, |c| {
-        c.upstream_attempt_timeout = Duration::from_secs(5);
+        c.upstream.attempt_timeout = Duration::from_secs(5);
     })
     .await;
     let deadline = Duration::from_millis(800);
@@ -739,7 +739,7 @@ async fn after_a_201_that_hangs_a_v2_create_retries_into_its_own_participant_and
     // Arrange: attempts cut at 300 ms, well inside the caller's 3 s.
     let fake = FaultyTwilio::start().await;
     let app = spawn_twilio_app(&fake.url, |c| {
-        c.upstream_attempt_timeout = Duration::from_millis(300);
+        c.upstream.attempt_timeout = Duration::from_millis(300);
     })
     .await;
     let deadline = Duration::from_secs(3);

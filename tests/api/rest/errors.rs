@@ -123,7 +123,7 @@ async fn the_wrong_content_type_for_a_route_is_415() {
 #[tokio::test]
 async fn bodies_over_max_message_bytes_are_413() {
     // Arrange
-    let app = spawn_app_configured(|c| c.max_message_bytes = 2048).await;
+    let app = spawn_app_configured(|c| c.server.max_message_bytes = 2048).await;
     let (base, client) = (base_url(&app), http_client());
     let long = "x".repeat(4096);
 

@@ -32,7 +32,7 @@ async fn healthz_and_readyz_answer_200_serving() {
 #[tokio::test]
 async fn readyz_turns_503_while_draining_and_healthz_stays_200() {
     // Arrange
-    let app = spawn_app_configured(|c| c.drain_delay = Duration::from_millis(1500)).await;
+    let app = spawn_app_configured(|c| c.server.drain_delay = Duration::from_millis(1500)).await;
     let (base, client) = (base_url(&app), http_client());
     send(client.get(format!("{base}/readyz")))
         .await

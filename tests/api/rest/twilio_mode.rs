@@ -298,7 +298,7 @@ async fn twilio_mode_throttling_keeps_retry_after_and_a_slow_upstream_is_504() {
         .mount(&upstream)
         .await;
     let app = spawn_twilio_app(&upstream.uri(), |c| {
-        c.request_timeout = Duration::from_millis(300);
+        c.server.request_timeout = Duration::from_millis(300);
     })
     .await;
     let (base, client) = (base_url(&app), http_client());
@@ -335,9 +335,9 @@ async fn twilio_mode_readyz_is_503_while_the_circuit_breaker_is_open() {
         .mount(&upstream)
         .await;
     let app = spawn_twilio_app(&upstream.uri(), |c| {
-        c.upstream_max_attempts = 1;
-        c.upstream_breaker_failures = 1;
-        c.upstream_breaker_cooldown = Duration::from_secs(30);
+        c.upstream.max_attempts = 1;
+        c.upstream.breaker_failures = 1;
+        c.upstream.breaker_cooldown = Duration::from_secs(30);
     })
     .await;
     let (base, client) = (base_url(&app), http_client());

@@ -35,7 +35,7 @@ const TABLE: &[(u16, Code)] = &[
 async fn each_status_of_the_contracts_table_maps_to_its_code_with_twilios_error_info() {
     // Arrange: one attempt per call, so each status is seen once as it is.
     let server = upstream().await;
-    let app = spawn_twilio_app(&server.uri(), |c| c.upstream_max_attempts = 1).await;
+    let app = spawn_twilio_app(&server.uri(), |c| c.upstream.max_attempts = 1).await;
 
     for rpc in RPCS {
         for (i, &(http_status, code)) in TABLE.iter().enumerate() {
@@ -121,7 +121,7 @@ async fn a_409_names_the_conflicting_resource_from_its_header() {
 async fn retry_after_in_seconds_or_as_a_date_becomes_retry_info() {
     // Arrange: one attempt, so the answer is returned rather than waited out.
     let server = upstream().await;
-    let app = spawn_twilio_app(&server.uri(), |c| c.upstream_max_attempts = 1).await;
+    let app = spawn_twilio_app(&server.uri(), |c| c.upstream.max_attempts = 1).await;
     // An HTTP-date (IMF-fixdate), as servers send it.
     let in_40s = (chrono::Utc::now() + chrono::Duration::seconds(40))
         .format("%a, %d %b %Y %H:%M:%S GMT")
@@ -157,7 +157,7 @@ async fn retry_after_in_seconds_or_as_a_date_becomes_retry_info() {
 #[tokio::test]
 async fn error_answers_without_twilios_body_still_map_and_say_what_came() {
     let server = upstream().await;
-    let app = spawn_twilio_app(&server.uri(), |c| c.upstream_max_attempts = 1).await;
+    let app = spawn_twilio_app(&server.uri(), |c| c.upstream.max_attempts = 1).await;
     let cases = [
         (
             ResponseTemplate::new(404),

@@ -20,9 +20,9 @@ async fn the_breaker_fails_fast_turns_readiness_off_and_recovers_after_a_success
     // Arrange: 3 consecutive failures open it for 1 s; one attempt per call.
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |c| {
-        c.upstream_breaker_failures = 3;
-        c.upstream_breaker_cooldown = Duration::from_secs(1);
-        c.upstream_max_attempts = 1;
+        c.upstream.breaker_failures = 3;
+        c.upstream.breaker_cooldown = Duration::from_secs(1);
+        c.upstream.max_attempts = 1;
     })
     .await;
     let conversation = conversation_id();
@@ -126,8 +126,8 @@ async fn the_breaker_fails_fast_turns_readiness_off_and_recovers_after_a_success
 async fn client_errors_do_not_open_the_breaker() {
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |c| {
-        c.upstream_breaker_failures = 2;
-        c.upstream_max_attempts = 1;
+        c.upstream.breaker_failures = 2;
+        c.upstream.max_attempts = 1;
     })
     .await;
     let prepared = Rpc::FetchParticipant.fresh();
@@ -150,7 +150,7 @@ async fn client_errors_do_not_open_the_breaker() {
 async fn calls_beyond_the_in_flight_limit_fail_fast_with_resource_exhausted() {
     // Arrange: two calls may wait on a slow upstream at once.
     let server = upstream().await;
-    let app = spawn_twilio_app(&server.uri(), |c| c.upstream_max_in_flight = 2).await;
+    let app = spawn_twilio_app(&server.uri(), |c| c.upstream.max_in_flight = 2).await;
     Mock::given(method("GET"))
         .respond_with(|request: &wiremock::Request| {
             ResponseTemplate::new(200)
@@ -228,9 +228,9 @@ async fn a_cancelled_call_aborts_its_upstream_request() {
         }
     });
     let app = spawn_twilio_app(&url, |c| {
-        c.upstream_attempt_timeout = Duration::from_secs(60);
-        c.upstream_timeout = Duration::from_secs(60);
-        c.request_timeout = Duration::from_secs(60);
+        c.upstream.attempt_timeout = Duration::from_secs(60);
+        c.upstream.timeout = Duration::from_secs(60);
+        c.server.request_timeout = Duration::from_secs(60);
     })
     .await;
     let mut client = app.client.clone();
@@ -418,9 +418,9 @@ async fn readiness_returns_after_the_cooldown_even_without_traffic() {
     // breaker must not need a call to make the instance ready again.
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |c| {
-        c.upstream_breaker_failures = 2;
-        c.upstream_breaker_cooldown = Duration::from_secs(1);
-        c.upstream_max_attempts = 1;
+        c.upstream.breaker_failures = 2;
+        c.upstream.breaker_cooldown = Duration::from_secs(1);
+        c.upstream.max_attempts = 1;
     })
     .await;
     let conversation = conversation_id();

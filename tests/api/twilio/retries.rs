@@ -26,7 +26,9 @@ async fn each_retry_rule_makes_the_documented_number_of_attempts() {
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |_| {}).await;
     assert_eq!(
-        participants_facade::config::Config::local(".").upstream_max_attempts,
+        participants_facade::config::Config::local(".")
+            .upstream
+            .max_attempts,
         3,
         "the documented default"
     );
@@ -62,7 +64,7 @@ async fn each_retry_rule_makes_the_documented_number_of_attempts() {
 async fn max_attempts_follows_the_flag() {
     for max in [1, 5] {
         let server = upstream().await;
-        let app = spawn_twilio_app(&server.uri(), |c| c.upstream_max_attempts = max).await;
+        let app = spawn_twilio_app(&server.uri(), |c| c.upstream.max_attempts = max).await;
         for rpc in [
             Rpc::FetchParticipant,
             Rpc::CreateParticipant,
@@ -186,7 +188,7 @@ async fn an_attempt_that_times_out_is_retried_except_by_a_v1_create() {
     let attempt_timeout = Duration::from_millis(250);
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |c| {
-        c.upstream_attempt_timeout = attempt_timeout;
+        c.upstream.attempt_timeout = attempt_timeout;
     })
     .await;
 
@@ -236,8 +238,8 @@ async fn the_callers_deadline_bounds_every_attempt_and_pause() {
     let deadline = Duration::from_millis(1500);
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |c| {
-        c.upstream_attempt_timeout = attempt_timeout;
-        c.upstream_max_attempts = max_attempts;
+        c.upstream.attempt_timeout = attempt_timeout;
+        c.upstream.max_attempts = max_attempts;
     })
     .await;
 
@@ -291,8 +293,8 @@ async fn without_a_caller_deadline_the_upstream_timeout_bounds_the_call() {
     let upstream_timeout = Duration::from_millis(600);
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |c| {
-        c.upstream_timeout = upstream_timeout;
-        c.upstream_attempt_timeout = Duration::from_secs(5);
+        c.upstream.timeout = upstream_timeout;
+        c.upstream.attempt_timeout = Duration::from_secs(5);
     })
     .await;
 
@@ -402,8 +404,8 @@ async fn a_refused_connection_is_retried_by_every_call_including_a_v1_create() {
             cases.spawn(async move {
                 let (closed, _held) = closed_port_url();
                 let app = spawn_twilio_app(&closed, |c| {
-                    c.upstream_breaker_failures = threshold;
-                    c.upstream_breaker_cooldown = Duration::from_secs(60);
+                    c.upstream.breaker_failures = threshold;
+                    c.upstream.breaker_cooldown = Duration::from_secs(60);
                 })
                 .await;
                 let status = expect_code(rpc.fresh().call(&app, None).await, Code::Unavailable);
@@ -445,7 +447,7 @@ async fn a_v2_create_whose_first_attempt_landed_returns_the_one_participant_behi
     // 503; the retry then meets it: 409 naming it.
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |c| {
-        c.upstream_attempt_timeout = Duration::from_millis(300);
+        c.upstream.attempt_timeout = Duration::from_millis(300);
     })
     .await;
 
@@ -642,7 +644,7 @@ async fn the_servers_request_timeout_bounds_upstream_retries_too() {
     // Arrange: no caller deadline, but a 1 s --request-timeout; Twilio asks for a 3 s pause.
     let server = upstream().await;
     let app = spawn_twilio_app(&server.uri(), |c| {
-        c.request_timeout = Duration::from_secs(1);
+        c.server.request_timeout = Duration::from_secs(1);
     })
     .await;
     let prepared = Rpc::FetchParticipant.fresh();
