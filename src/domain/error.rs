@@ -260,4 +260,12 @@ impl Error {
             retry_after,
         }
     }
+
+    /// Shorthand for [`Error::Rejected`].
+    pub fn rejected(status: u16, message: impl Into<String>) -> Error {
+        Error::Rejected {
+            status,
+            message: message.into(),
+        }
+    }
 }

@@ -1,10 +1,13 @@
 //! Identifiers in Twilio's shapes.
 
+use crate::domain::rules::V2Id;
+
 /// A v2 participant id: `conv_participant_` and a ULID in 26 lowercase Crockford base32
 /// characters, so ids sort by creation time as Twilio's do.
 pub fn participant_id() -> String {
     format!(
-        "conv_participant_{}",
+        "{}{}",
+        V2Id::Participant.prefix(),
         ulid::Ulid::new().to_string().to_ascii_lowercase()
     )
 }
@@ -23,6 +26,7 @@ mod tests {
         let a = participant_id();
         let b = participant_id();
         assert_ne!(a, b);
+        assert!(crate::domain::rules::is_v2_id(&a, V2Id::Participant), "{a}");
         let suffix = a.strip_prefix("conv_participant_").expect("prefix");
         assert_eq!(suffix.len(), 26);
         assert!(

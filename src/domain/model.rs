@@ -6,9 +6,12 @@
 //! violated field at once. Backends therefore only ever see valid input, and the gRPC and
 //! REST fronts share one set of rules (see [`crate::domain::rules`]).
 
+use std::str::FromStr;
+
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use strum::{Display, EnumString, IntoStaticStr};
 
 use crate::domain::error::Error;
 use crate::domain::rules::{self as rules, Violations};
@@ -24,9 +27,29 @@ pub enum Raw<T> {
     Unknown(String),
 }
 
+impl<T: FromStr> Raw<T> {
+    /// A choice sent as text: absent or empty is unset, a spelling `T` knows is known, and
+    /// any other text is kept as unknown.
+    pub fn parse(text: Option<String>) -> Self {
+        match text {
+            None => Raw::Unset,
+            Some(s) if s.is_empty() => Raw::Unset,
+            Some(s) => s.parse().map_or(Raw::Unknown(s), Raw::Known),
+        }
+    }
+}
+
+// Two derives spell each enum: serde for JSON (the store, request fingerprints, Twilio's
+// bodies) and strum for text (parsing, messages, store keys). Both use Twilio's spelling;
+// a test below keeps them equal.
+
 /// The role of a Conversation Orchestrator (v2) participant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, EnumString, IntoStaticStr, Display,
+)]
+#[cfg_attr(test, derive(strum::VariantArray))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ParticipantType {
     /// A person working for the business.
     HumanAgent,
@@ -41,8 +64,24 @@ pub enum ParticipantType {
 }
 
 /// A channel through which a v2 participant is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    Display,
+)]
+#[cfg_attr(test, derive(strum::VariantArray))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Channel {
     /// Voice calls, E.164 addresses.
     Voice,
@@ -61,17 +100,10 @@ pub enum Channel {
 }
 
 impl Channel {
-    /// Twilio's name for the channel, as used in its JSON and in our store keys.
+    /// Twilio's name for the channel, as used in its JSON and in our store keys (the
+    /// derived spelling).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Voice => "VOICE",
-            Channel::Sms => "SMS",
-            Channel::Rcs => "RCS",
-            Channel::Email => "EMAIL",
-            Channel::Whatsapp => "WHATSAPP",
-            Channel::Chat => "CHAT",
-            Channel::Video => "VIDEO",
-        }
+        self.into()
     }
 }
 
@@ -438,7 +470,7 @@ impl ServiceParticipantRef {
         );
         if self.sid.is_empty() {
             v.add("sid", "required");
-        } else if self.sid == "." || self.sid == ".." {
+        } else if rules::is_dot_segment(&self.sid) {
             v.add("sid", "must not be '.' or '..'");
         } else {
             rules::text(&mut v, "sid", &self.sid, rules::MAX_IDENTITY);
@@ -521,5 +553,51 @@ impl CreateRequest for NewServiceParticipant {
     const OPERATION: &'static str = "CreateServiceParticipant";
     fn idempotency_key(&self) -> Option<&str> {
         self.idempotency_key.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::VariantArray;
+
+    use super::*;
+
+    /// serde's spelling (JSON) and strum's (text) of every variant, which must agree.
+    fn spellings<T>() -> Vec<(String, &'static str)>
+    where
+        T: VariantArray + Serialize + Copy + Into<&'static str>,
+    {
+        T::VARIANTS
+            .iter()
+            .map(|v| {
+                let json = serde_json::to_string(v).expect("a unit variant serialises");
+                (json.trim_matches('"').to_owned(), (*v).into())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn enums_have_one_spelling_in_json_and_in_text() {
+        for (json, text) in spellings::<Channel>()
+            .into_iter()
+            .chain(spellings::<ParticipantType>())
+        {
+            assert_eq!(json, text);
+        }
+        assert_eq!(Channel::Whatsapp.as_str(), "WHATSAPP");
+        assert_eq!(ParticipantType::AiAgent.to_string(), "AI_AGENT");
+        assert_eq!("HUMAN_AGENT".parse(), Ok(ParticipantType::HumanAgent));
+    }
+
+    #[test]
+    fn raw_choices_keep_unknown_text_and_treat_empty_as_unset() {
+        assert_eq!(Raw::<Channel>::parse(None), Raw::Unset);
+        assert_eq!(Raw::<Channel>::parse(Some(String::new())), Raw::Unset);
+        assert_eq!(Raw::parse(Some("SMS".into())), Raw::Known(Channel::Sms));
+        // Spellings are exact, as Twilio's JSON is.
+        assert_eq!(
+            Raw::<Channel>::parse(Some("sms".into())),
+            Raw::Unknown("sms".into())
+        );
     }
 }

@@ -60,29 +60,88 @@ pub fn text(v: &mut Violations, field: &str, value: &str, max: usize) {
     }
 }
 
+/// Whether `value` is a path segment that URL normalisation would remove (`.`, `..`).
+pub fn is_dot_segment(value: &str) -> bool {
+    value == "." || value == ".."
+}
+
 /// A required opaque identifier that ends up in a URL path: letters, digits and
-/// `_ - . :`, at most [`MAX_ID`] characters.
-pub fn resource_id(v: &mut Violations, field: &str, value: &str) {
+/// `_ - . :`, at most [`MAX_ID`] characters. Returns whether it passed.
+pub fn resource_id(v: &mut Violations, field: &str, value: &str) -> bool {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
-    if value.is_empty() {
-        v.add(field, "required");
+    let fault = if value.is_empty() {
+        "required".to_owned()
     } else if value.len() > MAX_ID {
-        v.add(field, format!("must be at most {MAX_ID} characters"));
+        format!("must be at most {MAX_ID} characters")
     } else if !value.chars().all(allowed) {
-        v.add(
-            field,
-            "may contain only letters, digits, '_', '-', '.' and ':'",
-        );
-    } else if value == "." || value == ".." {
-        v.add(field, "must not be '.' or '..'");
+        "may contain only letters, digits, '_', '-', '.' and ':'".to_owned()
+    } else if is_dot_segment(value) {
+        "must not be '.' or '..'".to_owned()
+    } else {
+        return true;
+    };
+    v.add(field, fault);
+    false
+}
+
+/// The kinds of v2 resource whose ids Twilio makes: a prefix naming the kind, then an
+/// identifier (a ULID in Twilio's own ids and in ours, see [`crate::domain::ids`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V2Id {
+    /// `conv_conversation_…`
+    Conversation,
+    /// `conv_participant_…`
+    Participant,
+}
+
+impl V2Id {
+    /// What every id of this kind starts with.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            V2Id::Conversation => "conv_conversation_",
+            V2Id::Participant => "conv_participant_",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            V2Id::Conversation => "conversation",
+            V2Id::Participant => "participant",
+        }
     }
 }
 
-/// Whether `value` is `prefix` followed by 32 hex digits, Twilio's sid shape.
+/// A v2 id of Twilio's making: a [`resource_id`] that is `kind`'s prefix and an identifier
+/// after it. Returns whether it passed.
+pub fn v2_id(v: &mut Violations, field: &str, value: &str, kind: V2Id) -> bool {
+    if !resource_id(v, field, value) {
+        return false;
+    }
+    let prefix = kind.prefix();
+    if value.strip_prefix(prefix).is_none_or(str::is_empty) {
+        v.add(
+            field,
+            format!(
+                "must be a v2 {} id: {prefix} and an identifier",
+                kind.noun()
+            ),
+        );
+        return false;
+    }
+    true
+}
+
+/// Whether `value` passes [`v2_id`].
+pub fn is_v2_id(value: &str, kind: V2Id) -> bool {
+    v2_id(&mut Violations::default(), "", value, kind)
+}
+
+/// Whether `value` is `prefix` followed by 32 hex digits, Twilio's sid shape. Every check
+/// of a sid's shape comes here.
 pub fn is_sid(value: &str, prefix: &str) -> bool {
-    value.len() == 34
-        && value.starts_with(prefix)
-        && value[2..].bytes().all(|b| b.is_ascii_hexdigit())
+    value
+        .strip_prefix(prefix)
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// A Twilio sid field (`^{prefix}[0-9a-fA-F]{32}$`), required or optional.
@@ -247,7 +306,7 @@ pub fn address(v: &mut Violations, field: &str, draft: AddressDraft) -> Option<A
         if !ok {
             v.add(
                 &address_field,
-                format!("must be {expected} for channel {}", channel.as_str()),
+                format!("must be {expected} for channel {channel}"),
             );
         }
     }
@@ -409,5 +468,32 @@ mod tests {
         assert!(!is_sid("IS0123456789abcdef0123456789ABCDEG", "IS"));
         assert!(!is_sid("CH0123456789abcdef0123456789abcdef", "IS"));
         assert!(!is_sid("IS0123", "IS"));
+        assert!(!is_sid("IS0123456789abcdef0123456789abcdé", "IS"));
+    }
+
+    #[test]
+    fn v2_ids_are_resource_ids_with_their_kinds_prefix_and_more() {
+        let participant = "conv_participant_01hzy3v6b0qz8d3v5e6w7x8y9z";
+        assert!(is_v2_id(participant, V2Id::Participant));
+        assert!(!is_v2_id(participant, V2Id::Conversation));
+        assert!(is_v2_id("conv_conversation_1", V2Id::Conversation));
+        for bad in [
+            "",
+            "conv_participant_",
+            "p1",
+            "conv_participant_x/..",
+            "conv_participant_é",
+        ] {
+            assert!(!is_v2_id(bad, V2Id::Participant), "{bad}");
+        }
+        let mut v = Violations::default();
+        assert!(!v2_id(&mut v, "id", "p1", V2Id::Participant));
+        let Err(Error::InvalidArgument(found)) = v.into_result() else {
+            panic!("p1 is not a participant id");
+        };
+        assert_eq!(
+            found[0].description,
+            "must be a v2 participant id: conv_participant_ and an identifier"
+        );
     }
 }
