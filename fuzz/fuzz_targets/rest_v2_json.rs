@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
-use participants_facade::front::rest::ParticipantJson;
+use participants_facade::twilio_api::v2::ParticipantJson;
 use participants_facade_fuzz::*;
 
 fuzz_target!(|data: &[u8]| {

@@ -20,7 +20,10 @@ use participants_facade::domain::error::Error;
 use participants_facade::domain::{ParticipantRef, ServiceParticipantRef};
 use participants_facade::proto::participant_service_server::ParticipantService;
 use participants_facade::proto::{FetchParticipantRequest, FetchServiceParticipantRequest};
-use participants_facade::front::rest::{ParticipantJson, ServiceParticipantJson, error_response};
+use participants_facade::front::rest::error_response;
+use participants_facade::twilio_api::TwilioErrorBody;
+use participants_facade::twilio_api::v1::ServiceParticipantJson;
+use participants_facade::twilio_api::v2::ParticipantJson;
 use participants_facade::backend::twilio::fuzzing;
 use participants_facade_fuzz::*;
 use prost::Message;
@@ -139,9 +142,8 @@ fuzz_target!(|data: &[u8]| {
     let body = block_on(http_body_util::BodyExt::collect(response.into_body()))
         .expect("in-memory body")
         .to_bytes();
-    let body: participants_facade::twilio_api::TwilioErrorBody =
-        serde_json::from_slice(&body).expect("Twilio's error body");
-    assert_eq!(body.status, status.as_u16());
+    let body: TwilioErrorBody = serde_json::from_slice(&body).expect("Twilio's error body");
+    assert_eq!(body.status, Some(status.as_u16()));
     // gRPC: the status, with its details, encodes into headers.
     let status = Status::from(error);
     assert_status_encodes(&status);

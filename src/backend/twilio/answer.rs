@@ -26,17 +26,15 @@
 use reqwest::StatusCode;
 
 use super::client::Answer;
-use super::wire::{self, V1Participant, V2Participant};
 use crate::domain::error::Error;
-use crate::domain::rules::{self as rules, Violations};
+use crate::domain::rules::{self as rules, V2Id, Violations};
 use crate::domain::{
-    AddressDraft, NewParticipant, NewServiceParticipant, Participant, ParticipantRef, Raw,
-    ServiceParticipant, ServiceParticipantRef,
+    NewParticipant, NewServiceParticipant, Participant, ParticipantRef, Raw, ServiceParticipant,
+    ServiceParticipantRef,
 };
 use crate::observability::metrics::METRICS;
-
-/// What every v2 participant id starts with (see [`crate::domain::ids::participant_id`]).
-const PARTICIPANT_ID_PREFIX: &str = "conv_participant_";
+use crate::twilio_api::v1::ServiceParticipantJson;
+use crate::twilio_api::v2::ParticipantJson;
 
 /// The call an answer belongs to, as the metric's `operation` label names it (the RPC).
 // The variants are the RPCs' own names, which all end in "Participant".
@@ -152,7 +150,7 @@ impl<'a> V1Expected<'a> {
 
 /// The v2 participant in `answer`, if it is the one `expected` describes.
 pub(super) fn participant(answer: &Answer, expected: V2Expected<'_>) -> Result<Participant, Error> {
-    let mut raw: V2Participant = decode(answer, expected.operation)?;
+    let mut raw: ParticipantJson = decode(answer, expected.operation)?;
     let mut v = Violations::default();
     participant_id(&mut v, &raw.id, expected.id);
     same(
@@ -163,7 +161,7 @@ pub(super) fn participant(answer: &Answer, expected: V2Expected<'_>) -> Result<P
         "names another conversation than the request's",
     );
     rules::sid(&mut v, "account_id", &raw.account_id, "AC", true);
-    let listed = raw.addresses.take().unwrap_or_default();
+    let listed = std::mem::take(&mut raw.addresses);
     if listed.is_empty() && expected.id.is_none() {
         v.add(
             "addresses",
@@ -173,15 +171,11 @@ pub(super) fn participant(answer: &Answer, expected: V2Expected<'_>) -> Result<P
     let mut unknown = 0;
     let mut addresses = Vec::with_capacity(listed.len());
     for (i, a) in listed.into_iter().enumerate() {
-        let Some(channel) = wire::parse_channel(&a.channel) else {
+        let draft = a.into_draft();
+        if !matches!(draft.channel, Raw::Known(_)) {
             unknown += 1;
             continue;
-        };
-        let draft = AddressDraft {
-            channel: Raw::Known(channel),
-            address: a.address,
-            channel_id: a.channel_id.unwrap_or_default(),
-        };
+        }
         if let Some(address) = rules::address(&mut v, &format!("addresses[{i}]"), draft) {
             addresses.push(address);
         }
@@ -202,7 +196,7 @@ pub(super) fn service_participant(
     answer: &Answer,
     expected: V1Expected<'_>,
 ) -> Result<ServiceParticipant, Error> {
-    let raw: V1Participant = decode(answer, expected.operation)?;
+    let raw: ServiceParticipantJson = decode(answer, expected.operation)?;
     let mut v = Violations::default();
     rules::sid(&mut v, "sid", &raw.sid, "MB", true);
     if let Some(sid) = expected.sid
@@ -253,21 +247,10 @@ pub(super) fn service_participant(
     Ok(raw.into_domain(expected.chat_service_sid, expected.conversation_sid))
 }
 
-/// A v2 participant id: the request's rule for ids in a path ([`rules::resource_id`]),
-/// Twilio's prefix with something after it, and the one fetched when it was a fetch.
+/// A v2 participant id: the rule for ids Twilio makes ([`rules::v2_id`]), and the one
+/// fetched when it was a fetch.
 fn participant_id(v: &mut Violations, id: &str, fetched: Option<&str>) {
-    let mut shape = Violations::default();
-    rules::resource_id(&mut shape, "id", id);
-    if let Err(Error::InvalidArgument(found)) = shape.into_result() {
-        for f in found {
-            v.add(f.field, f.description);
-        }
-    } else if id.len() <= PARTICIPANT_ID_PREFIX.len() || !id.starts_with(PARTICIPANT_ID_PREFIX) {
-        v.add(
-            "id",
-            format!("must be a v2 participant id: {PARTICIPANT_ID_PREFIX} and an identifier"),
-        );
-    } else if fetched.is_some_and(|wanted| wanted != id) {
+    if rules::v2_id(v, "id", id, V2Id::Participant) && fetched.is_some_and(|wanted| wanted != id) {
         v.add("id", "names another participant than the one fetched");
     }
 }

@@ -4,15 +4,15 @@
 use std::time::Duration;
 
 use super::client::Answer;
-use super::wire;
 use crate::domain::error::UpstreamError;
+use crate::twilio_api::TwilioErrorBody;
 
 /// Longest `Retry-After` honoured; beyond it the call fails with RetryInfo instead.
 pub(super) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Twilio's error answer as an [`UpstreamError`], whatever its body looks like.
 pub(super) fn upstream_error(answer: &Answer) -> UpstreamError {
     let status = answer.status.as_u16();
-    let body: Option<wire::TwilioErrorBody> = serde_json::from_slice(&answer.body).ok();
+    let body: Option<TwilioErrorBody> = serde_json::from_slice(&answer.body).ok();
     let message = body
         .as_ref()
         .and_then(|b| b.message.clone())

@@ -7,8 +7,8 @@
 //! and the table holds at most `capacity` keys (oldest dropped first).
 //!
 //! Scope: one replica. Across replicas, the key is also sent to Twilio as
-//! `Idempotency-Key`, and a v2 create is further protected by Twilio's own
-//! one-address-per-conversation rule (see `upstream`).
+//! `Idempotency-Key` ([`idempotency_header`]), and a v2 create is further protected by
+//! Twilio's own one-address-per-conversation rule (see `conflict`).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -114,5 +114,67 @@ impl<T: Clone + Send + Sync> IdempotencyCache<T> {
         map.insert(key.to_owned(), slot.clone());
         order.push_back((now, key.to_owned()));
         slot
+    }
+}
+
+/// The `Idempotency-Key` header for a caller's key. Twilio declares a UUID there
+/// (`8-4-4-4-12` hex digits); a key of that shape is sent as it is, any other becomes the
+/// name-based UUID (version 5) of the key, so that the same key always sends the same
+/// header and different keys different ones.
+pub(crate) fn idempotency_header(key: &str) -> String {
+    if is_hyphenated_uuid(key) {
+        return key.to_owned();
+    }
+    uuid::Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, key.as_bytes())
+        .hyphenated()
+        .to_string()
+}
+
+/// The namespace of derived idempotency UUIDs: the v5 UUID, in the URL namespace, of
+/// `https://github.com/participants-facade/participants-facade/idempotency-key`. Fixed
+/// forever: changing it would change every derived key.
+const IDEMPOTENCY_NAMESPACE: uuid::Uuid = uuid::uuid!("ea36d4db-fbfb-5f20-a238-49f9f6577250");
+
+fn is_hyphenated_uuid(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_keys_pass_as_they_are_and_others_map_to_a_stable_v5_uuid() {
+        let uuid = "01890a5d-aa0f-7c80-b8e6-0242ac140004";
+        assert_eq!(idempotency_header(uuid), uuid);
+        assert_eq!(
+            idempotency_header("01890A5D-AA0F-7C80-B8E6-0242AC140004"),
+            "01890A5D-AA0F-7C80-B8E6-0242AC140004"
+        );
+        let derived = idempotency_header("order-42");
+        assert!(is_hyphenated_uuid(&derived), "{derived}");
+        assert_eq!(&derived[14..15], "5", "version 5: {derived}");
+        assert_eq!(derived, idempotency_header("order-42"));
+        assert_ne!(derived, idempotency_header("order-43"));
+        assert_eq!(
+            IDEMPOTENCY_NAMESPACE,
+            uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_URL,
+                b"https://github.com/participants-facade/participants-facade/idempotency-key"
+            )
+        );
+        // Not a hyphenated UUID, so derived: simple form, braces, a stray character.
+        for other in [
+            "01890a5daa0f7c80b8e60242ac140004",
+            "{01890a5d-aa0f-7c80-b8e6-0242ac140004}",
+            "01890a5d-aa0f-7c80-b8e6-0242ac14000g",
+        ] {
+            assert_ne!(idempotency_header(other), other);
+        }
     }
 }

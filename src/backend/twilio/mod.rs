@@ -20,13 +20,13 @@
 mod answer;
 mod breaker;
 mod client;
+mod conflict;
 mod errors;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod idempotency;
 mod redact;
 mod retry;
-mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +43,9 @@ use crate::domain::{
     NewParticipant, NewServiceParticipant, Participant, ParticipantRef, ServiceParticipant,
     ServiceParticipantRef,
 };
-use idempotency::IdempotencyCache;
+use crate::twilio_api::v1::CreateServiceParticipantForm;
+use crate::twilio_api::v2::CreateParticipantBody;
+use idempotency::{IdempotencyCache, idempotency_header};
 
 use answer::{V1Expected, V2Expected};
 use breaker::CircuitBreaker;
@@ -147,7 +149,7 @@ impl TwilioBackend {
     fn url(&self, segments: &[&str]) -> Result<Url, Error> {
         if segments
             .iter()
-            .any(|s| s.is_empty() || *s == "." || *s == "..")
+            .any(|s| s.is_empty() || crate::domain::rules::is_dot_segment(s))
         {
             return Err(Error::InvalidArgument(vec![
                 crate::domain::error::FieldViolation {
@@ -198,11 +200,11 @@ impl TwilioBackend {
             &request.conversation_id,
             "Participants",
         ])?;
-        let body = wire::V2CreateBody::from(request);
+        let body = CreateParticipantBody::from(request);
         let build = || {
             let mut r = self.http.post(url.clone()).json(&body);
             if let Some(key) = &request.idempotency_key {
-                r = r.header("Idempotency-Key", wire::idempotency_header(key));
+                r = r.header("Idempotency-Key", idempotency_header(key));
             }
             r
         };
@@ -245,11 +247,11 @@ impl TwilioBackend {
             participant_id,
         };
         match self.fetch_v2(ctx, &key).await {
-            Ok(existing) if wire::same_participant(request, &existing) => {
+            Ok(existing) if conflict::same_participant(request, &existing) => {
                 tracing::info!("a retried create found its own first attempt; returning it");
                 Ok(existing)
             }
-            Ok(existing) if wire::shares_an_address(request, &existing) => Err(failure.error),
+            Ok(existing) if conflict::shares_an_address(request, &existing) => Err(failure.error),
             Ok(_) => {
                 tracing::info!(
                     "a retried create met a 409 naming a participant without the conflicting address"
@@ -311,14 +313,14 @@ impl TwilioBackend {
             &request.conversation_sid,
             "Participants",
         ])?;
-        let form = wire::v1_create_form(request);
+        let form = CreateServiceParticipantForm::from(request);
         let build = || {
             let mut r = self.http.post(url.clone()).form(&form);
             if request.webhook_enabled {
                 r = r.header("X-Twilio-Webhook-Enabled", "true");
             }
             if let Some(key) = &request.idempotency_key {
-                r = r.header("Idempotency-Key", wire::idempotency_header(key));
+                r = r.header("Idempotency-Key", idempotency_header(key));
             }
             r
         };

@@ -2,7 +2,6 @@
 //! and `Retry-After`, `X-Conflicting-Resource-Id` and `WWW-Authenticate` where they apply.
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -51,28 +50,4 @@ pub fn error_response(err: &Error) -> Response {
         );
     }
     response
-}
-
-pub(super) fn http_error(status: u16, message: impl Into<String>) -> RestError {
-    RestError(Error::Rejected {
-        status,
-        message: message.into(),
-    })
-}
-
-/// A path that does not decode. Every path parameter is a string, so the only failure is
-/// a segment that is not UTF-8 once percent-decoded; the message names the parameter (a
-/// name from the route template), never the segment.
-pub(super) fn path_rejection(r: PathRejection) -> RestError {
-    use axum::extract::path::ErrorKind;
-    let message = match &r {
-        PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
-            ErrorKind::InvalidUtf8InPathParam { key } => {
-                format!("Invalid URL: the path parameter `{key}` is not valid UTF-8")
-            }
-            _ => "Invalid URL: a path parameter cannot be read".to_owned(),
-        },
-        _ => "Invalid URL: a path parameter cannot be read".to_owned(),
-    };
-    http_error(400, message)
 }

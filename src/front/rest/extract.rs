@@ -1,5 +1,9 @@
-//! The REST front's body extractors: Twilio's JSON (v2) and form (v1) bodies, each
-//! rejection handled here once, the same way for every route.
+//! The REST front's extractors: the path, Twilio's JSON (v2) and form (v1) bodies, and the
+//! headers handlers read. Each kind of refusal is made here, once, the same way for every
+//! route: a wrong content type is 415 ([`BodyFormat`]), a body past the router's
+//! `DefaultBodyLimit` 413 ([`body`]), a malformed body 400 naming the field and never its
+//! value ([`decode_json`], [`decode_form`]), a path that does not decode 400 naming the
+//! parameter ([`TwilioPath`]), and a header of the wrong form 400.
 //!
 //! axum's own `Json` and `Form` are not used for two reasons:
 //! - their rejections quote serde's message, which echoes the rejected value
@@ -11,84 +15,154 @@
 //!   as the JSON routes answer invalid UTF-8.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
-use axum::http::header;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
 use serde::de::DeserializeOwned;
 
+use super::errors::RestError;
 use crate::domain::error::Error;
 
+/// The path's parameters (`Path`, with the path's refusal).
+pub(super) struct TwilioPath<T>(pub(super) T);
+
 /// A JSON request body (`Content-Type: application/json` or `+json`).
-pub struct TwilioJson<T>(pub T);
+pub(super) struct TwilioJson<T>(pub(super) T);
 
 /// A form request body (`Content-Type: application/x-www-form-urlencoded`).
-pub struct TwilioForm<T>(pub T);
+pub(super) struct TwilioForm<T>(pub(super) T);
 
-fn refused(status: u16, message: impl Into<String>) -> Error {
-    Error::Rejected {
-        status,
-        message: message.into(),
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for TwilioPath<T> {
+    type Rejection = RestError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::from_request_parts(parts, state)
+            .await
+            .map(|Path(params)| TwilioPath(params))
+            .map_err(|r| path_refusal(&r).into())
     }
 }
 
-/// Whether the request's media type (parameters aside) is `expected` or, for JSON, a
-/// `+json` suffix type.
-fn has_media_type(request: &Request, expected: &str, json_suffix: bool) -> bool {
-    let Some(value) = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
+/// A path that does not decode. Every path parameter is a string, so the only failure is
+/// a segment that is not UTF-8 once percent-decoded; the message names the parameter (a
+/// name from the route template), never the segment.
+fn path_refusal(r: &PathRejection) -> Error {
+    use axum::extract::path::ErrorKind;
+    let message = match r {
+        PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+            ErrorKind::InvalidUtf8InPathParam { key } => {
+                format!("Invalid URL: the path parameter `{key}` is not valid UTF-8")
+            }
+            _ => "Invalid URL: a path parameter cannot be read".to_owned(),
+        },
+        _ => "Invalid URL: a path parameter cannot be read".to_owned(),
     };
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case(expected)
-        || (json_suffix
-            && essence
-                .rsplit_once('+')
-                .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("json")))
+    Error::rejected(400, message)
 }
 
-/// The body, within the router's `DefaultBodyLimit` (413 past it).
-async fn body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Error> {
+/// The body formats the routes take, each with its media type.
+#[derive(Debug, Clone, Copy)]
+enum BodyFormat {
+    Json,
+    Form,
+}
+
+impl BodyFormat {
+    /// Whether the request's media type (parameters aside) is this format's, or for JSON
+    /// a `+json` suffix type.
+    fn accepts(self, request: &Request) -> bool {
+        let Some(value) = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return false;
+        };
+        let essence = value.split(';').next().unwrap_or_default().trim();
+        match self {
+            BodyFormat::Json => {
+                essence.eq_ignore_ascii_case("application/json")
+                    || essence
+                        .rsplit_once('+')
+                        .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("json"))
+            }
+            BodyFormat::Form => essence.eq_ignore_ascii_case("application/x-www-form-urlencoded"),
+        }
+    }
+
+    /// The 415's message, in axum's words for its own extractors.
+    fn wrong_type(self) -> &'static str {
+        match self {
+            BodyFormat::Json => "Expected request with `Content-Type: application/json`",
+            BodyFormat::Form => {
+                "Form requests must have `Content-Type: application/x-www-form-urlencoded`"
+            }
+        }
+    }
+}
+
+/// The body, if it is in `format` (415 otherwise) and within the router's
+/// `DefaultBodyLimit` (413 past it).
+async fn body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+    format: BodyFormat,
+) -> Result<Bytes, Error> {
+    if !format.accepts(&request) {
+        return Err(Error::rejected(415, format.wrong_type()));
+    }
     Bytes::from_request(request, state)
         .await
-        .map_err(|r| refused(r.status().as_u16(), r.body_text()))
+        .map_err(|r| Error::rejected(r.status().as_u16(), r.body_text()))
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for TwilioJson<T> {
-    type Rejection = crate::front::rest::RestError;
+    type Rejection = RestError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !has_media_type(&request, "application/json", true) {
-            return Err(refused(
-                415,
-                "Expected request with `Content-Type: application/json`",
-            )
-            .into());
-        }
-        let bytes = body(request, state).await?;
-        decode_json(&bytes).map(TwilioJson).map_err(Into::into)
+        let bytes = body(request, state, BodyFormat::Json).await?;
+        Ok(TwilioJson(decode_json(&bytes)?))
     }
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for TwilioForm<T> {
-    type Rejection = crate::front::rest::RestError;
+    type Rejection = RestError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !has_media_type(&request, "application/x-www-form-urlencoded", false) {
-            return Err(refused(
-                415,
-                "Form requests must have `Content-Type: application/x-www-form-urlencoded`",
-            )
-            .into());
+        let bytes = body(request, state, BodyFormat::Form).await?;
+        Ok(TwilioForm(decode_form(&bytes)?))
+    }
+}
+
+/// The `Idempotency-Key` header. Bytes that are not UTF-8 are refused rather than
+/// replaced, so two different keys can never collide on one.
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<String, RestError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| std::str::from_utf8(v.as_bytes()).map(str::to_owned))
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(|_| Error::rejected(400, "Idempotency-Key must be UTF-8 text").into())
+}
+
+/// The `X-Twilio-Webhook-Enabled` header: `true` or `false` in any case, absent is false.
+pub(super) fn webhook_enabled(headers: &HeaderMap) -> Result<bool, RestError> {
+    match headers
+        .get("x-twilio-webhook-enabled")
+        .map(HeaderValue::as_bytes)
+    {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case(b"true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case(b"false") => Ok(false),
+        Some(_) => {
+            Err(Error::rejected(400, "X-Twilio-Webhook-Enabled must be true or false").into())
         }
-        let bytes = body(request, state).await?;
-        decode_form(&bytes).map(TwilioForm).map_err(Into::into)
     }
 }
 
 /// Decodes a JSON body; a refusal says where and what was expected, never the value.
-pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -122,7 +196,7 @@ fn json_refusal(path: &str, e: &serde_json::Error) -> Error {
             )
         }
     };
-    refused(400, message)
+    Error::rejected(400, message)
 }
 
 /// What a data error says, without what serde quotes of the input: serde's messages put
@@ -160,7 +234,7 @@ fn data_refusal(message: &str) -> String {
 /// Decodes a form body. Every name and value must be UTF-8 once percent-decoded (`+` is a
 /// space); a field that is not is refused by name when it is one of `T`'s fields (any
 /// other name is the caller's text, and not quoted).
-pub fn decode_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+fn decode_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let fields = field_names::<T>();
     for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
         let (name, value) = match pair.iter().position(|b| *b == b'=') {
@@ -168,7 +242,7 @@ pub fn decode_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
             None => (pair, &[][..]),
         };
         let Some(name) = form_text(name) else {
-            return Err(refused(
+            return Err(Error::rejected(
                 400,
                 "Invalid form body: a field name is not valid UTF-8",
             ));
@@ -181,11 +255,11 @@ pub fn decode_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
                  is not valid UTF-8"
                     .to_owned()
             };
-            return Err(refused(400, message));
+            return Err(Error::rejected(400, message));
         }
     }
     serde_urlencoded::from_bytes(bytes).map_err(|e| {
-        refused(
+        Error::rejected(
             400,
             format!("Invalid form body: {}", data_refusal(&e.to_string())),
         )

@@ -11,28 +11,23 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::{Json, Router};
-use chrono::{DateTime, SecondsFormat, Utc};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 mod errors;
-pub mod extract;
+mod extract;
 mod probes;
 mod v1;
 mod v2;
 
 pub use errors::{RestError, error_response};
 pub use probes::{ProbeJson, metrics};
-pub use v1::{CreateServiceParticipantForm, MessagingBindingJson, ServiceParticipantJson};
-pub use v2::{AddressBody, CreateParticipantBody, ParticipantJson};
 
 use crate::backend::{CallContext, ParticipantBackend};
-use crate::domain::Raw;
-use errors::http_error;
+use crate::domain::error::Error;
 
 /// What the REST handlers share.
 pub struct RestState {
@@ -111,11 +106,11 @@ async fn observe_route(
 }
 
 async fn not_found() -> RestError {
-    http_error(404, "The requested resource was not found")
+    Error::rejected(404, "The requested resource was not found").into()
 }
 
 async fn method_not_allowed() -> RestError {
-    http_error(405, "Method not allowed for this resource")
+    Error::rejected(405, "Method not allowed for this resource").into()
 }
 
 /// The call's context as the server's dispatcher left it (deadline, auth verdict).
@@ -123,37 +118,4 @@ type Context = Option<axum::Extension<CallContext>>;
 
 fn call_context(ctx: Context) -> CallContext {
     ctx.map(|axum::Extension(c)| c).unwrap_or_default()
-}
-
-/// The `Idempotency-Key` header. Bytes that are not UTF-8 are refused rather than
-/// replaced, so two different keys can never collide on one.
-fn idempotency_key(headers: &HeaderMap) -> Result<String, RestError> {
-    headers
-        .get("idempotency-key")
-        .map(|v| std::str::from_utf8(v.as_bytes()).map(str::to_owned))
-        .transpose()
-        .map(Option::unwrap_or_default)
-        .map_err(|_| http_error(400, "Idempotency-Key must be UTF-8 text"))
-}
-
-fn format_date(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-fn raw_enum<T: serde::de::DeserializeOwned>(value: Option<String>) -> Raw<T> {
-    match value {
-        None => Raw::Unset,
-        Some(s) if s.is_empty() => Raw::Unset,
-        Some(s) => serde_json::from_value(serde_json::Value::String(s.clone()))
-            .map_or(Raw::Unknown(s), Raw::Known),
-    }
-}
-
-fn raw_date(value: Option<String>) -> Option<Raw<DateTime<Utc>>> {
-    let value = value.filter(|s| !s.is_empty())?;
-    Some(
-        DateTime::parse_from_rfc3339(&value)
-            .map(|t| Raw::Known(t.with_timezone(&Utc)))
-            .unwrap_or(Raw::Unknown(value)),
-    )
 }

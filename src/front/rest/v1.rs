@@ -1,129 +1,18 @@
-//! v1: participants of a conversation in a chat service (form in, snake_case JSON out).
+//! v1: participants of a conversation in a chat service (form in, snake_case JSON out; the
+//! types are [`crate::twilio_api::v1`]).
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
 
-use super::errors::{RestError, http_error, path_rejection};
-use super::extract::TwilioForm;
-use super::{Context, RestState, call_context, format_date, idempotency_key, raw_date};
-use crate::domain;
-use crate::domain::{MessagingBinding, ServiceParticipantDraft, ServiceParticipantRef};
+use super::errors::RestError;
+use super::extract::{TwilioForm, TwilioPath, idempotency_key, webhook_enabled};
+use super::{Context, RestState, call_context};
+use crate::domain::{ServiceParticipantDraft, ServiceParticipantRef};
 use crate::twilio_api::TwilioErrorBody;
-
-/// Form fields of `POST /v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct CreateServiceParticipantForm {
-    /// Chat identity, at most 256 characters.
-    #[serde(rename = "Identity")]
-    pub identity: Option<String>,
-    /// JSON text.
-    #[serde(rename = "Attributes")]
-    pub attributes: Option<String>,
-    /// The participant's own number.
-    #[serde(rename = "MessagingBinding.Address")]
-    pub messaging_binding_address: Option<String>,
-    /// The Twilio number the participant talks to.
-    #[serde(rename = "MessagingBinding.ProxyAddress")]
-    pub messaging_binding_proxy_address: Option<String>,
-    /// The group MMS number a chat participant is projected as.
-    #[serde(rename = "MessagingBinding.ProjectedAddress")]
-    pub messaging_binding_projected_address: Option<String>,
-    /// `RL` + 32 hex digits.
-    #[serde(rename = "RoleSid")]
-    pub role_sid: Option<String>,
-    /// RFC 3339 creation date to record.
-    #[serde(rename = "DateCreated")]
-    pub date_created: Option<String>,
-    /// RFC 3339 update date to record.
-    #[serde(rename = "DateUpdated")]
-    pub date_updated: Option<String>,
-}
-
-/// `messaging_binding` of a v1 participant.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct MessagingBindingJson {
-    /// `sms`, `whatsapp` or `rcs`, from the address.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The participant's own number.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    /// The Twilio number the participant talks to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proxy_address: Option<String>,
-    /// The group MMS number.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub projected_address: Option<String>,
-}
-
-/// A v1 participant, in Twilio's snake_case shape.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ServiceParticipantJson {
-    /// `AC` + 32 hex.
-    pub account_sid: String,
-    /// `IS` + 32 hex.
-    pub chat_service_sid: String,
-    /// `CH` + 32 hex.
-    pub conversation_sid: String,
-    /// `MB` + 32 hex.
-    pub sid: String,
-    /// Chat identity, null for SMS/WhatsApp participants.
-    pub identity: Option<String>,
-    /// JSON text, `{}` when unset.
-    pub attributes: String,
-    /// How a non-chat participant is reached.
-    pub messaging_binding: Option<MessagingBindingJson>,
-    /// `RL` + 32 hex.
-    pub role_sid: Option<String>,
-    /// ISO 8601 creation date.
-    pub date_created: Option<String>,
-    /// ISO 8601 update date.
-    pub date_updated: Option<String>,
-    /// Absolute URL of this participant.
-    pub url: String,
-    /// Index of the last read message.
-    pub last_read_message_index: Option<i64>,
-    /// Timestamp of the last read message.
-    pub last_read_timestamp: Option<String>,
-}
-
-fn binding_kind(address: Option<&str>) -> &'static str {
-    match address {
-        Some(a) if a.starts_with("whatsapp:") => "whatsapp",
-        Some(a) if a.starts_with("rcs:") => "rcs",
-        _ => "sms",
-    }
-}
-
-fn service_participant_json(p: domain::ServiceParticipant, base: &str) -> ServiceParticipantJson {
-    let url = format!("{base}{}", p.path());
-    ServiceParticipantJson {
-        account_sid: p.account_sid,
-        chat_service_sid: p.chat_service_sid,
-        conversation_sid: p.conversation_sid,
-        sid: p.sid,
-        identity: p.identity,
-        attributes: p.attributes,
-        messaging_binding: p.messaging_binding.map(|b| MessagingBindingJson {
-            kind: binding_kind(b.address.as_deref().or(b.proxy_address.as_deref())).to_owned(),
-            address: b.address,
-            proxy_address: b.proxy_address,
-            projected_address: b.projected_address,
-        }),
-        role_sid: p.role_sid,
-        date_created: p.date_created.map(format_date),
-        date_updated: p.date_updated.map(format_date),
-        url,
-        last_read_message_index: p.last_read_message_index,
-        last_read_timestamp: p.last_read_timestamp,
-    }
-}
+use crate::twilio_api::v1::{CreateServiceParticipantForm, ServiceParticipantJson};
 
 /// The base of absolute `url` fields: `--public-url`, else the host the caller used. The
 /// request target's authority comes first: RFC 9112 (3.2.2) says a server must ignore
@@ -155,21 +44,6 @@ fn base_url(state: &RestState, headers: &HeaderMap, uri: &axum::http::Uri) -> St
     format!("{scheme}://{host}")
 }
 
-fn webhook_enabled(headers: &HeaderMap) -> Result<bool, RestError> {
-    match headers
-        .get("x-twilio-webhook-enabled")
-        .map(HeaderValue::as_bytes)
-    {
-        None => Ok(false),
-        Some(v) if v.eq_ignore_ascii_case(b"true") => Ok(true),
-        Some(v) if v.eq_ignore_ascii_case(b"false") => Ok(false),
-        Some(_) => Err(http_error(
-            400,
-            "X-Twilio-Webhook-Enabled must be true or false",
-        )),
-    }
-}
-
 /// Create a v1 participant in a conversation of a chat service.
 #[utoipa::path(
     post,
@@ -191,28 +65,15 @@ fn webhook_enabled(headers: &HeaderMap) -> Result<bool, RestError> {
 pub(super) async fn create_service_participant(
     State(state): State<Arc<RestState>>,
     ctx: Context,
-    path: Result<Path<(String, String)>, PathRejection>,
+    TwilioPath((chat_service_sid, conversation_sid)): TwilioPath<(String, String)>,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    form: Result<TwilioForm<CreateServiceParticipantForm>, RestError>,
+    TwilioForm(form): TwilioForm<CreateServiceParticipantForm>,
 ) -> Result<(StatusCode, Json<ServiceParticipantJson>), RestError> {
-    let Path((chat_service_sid, conversation_sid)) = path.map_err(path_rejection)?;
-    let TwilioForm(form) = form?;
     let draft = ServiceParticipantDraft {
-        chat_service_sid,
-        conversation_sid,
-        identity: form.identity.unwrap_or_default(),
-        attributes: form.attributes.unwrap_or_default(),
-        messaging_binding: MessagingBinding {
-            address: form.messaging_binding_address,
-            proxy_address: form.messaging_binding_proxy_address,
-            projected_address: form.messaging_binding_projected_address,
-        },
-        role_sid: form.role_sid.unwrap_or_default(),
-        date_created: raw_date(form.date_created),
-        date_updated: raw_date(form.date_updated),
         webhook_enabled: webhook_enabled(&headers)?,
         idempotency_key: idempotency_key(&headers)?,
+        ..form.into_draft(chat_service_sid, conversation_sid)
     };
     let request = draft.validate()?;
     let ctx = call_context(ctx);
@@ -223,7 +84,7 @@ pub(super) async fn create_service_participant(
     let base = base_url(&state, &headers, &uri);
     Ok((
         StatusCode::CREATED,
-        Json(service_participant_json(created, &base)),
+        Json(ServiceParticipantJson::new(created, &base)),
     ))
 }
 
@@ -245,11 +106,10 @@ pub(super) async fn create_service_participant(
 pub(super) async fn fetch_service_participant(
     State(state): State<Arc<RestState>>,
     ctx: Context,
-    path: Result<Path<(String, String, String)>, PathRejection>,
+    TwilioPath((chat_service_sid, conversation_sid, sid)): TwilioPath<(String, String, String)>,
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Json<ServiceParticipantJson>, RestError> {
-    let Path((chat_service_sid, conversation_sid, sid)) = path.map_err(path_rejection)?;
     let key = ServiceParticipantRef {
         chat_service_sid,
         conversation_sid,
@@ -259,5 +119,5 @@ pub(super) async fn fetch_service_participant(
     let ctx = call_context(ctx);
     let found = state.backend.fetch_service_participant(&ctx, key).await?;
     let base = base_url(&state, &headers, &uri);
-    Ok(Json(service_participant_json(found, &base)))
+    Ok(Json(ServiceParticipantJson::new(found, &base)))
 }

@@ -1,107 +1,18 @@
-//! v2: Conversation Orchestrator participants (JSON in and out, camelCase).
+//! v2: Conversation Orchestrator participants (JSON in and out, camelCase; the types are
+//! [`crate::twilio_api::v2`]).
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use super::errors::{RestError, path_rejection};
-use super::extract::TwilioJson;
-use super::{Context, RestState, call_context, format_date, idempotency_key, raw_enum};
-use crate::domain;
-use crate::domain::{AddressDraft, ParticipantDraft, ParticipantRef};
+use super::errors::RestError;
+use super::extract::{TwilioJson, TwilioPath, idempotency_key};
+use super::{Context, RestState, call_context};
+use crate::domain::{ParticipantDraft, ParticipantRef};
 use crate::twilio_api::TwilioErrorBody;
-
-/// Body of `POST /v2/Conversations/{ConversationSid}/Participants`, Twilio's field names.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CreateParticipantBody {
-    /// Display name.
-    #[schema(example = "Dana")]
-    pub name: Option<String>,
-    /// HUMAN_AGENT, CUSTOMER, AI_AGENT, AGENT or UNKNOWN.
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    /// Customer profile id.
-    pub profile_id: Option<String>,
-    /// At least one address.
-    pub addresses: Option<Vec<AddressBody>>,
-}
-
-/// One address in a v2 body.
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AddressBody {
-    /// VOICE, SMS, RCS, EMAIL, WHATSAPP, CHAT or VIDEO.
-    #[schema(example = "SMS")]
-    pub channel: Option<String>,
-    /// The address in the channel's format.
-    #[schema(example = "+18005550100")]
-    pub address: Option<String>,
-    /// Channel-specific identifier.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channel_id: Option<String>,
-}
-
-/// A v2 participant, as Twilio returns it.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ParticipantJson {
-    /// `conv_participant_` + 26 ULID characters.
-    pub id: String,
-    /// The conversation.
-    pub conversation_id: String,
-    /// The account (`AC...`).
-    pub account_id: String,
-    /// Display name.
-    pub name: Option<String>,
-    /// The participant's role.
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    /// Customer profile id.
-    pub profile_id: Option<String>,
-    /// How the participant is reached.
-    pub addresses: Vec<AddressBody>,
-    /// RFC 3339 creation time.
-    pub created_at: Option<String>,
-    /// RFC 3339 update time.
-    pub updated_at: Option<String>,
-}
-
-impl From<domain::Participant> for ParticipantJson {
-    fn from(p: domain::Participant) -> Self {
-        ParticipantJson {
-            id: p.id,
-            conversation_id: p.conversation_id,
-            account_id: p.account_id,
-            name: p.name,
-            kind: p.kind.map(|k| enum_name(&k)),
-            profile_id: p.profile_id,
-            addresses: p
-                .addresses
-                .into_iter()
-                .map(|a| AddressBody {
-                    channel: Some(a.channel.as_str().to_owned()),
-                    address: Some(a.address),
-                    channel_id: a.channel_id,
-                })
-                .collect(),
-            created_at: p.created_at.map(format_date),
-            updated_at: p.updated_at.map(format_date),
-        }
-    }
-}
-
-fn enum_name<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
+use crate::twilio_api::v2::{CreateParticipantBody, ParticipantJson};
 
 /// Create a v2 participant.
 #[utoipa::path(
@@ -124,28 +35,13 @@ fn enum_name<T: Serialize>(value: &T) -> String {
 pub(super) async fn create_participant(
     State(state): State<Arc<RestState>>,
     ctx: Context,
-    path: Result<Path<String>, PathRejection>,
+    TwilioPath(conversation_id): TwilioPath<String>,
     headers: HeaderMap,
-    body: Result<TwilioJson<CreateParticipantBody>, RestError>,
+    TwilioJson(body): TwilioJson<CreateParticipantBody>,
 ) -> Result<(StatusCode, Json<ParticipantJson>), RestError> {
-    let Path(conversation_id) = path.map_err(path_rejection)?;
-    let TwilioJson(body) = body?;
     let draft = ParticipantDraft {
-        conversation_id,
-        name: body.name.unwrap_or_default(),
-        kind: Some(raw_enum(body.kind)),
-        profile_id: body.profile_id.unwrap_or_default(),
-        addresses: body
-            .addresses
-            .unwrap_or_default()
-            .into_iter()
-            .map(|a| AddressDraft {
-                channel: raw_enum(a.channel),
-                address: a.address.unwrap_or_default(),
-                channel_id: a.channel_id.unwrap_or_default(),
-            })
-            .collect(),
         idempotency_key: idempotency_key(&headers)?,
+        ..body.into_draft(conversation_id)
     };
     let request = draft.validate()?;
     let ctx = call_context(ctx);
@@ -170,9 +66,8 @@ pub(super) async fn create_participant(
 pub(super) async fn fetch_participant(
     State(state): State<Arc<RestState>>,
     ctx: Context,
-    path: Result<Path<(String, String)>, PathRejection>,
+    TwilioPath((conversation_id, participant_id)): TwilioPath<(String, String)>,
 ) -> Result<Json<ParticipantJson>, RestError> {
-    let Path((conversation_id, participant_id)) = path.map_err(path_rejection)?;
     let key = ParticipantRef {
         conversation_id,
         participant_id,

@@ -1,0 +1,367 @@
+//! Conversations v1 participants (of a conversation in a chat service) on the wire,
+//! snake_case as Twilio's OpenAPI names them: the create form, which the REST front reads
+//! and the twilio backend writes, and the participant, which the REST front writes and the
+//! twilio backend reads.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::fields::{format_date, lenient, lenient_date, write_date};
+use crate::domain::{
+    MessagingBinding, NewServiceParticipant, Raw, ServiceParticipant, ServiceParticipantDraft,
+};
+
+/// Form fields of `POST /v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants`.
+// Read, every field is optional text, so that validation (not decoding) names what is
+// wrong. Written, unset fields are left out, in this order.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateServiceParticipantForm {
+    /// Chat identity, at most 256 characters.
+    #[serde(rename = "Identity", skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// JSON text.
+    #[serde(rename = "Attributes", skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<String>,
+    /// The participant's own number.
+    #[serde(
+        rename = "MessagingBinding.Address",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub messaging_binding_address: Option<String>,
+    /// The Twilio number the participant talks to.
+    #[serde(
+        rename = "MessagingBinding.ProxyAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub messaging_binding_proxy_address: Option<String>,
+    /// The group MMS number a chat participant is projected as.
+    #[serde(
+        rename = "MessagingBinding.ProjectedAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub messaging_binding_projected_address: Option<String>,
+    /// `RL` + 32 hex digits.
+    #[serde(rename = "RoleSid", skip_serializing_if = "Option::is_none")]
+    pub role_sid: Option<String>,
+    /// RFC 3339 creation date to record.
+    #[serde(rename = "DateCreated", skip_serializing_if = "Option::is_none")]
+    pub date_created: Option<String>,
+    /// RFC 3339 update date to record.
+    #[serde(rename = "DateUpdated", skip_serializing_if = "Option::is_none")]
+    pub date_updated: Option<String>,
+}
+
+/// How Twilio types a messaging binding, from its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindingType {
+    /// A phone number.
+    Sms,
+    /// `whatsapp:` and a phone number.
+    Whatsapp,
+    /// `rcs:` and a sender id or phone number.
+    Rcs,
+}
+
+impl BindingType {
+    /// The type of a binding to `address`.
+    fn of(address: Option<&str>) -> Self {
+        match address {
+            Some(a) if a.starts_with("whatsapp:") => BindingType::Whatsapp,
+            Some(a) if a.starts_with("rcs:") => BindingType::Rcs,
+            _ => BindingType::Sms,
+        }
+    }
+}
+
+/// `messaging_binding` of a v1 participant.
+// Untyped in Twilio's spec; these are the fields it documents. `type` is written from the
+// address, and read leniently: nothing here needs Twilio's own.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MessagingBindingJson {
+    /// `sms`, `whatsapp` or `rcs`, from the address.
+    #[serde(rename = "type", default, deserialize_with = "lenient")]
+    #[schema(value_type = String, required = true)]
+    pub kind: Option<BindingType>,
+    /// The participant's own number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The Twilio number the participant talks to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_address: Option<String>,
+    /// The group MMS number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected_address: Option<String>,
+}
+
+/// A v1 participant, in Twilio's snake_case shape.
+// The REST front writes every field. Read from Twilio, only `sid` is required (the spec
+// makes every field nullable): parents it leaves out come from the request's path, a date
+// that does not parse is absent, and `url`, which the REST front builds itself, is read
+// leniently. `twilio::answer` then checks the values.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServiceParticipantJson {
+    /// `AC` + 32 hex.
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub account_sid: Option<String>,
+    /// `IS` + 32 hex.
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub chat_service_sid: Option<String>,
+    /// `CH` + 32 hex.
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub conversation_sid: Option<String>,
+    /// `MB` + 32 hex.
+    pub sid: String,
+    /// Chat identity, null for SMS/WhatsApp participants.
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// JSON text, `{}` when unset.
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub attributes: Option<String>,
+    /// How a non-chat participant is reached.
+    #[serde(default)]
+    pub messaging_binding: Option<MessagingBindingJson>,
+    /// `RL` + 32 hex.
+    #[serde(default)]
+    pub role_sid: Option<String>,
+    /// ISO 8601 creation date.
+    #[serde(
+        default,
+        serialize_with = "write_date",
+        deserialize_with = "lenient_date"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub date_created: Option<DateTime<Utc>>,
+    /// ISO 8601 update date.
+    #[serde(
+        default,
+        serialize_with = "write_date",
+        deserialize_with = "lenient_date"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub date_updated: Option<DateTime<Utc>>,
+    /// Absolute URL of this participant.
+    #[serde(default, deserialize_with = "lenient")]
+    #[schema(value_type = String, required = true)]
+    pub url: Option<String>,
+    /// Index of the last read message.
+    #[serde(default)]
+    pub last_read_message_index: Option<i64>,
+    /// Timestamp of the last read message.
+    #[serde(default)]
+    pub last_read_timestamp: Option<String>,
+}
+
+/// A date field of the form: absent or empty is unset (`None`), else RFC 3339 or kept as
+/// text for validation to refuse.
+fn form_date(value: Option<String>) -> Option<Raw<DateTime<Utc>>> {
+    let value = value.filter(|s| !s.is_empty())?;
+    Some(
+        DateTime::parse_from_rfc3339(&value)
+            .map(|t| Raw::Known(t.with_timezone(&Utc)))
+            .unwrap_or(Raw::Unknown(value)),
+    )
+}
+
+impl CreateServiceParticipantForm {
+    /// The request as a draft in the given parents, without what headers carry (webhooks,
+    /// the idempotency key).
+    pub(crate) fn into_draft(
+        self,
+        chat_service_sid: String,
+        conversation_sid: String,
+    ) -> ServiceParticipantDraft {
+        ServiceParticipantDraft {
+            chat_service_sid,
+            conversation_sid,
+            identity: self.identity.unwrap_or_default(),
+            attributes: self.attributes.unwrap_or_default(),
+            messaging_binding: MessagingBinding {
+                address: self.messaging_binding_address,
+                proxy_address: self.messaging_binding_proxy_address,
+                projected_address: self.messaging_binding_projected_address,
+            },
+            role_sid: self.role_sid.unwrap_or_default(),
+            date_created: form_date(self.date_created),
+            date_updated: form_date(self.date_updated),
+            webhook_enabled: false,
+            idempotency_key: String::new(),
+        }
+    }
+}
+
+impl From<&NewServiceParticipant> for CreateServiceParticipantForm {
+    fn from(r: &NewServiceParticipant) -> Self {
+        let binding = r.messaging_binding.clone().unwrap_or_default();
+        CreateServiceParticipantForm {
+            identity: r.identity.clone(),
+            attributes: r.attributes.clone(),
+            messaging_binding_address: binding.address,
+            messaging_binding_proxy_address: binding.proxy_address,
+            messaging_binding_projected_address: binding.projected_address,
+            role_sid: r.role_sid.clone(),
+            date_created: r.date_created.map(format_date),
+            date_updated: r.date_updated.map(format_date),
+        }
+    }
+}
+
+impl ServiceParticipantJson {
+    /// `p` as the REST front answers it, its `url` under `base`.
+    pub(crate) fn new(p: ServiceParticipant, base: &str) -> Self {
+        let url = format!("{base}{}", p.path());
+        ServiceParticipantJson {
+            account_sid: Some(p.account_sid),
+            chat_service_sid: Some(p.chat_service_sid),
+            conversation_sid: Some(p.conversation_sid),
+            sid: p.sid,
+            identity: p.identity,
+            attributes: Some(p.attributes),
+            messaging_binding: p.messaging_binding.map(|b| MessagingBindingJson {
+                kind: Some(BindingType::of(
+                    b.address.as_deref().or(b.proxy_address.as_deref()),
+                )),
+                address: b.address,
+                proxy_address: b.proxy_address,
+                projected_address: b.projected_address,
+            }),
+            role_sid: p.role_sid,
+            date_created: p.date_created,
+            date_updated: p.date_updated,
+            url: Some(url),
+            last_read_message_index: p.last_read_message_index,
+            last_read_timestamp: p.last_read_timestamp,
+        }
+    }
+
+    /// The domain participant; parents Twilio left out come from the request's path.
+    pub(crate) fn into_domain(
+        self,
+        chat_service_sid: &str,
+        conversation_sid: &str,
+    ) -> ServiceParticipant {
+        ServiceParticipant {
+            sid: self.sid,
+            account_sid: self.account_sid.unwrap_or_default(),
+            chat_service_sid: self
+                .chat_service_sid
+                .unwrap_or_else(|| chat_service_sid.to_owned()),
+            conversation_sid: self
+                .conversation_sid
+                .unwrap_or_else(|| conversation_sid.to_owned()),
+            identity: self.identity,
+            attributes: self.attributes.unwrap_or_else(|| "{}".to_owned()),
+            messaging_binding: self.messaging_binding.map(|b| MessagingBinding {
+                address: b.address,
+                proxy_address: b.proxy_address,
+                projected_address: b.projected_address,
+            }),
+            role_sid: self.role_sid,
+            date_created: self.date_created,
+            date_updated: self.date_updated,
+            last_read_message_index: self.last_read_message_index,
+            last_read_timestamp: self.last_read_timestamp,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const SID: &str = "MB0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_participant_is_written_with_every_field_in_twilios_order() {
+        let p = ServiceParticipant {
+            sid: SID.into(),
+            account_sid: "AC0123456789abcdef0123456789abcdef".into(),
+            chat_service_sid: "IS0123456789abcdef0123456789abcdef".into(),
+            conversation_sid: "CH0123456789abcdef0123456789abcdef".into(),
+            identity: None,
+            attributes: "{}".into(),
+            messaging_binding: Some(MessagingBinding {
+                address: Some("whatsapp:+18005550100".into()),
+                proxy_address: Some("whatsapp:+18005550199".into()),
+                projected_address: None,
+            }),
+            role_sid: None,
+            date_created: None,
+            date_updated: None,
+            last_read_message_index: None,
+            last_read_timestamp: None,
+        };
+        let json = serde_json::to_value(ServiceParticipantJson::new(p, "http://h")).expect("json");
+        let keys: Vec<&str> = json
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys.len(), 13, "every field, null or not: {json}");
+        assert_eq!(json["messaging_binding"]["type"], "whatsapp");
+        assert!(json["messaging_binding"].get("projected_address").is_none());
+        assert_eq!(json["attributes"], "{}");
+        assert!(
+            json["url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("http://h/v1/Services/IS"))
+        );
+    }
+
+    #[test]
+    fn a_participant_is_read_as_twilio_may_answer_it() {
+        let read = |v: serde_json::Value| serde_json::from_value::<ServiceParticipantJson>(v);
+        let p = read(json!({"sid": SID})).expect("only sid is required");
+        let p = p.into_domain("ISx", "CHx");
+        assert_eq!(
+            (p.chat_service_sid.as_str(), p.attributes.as_str()),
+            ("ISx", "{}")
+        );
+        let p = read(json!({"sid": SID, "url": 5, "date_created": "soon",
+            "messaging_binding": {"type": "pigeon", "address": "+18005550100"}}))
+        .expect("lenient");
+        assert!(p.url.is_none() && p.date_created.is_none());
+        assert!(read(json!({"sid": SID, "identity": 5})).is_err());
+        assert!(
+            read(json!({"account_sid": "AC"})).is_err(),
+            "sid is required"
+        );
+    }
+
+    #[test]
+    fn the_form_is_written_in_twilios_names_without_unset_fields() {
+        let request = NewServiceParticipant {
+            chat_service_sid: "IS0123456789abcdef0123456789abcdef".into(),
+            conversation_sid: "CH0123456789abcdef0123456789abcdef".into(),
+            identity: Some("dana".into()),
+            attributes: None,
+            messaging_binding: Some(MessagingBinding {
+                address: None,
+                proxy_address: None,
+                projected_address: Some("+18005550100".into()),
+            }),
+            role_sid: None,
+            date_created: DateTime::parse_from_rfc3339("2015-12-16T22:18:37Z")
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            date_updated: None,
+            webhook_enabled: false,
+            idempotency_key: None,
+        };
+        let form = serde_urlencoded::to_string(CreateServiceParticipantForm::from(&request))
+            .expect("form");
+        assert_eq!(
+            form,
+            "Identity=dana&MessagingBinding.ProjectedAddress=%2B18005550100\
+             &DateCreated=2015-12-16T22%3A18%3A37Z"
+        );
+    }
+}
