@@ -3,5 +3,5 @@
 //! serves Twilio's own REST routes. Both validate, call one backend method, and map the
 //! domain error into their protocol's answer.
 
-pub(crate) mod grpc;
+pub mod grpc;
 pub mod rest;

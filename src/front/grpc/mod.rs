@@ -24,15 +24,16 @@ use crate::proto::participant_service_server::ParticipantService;
 use crate::proto::participant_service_server::SERVICE_NAME;
 use crate::proto::{self, participant_service_server::ParticipantServiceServer};
 
-/// The ParticipantService implementation.
-pub(crate) struct ParticipantApi {
+/// The ParticipantService implementation (public for the fuzz targets, which call its
+/// methods in process).
+pub struct ParticipantApi {
     backend: Arc<dyn ParticipantBackend>,
     public_url: Arc<str>,
 }
 
 impl ParticipantApi {
     /// A tonic service over `backend`; `public_url` prefixes v1 participants' `url`.
-    pub(crate) fn new(backend: Arc<dyn ParticipantBackend>, public_url: &str) -> Self {
+    pub fn new(backend: Arc<dyn ParticipantBackend>, public_url: &str) -> Self {
         ParticipantApi {
             backend,
             public_url: public_url.into(),
