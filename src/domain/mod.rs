@@ -1,10 +1,122 @@
-//! The domain: participants of both APIs, the drafts a front builds from a request, the
-//! rules that turn a draft into a valid request, identifiers, and the one error type.
-//! Nothing here knows of gRPC, HTTP or SQLite.
+//! The domain: participants as the facade understands them, independent of protobuf,
+//! JSON and SQL, and the one error type. Nothing here knows of gRPC, HTTP or SQLite.
+//!
+//! Requests arrive as *drafts* (what a caller sent, every field as a plain string or a
+//! [`Raw`] choice) and become typed values only through `validate()`, which reports every
+//! violated field at once. Backends therefore only ever see valid input, and the gRPC and
+//! REST fronts share one set of rules (see [`crate::domain::rules`]).
 
 pub mod error;
 pub mod ids;
-mod model;
+mod participant;
 pub mod rules;
+mod service_participant;
 
-pub use model::*;
+use std::str::FromStr;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use participant::{
+    Address, AddressDraft, Channel, NewParticipant, Participant, ParticipantDraft, ParticipantRef,
+    ParticipantType,
+};
+pub use service_participant::{
+    MessagingBinding, NewServiceParticipant, ServiceParticipant, ServiceParticipantDraft,
+    ServiceParticipantRef,
+};
+
+/// A value for an enumerated field as the caller sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Raw<T> {
+    /// The field was absent (proto zero value, empty string).
+    Unset,
+    /// A value the facade knows.
+    Known(T),
+    /// A value outside the enumeration, kept as text for the error message.
+    Unknown(String),
+}
+
+impl<T: FromStr> Raw<T> {
+    /// A choice sent as text: absent or empty is unset, a spelling `T` knows is known, and
+    /// any other text is kept as unknown.
+    pub fn parse(text: Option<String>) -> Self {
+        match text {
+            None => Raw::Unset,
+            Some(s) if s.is_empty() => Raw::Unset,
+            Some(s) => s.parse().map_or(Raw::Unknown(s), Raw::Known),
+        }
+    }
+}
+
+/// A create request as idempotency sees it: an optional key, and a fingerprint that tells
+/// whether a second request with the same key is the same request.
+pub trait CreateRequest: Serialize {
+    /// Names the operation; part of the fingerprint, so a key reused across the v1 and v2
+    /// creates counts as a different request.
+    const OPERATION: &'static str;
+
+    /// The caller's idempotency key, if any.
+    fn idempotency_key(&self) -> Option<&str>;
+
+    /// SHA-256 of the operation and the request's canonical JSON (the key, and options
+    /// that do not change the resource, excluded).
+    fn fingerprint(&self) -> Vec<u8> {
+        let mut hash = Sha256::new();
+        hash.update(Self::OPERATION.as_bytes());
+        hash.update([0]);
+        // Serialising plain structs of strings cannot fail.
+        hash.update(serde_json::to_vec(self).unwrap_or_default());
+        hash.finalize().to_vec()
+    }
+}
+
+pub(crate) fn non_empty(s: String) -> Option<String> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::VariantArray;
+
+    use super::*;
+
+    /// serde's spelling (JSON) and strum's (text) of every variant, which must agree.
+    fn spellings<T>() -> Vec<(String, &'static str)>
+    where
+        T: VariantArray + Serialize + Copy + Into<&'static str>,
+    {
+        T::VARIANTS
+            .iter()
+            .map(|v| {
+                let json = serde_json::to_string(v).expect("a unit variant serialises");
+                (json.trim_matches('"').to_owned(), (*v).into())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn enums_have_one_spelling_in_json_and_in_text() {
+        for (json, text) in spellings::<Channel>()
+            .into_iter()
+            .chain(spellings::<ParticipantType>())
+        {
+            assert_eq!(json, text);
+        }
+        assert_eq!(Channel::Whatsapp.as_str(), "WHATSAPP");
+        assert_eq!(ParticipantType::AiAgent.to_string(), "AI_AGENT");
+        assert_eq!("HUMAN_AGENT".parse(), Ok(ParticipantType::HumanAgent));
+    }
+
+    #[test]
+    fn raw_choices_keep_unknown_text_and_treat_empty_as_unset() {
+        assert_eq!(Raw::<Channel>::parse(None), Raw::Unset);
+        assert_eq!(Raw::<Channel>::parse(Some(String::new())), Raw::Unset);
+        assert_eq!(Raw::parse(Some("SMS".into())), Raw::Known(Channel::Sms));
+        // Spellings are exact, as Twilio's JSON is.
+        assert_eq!(
+            Raw::<Channel>::parse(Some("sms".into())),
+            Raw::Unknown("sms".into())
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Conversation Orchestrator (v2) participants: the participant, its draft and the rules
+//! that make the draft a valid create, and the reference that names one.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use strum::{Display, EnumString, IntoStaticStr};
+
+use super::error::Error;
+use super::rules::{self as rules, Violations};
+use super::{CreateRequest, Raw, non_empty};
+
+// Two derives spell each enum: serde for JSON (the store, request fingerprints, Twilio's
+// bodies) and strum for text (parsing, messages, store keys). Both use Twilio's spelling;
+// a test below keeps them equal.
+
+/// The role of a Conversation Orchestrator (v2) participant.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, EnumString, IntoStaticStr, Display,
+)]
+#[cfg_attr(test, derive(strum::VariantArray))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum ParticipantType {
+    /// A person working for the business.
+    HumanAgent,
+    /// The business's customer.
+    Customer,
+    /// An automated agent.
+    AiAgent,
+    /// An agent, human or AI.
+    Agent,
+    /// Twilio could not tell.
+    Unknown,
+}
+
+/// A channel through which a v2 participant is reached.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    Display,
+)]
+#[cfg_attr(test, derive(strum::VariantArray))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum Channel {
+    /// Voice calls, E.164 addresses.
+    Voice,
+    /// SMS, E.164 addresses.
+    Sms,
+    /// RCS, `rcs:` addresses.
+    Rcs,
+    /// E-mail addresses.
+    Email,
+    /// WhatsApp, `whatsapp:+E.164` addresses.
+    Whatsapp,
+    /// In-app chat identities.
+    Chat,
+    /// Video identities.
+    Video,
+}
+
+impl Channel {
+    /// Twilio's name for the channel, as used in its JSON and in our store keys (the
+    /// derived spelling).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// One way of reaching a v2 participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    /// The channel.
+    pub channel: Channel,
+    /// The address in the channel's format.
+    pub address: String,
+    /// Optional channel-specific identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<String>,
+}
+
+impl Address {
+    /// The form under which two addresses count as the same for conflict detection:
+    /// e-mail addresses compare case-insensitively, every other channel exactly.
+    pub fn conflict_key(&self) -> String {
+        match self.channel {
+            Channel::Email => self.address.to_ascii_lowercase(),
+            _ => self.address.clone(),
+        }
+    }
+}
+
+/// A Conversation Orchestrator (v2) participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// `conv_participant_` + 26 lowercase ULID characters.
+    pub id: String,
+    /// The owning conversation.
+    pub conversation_id: String,
+    /// The owning account (`AC...`).
+    pub account_id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Role in the conversation.
+    #[serde(rename = "type")]
+    pub kind: Option<ParticipantType>,
+    /// Customer profile id.
+    pub profile_id: Option<String>,
+    /// How the participant is reached.
+    pub addresses: Vec<Address>,
+    /// Creation time, set by the server (absent only when an upstream omitted it).
+    pub created_at: Option<DateTime<Utc>>,
+    /// Last update time, set by the server (absent only when an upstream omitted it).
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A request to create a v2 participant, as the caller sent it.
+#[derive(Debug, Clone, Default)]
+pub struct ParticipantDraft {
+    /// Required.
+    pub conversation_id: String,
+    /// Optional display name.
+    pub name: String,
+    /// Optional role.
+    pub kind: Option<Raw<ParticipantType>>,
+    /// Optional profile id.
+    pub profile_id: String,
+    /// At least one.
+    pub addresses: Vec<AddressDraft>,
+    /// Optional idempotency key.
+    pub idempotency_key: String,
+}
+
+/// One address of a [`ParticipantDraft`].
+#[derive(Debug, Clone)]
+pub struct AddressDraft {
+    /// Required.
+    pub channel: Raw<Channel>,
+    /// Required.
+    pub address: String,
+    /// Optional.
+    pub channel_id: String,
+}
+
+/// A valid request to create a v2 participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewParticipant {
+    /// The conversation to join.
+    pub conversation_id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Role; `None` leaves it to the backend.
+    pub kind: Option<ParticipantType>,
+    /// Profile id.
+    pub profile_id: Option<String>,
+    /// At least one, no two with the same channel and address.
+    pub addresses: Vec<Address>,
+    /// Idempotency key; not part of the request's identity.
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
+}
+
+/// Names one v2 participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantRef {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The participant id.
+    pub participant_id: String,
+}
+
+impl ParticipantDraft {
+    /// Checks every rule and returns the typed request, or INVALID_ARGUMENT listing every
+    /// violated field.
+    pub fn validate(self) -> Result<NewParticipant, Error> {
+        let mut v = Violations::default();
+        rules::resource_id(&mut v, "conversation_id", &self.conversation_id);
+        rules::text(&mut v, "name", &self.name, rules::MAX_NAME);
+        rules::text(&mut v, "profile_id", &self.profile_id, rules::MAX_ID);
+        rules::idempotency_key(&mut v, &self.idempotency_key);
+        let kind = match self.kind {
+            None | Some(Raw::Unset) => None,
+            Some(Raw::Known(kind)) => Some(kind),
+            // The value itself is not quoted: over REST it is any text the caller sent.
+            Some(Raw::Unknown(_)) => {
+                v.add(
+                    "type",
+                    "unknown participant type; expected HUMAN_AGENT, CUSTOMER, AI_AGENT, AGENT or UNKNOWN",
+                );
+                None
+            }
+        };
+        if self.addresses.is_empty() {
+            v.add("addresses", "at least one address is required");
+        } else if self.addresses.len() > rules::MAX_ADDRESSES {
+            v.add(
+                "addresses",
+                format!("at most {} addresses are allowed", rules::MAX_ADDRESSES),
+            );
+        }
+        let mut addresses = Vec::with_capacity(self.addresses.len());
+        for (i, draft) in self.addresses.into_iter().enumerate() {
+            let field = format!("addresses[{i}]");
+            if let Some(address) = rules::address(&mut v, &field, draft) {
+                let duplicate = addresses.iter().any(|seen: &Address| {
+                    seen.channel == address.channel && seen.conflict_key() == address.conflict_key()
+                });
+                if duplicate {
+                    v.add(
+                        format!("{field}.address"),
+                        "the same channel and address appear twice in this request",
+                    );
+                }
+                addresses.push(address);
+            }
+        }
+        v.into_result()?;
+        Ok(NewParticipant {
+            conversation_id: self.conversation_id,
+            name: non_empty(self.name),
+            kind,
+            profile_id: non_empty(self.profile_id),
+            addresses,
+            idempotency_key: non_empty(self.idempotency_key),
+        })
+    }
+}
+
+impl ParticipantRef {
+    /// Checks the identifiers' shape; an unknown but well-formed id is the backend's
+    /// NOT_FOUND, not a validation error.
+    pub fn validate(self) -> Result<Self, Error> {
+        let mut v = Violations::default();
+        rules::resource_id(&mut v, "conversation_id", &self.conversation_id);
+        rules::resource_id(&mut v, "participant_id", &self.participant_id);
+        v.into_result().map(|()| self)
+    }
+}
+
+impl NewParticipant {
+    /// Builds the participant this request creates, with a fresh id and the server's clock.
+    pub fn into_participant(self, account_id: &str) -> Participant {
+        let now = Utc::now().trunc_subsecs(3);
+        Participant {
+            id: crate::domain::ids::participant_id(),
+            conversation_id: self.conversation_id,
+            account_id: account_id.to_owned(),
+            name: self.name,
+            kind: self.kind,
+            profile_id: self.profile_id,
+            addresses: self.addresses,
+            created_at: Some(now),
+            updated_at: Some(now),
+        }
+    }
+}
+
+impl CreateRequest for NewParticipant {
+    const OPERATION: &'static str = "CreateParticipant";
+    fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+}
