@@ -4,7 +4,7 @@ use crate::domain::rules::V2Id;
 
 /// A v2 participant id: `conv_participant_` and a ULID in 26 lowercase Crockford base32
 /// characters, so ids sort by creation time as Twilio's do.
-pub fn participant_id() -> String {
+pub(crate) fn participant_id() -> String {
     format!(
         "{}{}",
         V2Id::Participant.prefix(),
@@ -13,7 +13,7 @@ pub fn participant_id() -> String {
 }
 
 /// A v1 participant sid: `MB` and 32 lowercase hex digits (128 random bits).
-pub fn service_participant_sid() -> String {
+pub(crate) fn service_participant_sid() -> String {
     format!("MB{:032x}", rand::random::<u128>())
 }
 

@@ -4,12 +4,12 @@
 //! Requests arrive as *drafts* (what a caller sent, every field as a plain string or a
 //! [`Raw`] choice) and become typed values only through `validate()`, which reports every
 //! violated field at once. Backends therefore only ever see valid input, and the gRPC and
-//! REST fronts share one set of rules (see [`crate::domain::rules`]).
+//! REST fronts share one set of rules (see `rules`).
 
 pub mod error;
-pub mod ids;
+pub(crate) mod ids;
 mod participant;
-pub mod rules;
+pub(crate) mod rules;
 mod service_participant;
 
 use std::str::FromStr;

@@ -10,27 +10,27 @@ use crate::domain::error::{Error, FieldViolation};
 use crate::domain::{Address, AddressDraft, Channel, MessagingBinding, Raw};
 
 /// Longest display name, in characters.
-pub const MAX_NAME: usize = 256;
+pub(crate) const MAX_NAME: usize = 256;
 /// Longest v1 identity, in characters (Twilio's documented limit).
-pub const MAX_IDENTITY: usize = 256;
+pub(crate) const MAX_IDENTITY: usize = 256;
 /// Longest opaque identifier (conversation, participant, profile, channel ids).
-pub const MAX_ID: usize = 128;
+pub(crate) const MAX_ID: usize = 128;
 /// Longest address (RFC 5321 allows 254 for e-mail; the rest is headroom for prefixes).
-pub const MAX_ADDRESS: usize = 320;
+pub(crate) const MAX_ADDRESS: usize = 320;
 /// Most addresses on one participant.
-pub const MAX_ADDRESSES: usize = 20;
+pub(crate) const MAX_ADDRESSES: usize = 20;
 /// Largest `attributes` JSON text, in bytes (Twilio's limit for Conversations attributes).
-pub const MAX_ATTRIBUTES: usize = 16 * 1024;
+pub(crate) const MAX_ATTRIBUTES: usize = 16 * 1024;
 /// Longest idempotency key, in bytes.
-pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+pub(crate) const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// The field violations found so far in one request.
 #[derive(Debug, Default)]
-pub struct Violations(Vec<FieldViolation>);
+pub(crate) struct Violations(Vec<FieldViolation>);
 
 impl Violations {
     /// Records that `field` breaks a rule described by `description`.
-    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+    pub(crate) fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
         self.0.push(FieldViolation {
             field: field.into(),
             description: description.into(),
@@ -38,7 +38,7 @@ impl Violations {
     }
 
     /// `Ok` when nothing was recorded, else INVALID_ARGUMENT with every violation.
-    pub fn into_result(self) -> Result<(), Error> {
+    pub(crate) fn into_result(self) -> Result<(), Error> {
         if self.0.is_empty() {
             Ok(())
         } else {
@@ -52,7 +52,7 @@ fn has_control(s: &str) -> bool {
 }
 
 /// An optional free-text field: at most `max` characters, no control characters.
-pub fn text(v: &mut Violations, field: &str, value: &str, max: usize) {
+pub(crate) fn text(v: &mut Violations, field: &str, value: &str, max: usize) {
     if value.chars().count() > max {
         v.add(field, format!("must be at most {max} characters"));
     } else if has_control(value) {
@@ -61,13 +61,13 @@ pub fn text(v: &mut Violations, field: &str, value: &str, max: usize) {
 }
 
 /// Whether `value` is a path segment that URL normalisation would remove (`.`, `..`).
-pub fn is_dot_segment(value: &str) -> bool {
+pub(crate) fn is_dot_segment(value: &str) -> bool {
     value == "." || value == ".."
 }
 
 /// A required opaque identifier that ends up in a URL path: letters, digits and
 /// `_ - . :`, at most [`MAX_ID`] characters. Returns whether it passed.
-pub fn resource_id(v: &mut Violations, field: &str, value: &str) -> bool {
+pub(crate) fn resource_id(v: &mut Violations, field: &str, value: &str) -> bool {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
     let fault = if value.is_empty() {
         "required".to_owned()
@@ -87,7 +87,7 @@ pub fn resource_id(v: &mut Violations, field: &str, value: &str) -> bool {
 /// The kinds of v2 resource whose ids Twilio makes: a prefix naming the kind, then an
 /// identifier (a ULID in Twilio's own ids and in ours, see [`crate::domain::ids`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum V2Id {
+pub(crate) enum V2Id {
     /// `conv_conversation_…`
     Conversation,
     /// `conv_participant_…`
@@ -96,7 +96,7 @@ pub enum V2Id {
 
 impl V2Id {
     /// What every id of this kind starts with.
-    pub const fn prefix(self) -> &'static str {
+    pub(crate) const fn prefix(self) -> &'static str {
         match self {
             V2Id::Conversation => "conv_conversation_",
             V2Id::Participant => "conv_participant_",
@@ -113,7 +113,7 @@ impl V2Id {
 
 /// A v2 id of Twilio's making: a [`resource_id`] that is `kind`'s prefix and an identifier
 /// after it. Returns whether it passed.
-pub fn v2_id(v: &mut Violations, field: &str, value: &str, kind: V2Id) -> bool {
+pub(crate) fn v2_id(v: &mut Violations, field: &str, value: &str, kind: V2Id) -> bool {
     if !resource_id(v, field, value) {
         return false;
     }
@@ -132,20 +132,20 @@ pub fn v2_id(v: &mut Violations, field: &str, value: &str, kind: V2Id) -> bool {
 }
 
 /// Whether `value` passes [`v2_id`].
-pub fn is_v2_id(value: &str, kind: V2Id) -> bool {
+pub(crate) fn is_v2_id(value: &str, kind: V2Id) -> bool {
     v2_id(&mut Violations::default(), "", value, kind)
 }
 
 /// Whether `value` is `prefix` followed by 32 hex digits, Twilio's sid shape. Every check
 /// of a sid's shape comes here.
-pub fn is_sid(value: &str, prefix: &str) -> bool {
+pub(crate) fn is_sid(value: &str, prefix: &str) -> bool {
     value
         .strip_prefix(prefix)
         .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// A Twilio sid field (`^{prefix}[0-9a-fA-F]{32}$`), required or optional.
-pub fn sid(v: &mut Violations, field: &str, value: &str, prefix: &str, required: bool) {
+pub(crate) fn sid(v: &mut Violations, field: &str, value: &str, prefix: &str, required: bool) {
     if value.is_empty() {
         if required {
             v.add(field, "required");
@@ -156,7 +156,7 @@ pub fn sid(v: &mut Violations, field: &str, value: &str, prefix: &str, required:
 }
 
 /// An optional idempotency key: 1 to 255 printable ASCII characters.
-pub fn idempotency_key(v: &mut Violations, value: &str) {
+pub(crate) fn idempotency_key(v: &mut Violations, value: &str) {
     if value.len() > MAX_IDEMPOTENCY_KEY {
         v.add(
             "idempotency_key",
@@ -171,7 +171,7 @@ pub fn idempotency_key(v: &mut Violations, value: &str) {
 }
 
 /// Optional attributes: structurally valid JSON of at most [`MAX_ATTRIBUTES`] bytes.
-pub fn attributes(v: &mut Violations, field: &str, value: &str) {
+pub(crate) fn attributes(v: &mut Violations, field: &str, value: &str) {
     if value.is_empty() {
         return;
     }
@@ -183,7 +183,7 @@ pub fn attributes(v: &mut Violations, field: &str, value: &str) {
 }
 
 /// An optional timestamp: a real instant between the years 1970 and 9999.
-pub fn timestamp(
+pub(crate) fn timestamp(
     v: &mut Violations,
     field: &str,
     value: Option<Raw<DateTime<Utc>>>,
@@ -203,7 +203,7 @@ pub fn timestamp(
 }
 
 /// Whether `s` is an E.164 number: `+`, then 2 to 15 digits, the first not 0.
-pub fn is_e164(s: &str) -> bool {
+pub(crate) fn is_e164(s: &str) -> bool {
     let Some(digits) = s.strip_prefix('+') else {
         return false;
     };
@@ -213,7 +213,7 @@ pub fn is_e164(s: &str) -> bool {
 }
 
 /// Whether `s` looks like a deliverable e-mail address (`local@domain.tld`, RFC 5321 lengths).
-pub fn is_email(s: &str) -> bool {
+pub(crate) fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };
@@ -256,7 +256,7 @@ fn is_whatsapp(s: &str) -> bool {
 
 /// One v2 address. Returns the typed address when its channel is known, so the caller
 /// can still look for duplicates; the address's own violations are recorded either way.
-pub fn address(v: &mut Violations, field: &str, draft: AddressDraft) -> Option<Address> {
+pub(crate) fn address(v: &mut Violations, field: &str, draft: AddressDraft) -> Option<Address> {
     let channel = match draft.channel {
         Raw::Known(c) => Some(c),
         Raw::Unset => {
@@ -326,7 +326,7 @@ fn phone_like(s: &str) -> bool {
 /// participant is either a chat participant (identity, optionally projected into group MMS
 /// with `projected_address`) or an SMS/WhatsApp participant (`address` with
 /// `proxy_address`), never both and never neither.
-pub fn messaging_binding(
+pub(crate) fn messaging_binding(
     v: &mut Violations,
     field: &str,
     binding: MessagingBinding,

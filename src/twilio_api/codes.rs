@@ -4,7 +4,7 @@
 use crate::domain::error::{Conflict, Error, StoreFault};
 
 /// The HTTP status, the contract's table read the other way.
-pub fn http_status(err: &Error) -> u16 {
+pub(crate) fn http_status(err: &Error) -> u16 {
     match err {
         Error::InvalidArgument(_) => 400,
         Error::NotFound { .. } => 404,
@@ -33,7 +33,7 @@ pub fn http_status(err: &Error) -> u16 {
 /// exists, 20003 authentication, 20422 invalid parameter value, 20429 too many
 /// requests, 20500 internal error, 20503 unavailable, 70002 malformed request), the
 /// upstream's code for upstream errors, else the HTTP status itself.
-pub fn twilio_code(err: &Error) -> u32 {
+pub(crate) fn twilio_code(err: &Error) -> u32 {
     match err {
         Error::InvalidArgument(_) => 70002,
         Error::NotFound { .. } => 20404,

@@ -5,8 +5,8 @@
 //! follow `../shared/specs/` (Twilio's OpenAPI). Imports nothing of the crate but
 //! [`crate::domain`].
 
-pub mod codes;
-pub mod error_body;
+pub(crate) mod codes;
+mod error_body;
 mod fields;
 pub mod v1;
 pub mod v2;

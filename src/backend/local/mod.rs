@@ -6,7 +6,7 @@
 //! inspected with the `sqlite3` shell when something looks wrong.
 //!
 //! Durability and throughput: every create goes to one writer thread, which owns the only
-//! write connection. It takes whatever creates are queued (up to [`MAX_BATCH`]), applies
+//! write connection. It takes whatever creates are queued (up to `MAX_BATCH`), applies
 //! each under its own savepoint, and commits them in one transaction: one fsync for the
 //! whole group (group commit). A caller is answered only after that commit returned, so an
 //! acknowledged participant survives `kill -9` and power loss. Fetches run on a small pool

@@ -1,6 +1,6 @@
 //! Entry points for the fuzz targets in `fuzz/` (not part of the API, hidden from the
 //! docs): Twilio's answers read and checked by the very functions the twilio backend uses
-//! ([`super::answer`]), without a network exchange around them.
+//! (`super::answer`), without a network exchange around them.
 
 use std::time::Duration;
 

@@ -13,7 +13,7 @@
 //!
 //! Twilio's error answers become [`Error::Upstream`], which `error.rs` maps per the
 //! contract's table. Its success answers are checked as strictly as requests
-//! ([`answer`]): one that is not the participant asked for is [`Error::UpstreamProtocol`]
+//! (`answer.rs`): one that is not the participant asked for is [`Error::UpstreamProtocol`]
 //! (INTERNAL), never retried. Credentials live in [`Credentials`], a secret that never
 //! prints.
 

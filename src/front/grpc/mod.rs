@@ -1,7 +1,7 @@
 //! The gRPC front: `participants.v1.ParticipantService` as a thin adapter over a
 //! [`ParticipantBackend`]. Each method converts the protobuf request into a domain draft,
 //! validates it, calls the backend, and converts the result back; errors become statuses
-//! in [`status`]. Protobuf types go no further than this module ([`convert`]).
+//! in `status.rs`. Protobuf types go no further than this module (`convert.rs`).
 
 use std::sync::Arc;
 
