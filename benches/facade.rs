@@ -8,7 +8,7 @@
 //! load generator, the loopback Twilio stand-in and the OTLP receiver live in this process.
 //!
 //! 1. Facade overhead. A minimal HTTP/1.1 + h2c server in this process answers
-//!    `GET /v2/Conversations/{c}/Participants/{id}` with a fixed participant JSON (and checks
+//!    `GET /v2/Conversations/{c}/Participants/{id}` with that participant's JSON (and checks
 //!    the Basic credentials). The facade runs with `--backend twilio --upstream-url` that
 //!    server. At concurrency 1 and 16, in the same run: (a) gRPC `FetchParticipant` through
 //!    the facade (`min(concurrency, 4)` HTTP/2 connections), (b) the same GET straight to
@@ -104,15 +104,23 @@ const OTLP_THREADS: &str = "bench-otlp";
 /// The stand-in's credentials, passed to the facade as `TWILIO_API_KEY`/`TWILIO_API_SECRET`.
 const API_KEY: &str = "SKbench";
 const API_SECRET: &str = "bench-secret";
-/// What the stand-in answers to every participant GET: a v2 participant, camelCase.
-const PARTICIPANT_JSON: &str = concat!(
-    r#"{"id":"conv_participant_01m8b7a6yqrhp4et8761yqjt4y","#,
-    r#""conversationId":"conv_conversation_01k1etk2y5f1y9fpe2epfdtvv2","#,
-    r#""accountId":"AC00000000000000000000000000000000","#,
-    r#""name":"Dana","type":"CUSTOMER","#,
-    r#""addresses":[{"channel":"SMS","address":"+18005550100"}],"#,
-    r#""createdAt":"2026-11-26T06:05:03.319Z","updatedAt":"2026-11-26T06:05:03.319Z"}"#
-);
+/// What the stand-in answers to a participant GET: the v2 participant asked for (the
+/// facade checks that an answer is the participant of the conversation it asked about),
+/// camelCase, the same size for every id of [`FETCH_POOL`]'s shape.
+fn participant_json(conversation_id: &str, participant_id: &str) -> String {
+    format!(
+        concat!(
+            r#"{{"id":"{}","conversationId":"{}","#,
+            r#""accountId":"AC00000000000000000000000000000000","#,
+            r#""name":"Dana","type":"CUSTOMER","#,
+            r#""addresses":[{{"channel":"SMS","address":"+18005550100"}}],"#,
+            r#""createdAt":"2026-11-26T06:05:03.319Z","updatedAt":"2026-11-26T06:05:03.319Z"}}"#
+        ),
+        participant_id, conversation_id
+    )
+}
+/// The conversation section 1 fetches from.
+const CONVERSATION: &str = "conv_conversation_01k1etk2y5f1y9fpe2epfdtvv2";
 const NOT_FOUND_JSON: &str = r#"{"code":20404,"message":"The requested resource was not found","more_info":"https://www.twilio.com/docs/errors/20404","status":404}"#;
 
 struct Settings {
@@ -342,19 +350,22 @@ fn free_port() -> u16 {
 // ---------------------------------------------------------------------------------------
 // The loopback Twilio stand-in and the OTLP receiver, each on its own runtime.
 
-fn is_participant_path(path: &str) -> bool {
+/// The conversation and participant of a v2 participant path.
+fn participant_path(path: &str) -> Option<(&str, &str)> {
     let parts: Vec<&str> = path.split('/').collect();
-    matches!(
-        parts.as_slice(),
-        ["", "v2", "Conversations", c, "Participants", id] if !c.is_empty() && !id.is_empty()
-    )
+    match parts.as_slice() {
+        ["", "v2", "Conversations", c, "Participants", id] if !c.is_empty() && !id.is_empty() => {
+            Some((c, id))
+        }
+        _ => None,
+    }
 }
 
-fn json_response(status: u16, body: &'static str) -> http::Response<axum::body::Body> {
+fn json_response(status: u16, body: impl Into<Bytes>) -> http::Response<axum::body::Body> {
     http::Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(axum::body::Body::from(Bytes::from_static(body.as_bytes())))
+        .body(axum::body::Body::from(body.into()))
         .expect("static response")
 }
 
@@ -394,10 +405,10 @@ fn start_upstream(runtime: &Handle) -> (SocketAddr, Arc<AtomicU64>) {
                             401,
                             r#"{"code":20003,"message":"Authenticate","status":401}"#,
                         )
-                    } else if request.method() == http::Method::GET
-                        && is_participant_path(request.uri().path())
+                    } else if let Some((conversation, id)) = participant_path(request.uri().path())
+                        .filter(|_| request.method() == http::Method::GET)
                     {
-                        json_response(200, PARTICIPANT_JSON)
+                        json_response(200, participant_json(conversation, id))
                     } else {
                         json_response(404, NOT_FOUND_JSON)
                     };
@@ -946,9 +957,9 @@ async fn facade_overhead(settings: &Settings, upstream_rt: &Handle) {
     ];
     let facade = Facade::start(settings, &args, &env).await;
     println!(
-        "upstream stand-in: http://{upstream} (hyper, HTTP/1.1 + h2c, 2 threads, fixed {} byte body); \
+        "upstream stand-in: http://{upstream} (hyper, HTTP/1.1 + h2c, 2 threads, {} byte body naming the participant asked for); \
          facade: pid {} on {}, --backend twilio, RUST_LOG=warn",
-        PARTICIPANT_JSON.len(),
+        participant_json(CONVERSATION, &format!("conv_participant_{:026}", 0)).len(),
         facade.pid,
         facade.url()
     );
@@ -961,7 +972,7 @@ async fn facade_overhead(settings: &Settings, upstream_rt: &Handle) {
         (0..FETCH_POOL)
             .map(|i| {
                 Target::new(
-                    "conv_conversation_01k1etk2y5f1y9fpe2epfdtvv2".to_owned(),
+                    CONVERSATION.to_owned(),
                     format!("conv_participant_{i:026}"),
                 )
             })
