@@ -970,12 +970,7 @@ async fn facade_overhead(settings: &Settings, upstream_rt: &Handle) {
     println!();
     let targets: Arc<Vec<Target>> = Arc::new(
         (0..FETCH_POOL)
-            .map(|i| {
-                Target::new(
-                    CONVERSATION.to_owned(),
-                    format!("conv_participant_{i:026}"),
-                )
-            })
+            .map(|i| Target::new(CONVERSATION.to_owned(), format!("conv_participant_{i:026}")))
             .collect(),
     );
     let direct = vec![Driver::Http {
