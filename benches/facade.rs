@@ -813,6 +813,7 @@ async fn precreate(url: &str) -> Arc<Vec<Target>> {
                             channel: ProtoChannel::Sms as i32,
                             address: format!("+1555{i:08}"),
                             channel_id: String::new(),
+                            ..Default::default()
                         }],
                         ..Default::default()
                     };

@@ -286,6 +286,7 @@ impl Fixture {
                 channel: ProtoChannel::Sms as i32,
                 address: format!("+1555{n:08}"),
                 channel_id: String::new(),
+                ..Default::default()
             }],
             ..Default::default()
         }

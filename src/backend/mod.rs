@@ -12,8 +12,9 @@ use async_trait::async_trait;
 
 use crate::domain::error::Error;
 use crate::domain::{
-    NewParticipant, NewServiceParticipant, Participant, ParticipantRef, ServiceParticipant,
-    ServiceParticipantRef,
+    DeleteServiceParticipant, ListParticipants, ListServiceParticipants, NewParticipant,
+    NewServiceParticipant, Page, Participant, ParticipantRef, ParticipantUpdate,
+    ServiceParticipant, ServiceParticipantRef, ServiceParticipantUpdate,
 };
 
 /// What a front knows about a call beyond its request: passed to every backend method so
@@ -31,7 +32,7 @@ pub struct CallContext {
     pub upstream_credentials: Option<Credentials>,
 }
 
-/// Creates and fetches participants. Implemented by [`crate::backend::local::LocalBackend`] and
+/// The whole participant lifecycle: create, fetch, list, update and (v1) delete. Implemented by [`crate::backend::local::LocalBackend`] and
 /// [`crate::backend::twilio::TwilioBackend`].
 #[async_trait]
 pub trait ParticipantBackend: Send + Sync + 'static {
@@ -63,6 +64,45 @@ pub trait ParticipantBackend: Send + Sync + 'static {
         ctx: &CallContext,
         key: ServiceParticipantRef,
     ) -> Result<ServiceParticipant, Error>;
+
+    /// One page of a v2 conversation's participants, oldest first (creation order, ties
+    /// broken by id). A page token the backend did not issue for this list is
+    /// INVALID_ARGUMENT ([`crate::domain::page::bad_page_token`]).
+    async fn list_participants(
+        &self,
+        ctx: &CallContext,
+        query: ListParticipants,
+    ) -> Result<Page<Participant>, Error>;
+
+    /// Changes a v2 participant; NOT_FOUND when unknown, ALREADY_EXISTS when a new
+    /// address is another participant's.
+    async fn update_participant(
+        &self,
+        ctx: &CallContext,
+        update: ParticipantUpdate,
+    ) -> Result<Participant, Error>;
+
+    /// One page of a v1 conversation's participants, oldest first.
+    async fn list_service_participants(
+        &self,
+        ctx: &CallContext,
+        query: ListServiceParticipants,
+    ) -> Result<Page<ServiceParticipant>, Error>;
+
+    /// Changes a v1 participant named by sid or identity; NOT_FOUND when unknown,
+    /// ALREADY_EXISTS when the new identity or binding is another participant's.
+    async fn update_service_participant(
+        &self,
+        ctx: &CallContext,
+        update: ServiceParticipantUpdate,
+    ) -> Result<ServiceParticipant, Error>;
+
+    /// Removes a v1 participant named by sid or identity; NOT_FOUND when unknown.
+    async fn delete_service_participant(
+        &self,
+        ctx: &CallContext,
+        request: DeleteServiceParticipant,
+    ) -> Result<(), Error>;
 
     /// Whether the backend can serve calls now: the readiness signal. A backend that
     /// depends on a remote service reports its persistent failure here, not single errors.

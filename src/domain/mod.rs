@@ -8,6 +8,7 @@
 
 pub mod error;
 pub(crate) mod ids;
+pub mod page;
 mod participant;
 pub(crate) mod rules;
 mod service_participant;
@@ -17,13 +18,22 @@ use std::str::FromStr;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+/// The server's clock as each API's participants carry it: milliseconds (v2), whole
+/// seconds (v1, as Twilio writes them).
+pub use participant::now as v2_now;
+pub use service_participant::now as v1_now;
+
+pub use page::{ListParticipants, ListServiceParticipants, Page, PageQuery};
 pub use participant::{
-    Address, AddressDraft, Channel, NewParticipant, Participant, ParticipantDraft, ParticipantRef,
-    ParticipantType,
+    Address, AddressDraft, Channel, NewParticipant, PARTICIPANT_UPDATE_PATHS, Participant,
+    ParticipantChanges, ParticipantDraft, ParticipantRef, ParticipantType, ParticipantUpdate,
+    ParticipantUpdateDraft,
 };
 pub use service_participant::{
-    MessagingBinding, NewServiceParticipant, ServiceParticipant, ServiceParticipantDraft,
-    ServiceParticipantRef,
+    DeleteServiceParticipant, MessagingBinding, NewServiceParticipant,
+    SERVICE_PARTICIPANT_UPDATE_PATHS, ServiceParticipant, ServiceParticipantChanges,
+    ServiceParticipantDraft, ServiceParticipantRef, ServiceParticipantUpdate,
+    ServiceParticipantUpdateDraft, Webhooks,
 };
 
 /// A value for an enumerated field as the caller sent it.

@@ -188,42 +188,8 @@ impl ParticipantDraft {
         rules::text(&mut v, "name", &self.name, rules::MAX_NAME);
         rules::text(&mut v, "profile_id", &self.profile_id, rules::MAX_ID);
         rules::idempotency_key(&mut v, &self.idempotency_key);
-        let kind = match self.kind {
-            None | Some(Raw::Unset) => None,
-            Some(Raw::Known(kind)) => Some(kind),
-            // The value itself is not quoted: over REST it is any text the caller sent.
-            Some(Raw::Unknown(_)) => {
-                v.add(
-                    "type",
-                    "unknown participant type; expected HUMAN_AGENT, CUSTOMER, AI_AGENT, AGENT or UNKNOWN",
-                );
-                None
-            }
-        };
-        if self.addresses.is_empty() {
-            v.add("addresses", "at least one address is required");
-        } else if self.addresses.len() > rules::MAX_ADDRESSES {
-            v.add(
-                "addresses",
-                format!("at most {} addresses are allowed", rules::MAX_ADDRESSES),
-            );
-        }
-        let mut addresses = Vec::with_capacity(self.addresses.len());
-        for (i, draft) in self.addresses.into_iter().enumerate() {
-            let field = format!("addresses[{i}]");
-            if let Some(address) = rules::address(&mut v, &field, draft) {
-                let duplicate = addresses.iter().any(|seen: &Address| {
-                    seen.channel == address.channel && seen.conflict_key() == address.conflict_key()
-                });
-                if duplicate {
-                    v.add(
-                        format!("{field}.address"),
-                        "the same channel and address appear twice in this request",
-                    );
-                }
-                addresses.push(address);
-            }
-        }
+        let kind = participant_type(&mut v, "type", self.kind);
+        let addresses = addresses(&mut v, "", self.addresses);
         v.into_result()?;
         Ok(NewParticipant {
             conversation_id: self.conversation_id,
@@ -233,6 +199,210 @@ impl ParticipantDraft {
             addresses,
             idempotency_key: non_empty(self.idempotency_key),
         })
+    }
+}
+
+/// The participant's addresses: at least one, at most [`rules::MAX_ADDRESSES`], each valid,
+/// no channel and address twice. Violations are named `{prefix}addresses...`.
+fn addresses(v: &mut Violations, prefix: &str, drafts: Vec<AddressDraft>) -> Vec<Address> {
+    if drafts.is_empty() {
+        v.add(
+            format!("{prefix}addresses"),
+            "at least one address is required",
+        );
+    } else if drafts.len() > rules::MAX_ADDRESSES {
+        v.add(
+            format!("{prefix}addresses"),
+            format!("at most {} addresses are allowed", rules::MAX_ADDRESSES),
+        );
+    }
+    let mut addresses = Vec::with_capacity(drafts.len());
+    for (i, draft) in drafts.into_iter().enumerate() {
+        let field = format!("{prefix}addresses[{i}]");
+        if let Some(address) = rules::address(v, &field, draft) {
+            let duplicate = addresses.iter().any(|seen: &Address| {
+                seen.channel == address.channel && seen.conflict_key() == address.conflict_key()
+            });
+            if duplicate {
+                v.add(
+                    format!("{field}.address"),
+                    "the same channel and address appear twice in this request",
+                );
+            }
+            addresses.push(address);
+        }
+    }
+    addresses
+}
+
+/// The participant type as sent: unset is `None`, unknown is a violation on `field`.
+fn participant_type(
+    v: &mut Violations,
+    field: &str,
+    kind: Option<Raw<ParticipantType>>,
+) -> Option<ParticipantType> {
+    match kind {
+        None | Some(Raw::Unset) => None,
+        Some(Raw::Known(kind)) => Some(kind),
+        // The value itself is not quoted: over REST it is any text the caller sent.
+        Some(Raw::Unknown(_)) => {
+            v.add(
+                field,
+                "unknown participant type; expected HUMAN_AGENT, CUSTOMER, AI_AGENT, AGENT or UNKNOWN",
+            );
+            None
+        }
+    }
+}
+
+/// The fields an update may change, by their names in an update mask.
+pub const PARTICIPANT_UPDATE_PATHS: [&str; 4] = ["name", "type", "profile_id", "addresses"];
+
+/// A request to change a v2 participant, as the caller sent it: the new values, and which
+/// of them to apply.
+#[derive(Debug, Clone, Default)]
+pub struct ParticipantUpdateDraft {
+    /// Names the participant: its conversation.
+    pub conversation_id: String,
+    /// Names the participant: its id.
+    pub participant_id: String,
+    /// New display name; empty clears it.
+    pub name: String,
+    /// New role; unset clears it.
+    pub kind: Option<Raw<ParticipantType>>,
+    /// New profile id; empty clears it.
+    pub profile_id: String,
+    /// New addresses, replacing all of them.
+    pub addresses: Vec<AddressDraft>,
+    /// The mask's paths (see [`PARTICIPANT_UPDATE_PATHS`]); `None` or empty: every field
+    /// that is set (non-empty).
+    pub mask: Option<Vec<String>>,
+    /// Prefix of the fields in violations: `participant.` over gRPC, where they sit in
+    /// the request's `participant`, empty over REST.
+    pub field_prefix: &'static str,
+}
+
+/// What an update changes; `None` keeps the field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ParticipantChanges {
+    /// New display name (`Some(None)` clears it).
+    pub name: Option<Option<String>>,
+    /// New role (`Some(None)` clears it).
+    pub kind: Option<Option<ParticipantType>>,
+    /// New profile id (`Some(None)` clears it).
+    pub profile_id: Option<Option<String>>,
+    /// New addresses, replacing all of them; never empty.
+    pub addresses: Option<Vec<Address>>,
+}
+
+/// A valid request to change a v2 participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantUpdate {
+    /// The participant.
+    pub key: ParticipantRef,
+    /// What changes.
+    pub changes: ParticipantChanges,
+}
+
+impl ParticipantUpdateDraft {
+    /// Checks the mask and, for every field it names, the rules of create; INVALID_ARGUMENT
+    /// lists every violation (an unknown mask path included).
+    pub fn validate(self) -> Result<ParticipantUpdate, Error> {
+        let mut v = Violations::default();
+        let p = self.field_prefix;
+        rules::resource_id(
+            &mut v,
+            &format!("{p}conversation_id"),
+            &self.conversation_id,
+        );
+        let id_field = if p.is_empty() {
+            "participant_id"
+        } else {
+            "participant.id"
+        };
+        rules::resource_id(&mut v, id_field, &self.participant_id);
+        let paths = match self.mask.filter(|m| !m.is_empty()) {
+            Some(paths) => {
+                for (i, path) in paths.iter().enumerate() {
+                    if !PARTICIPANT_UPDATE_PATHS.contains(&path.as_str()) {
+                        // The path is not quoted: it is any text the caller sent.
+                        v.add(
+                            format!("update_mask.paths[{i}]"),
+                            "unknown field; expected name, type, profile_id or addresses",
+                        );
+                    }
+                }
+                paths
+            }
+            None => {
+                let set = [
+                    !self.name.is_empty(),
+                    !matches!(self.kind, None | Some(Raw::Unset)),
+                    !self.profile_id.is_empty(),
+                    !self.addresses.is_empty(),
+                ];
+                PARTICIPANT_UPDATE_PATHS
+                    .iter()
+                    .zip(set)
+                    .filter(|(_, set)| *set)
+                    .map(|(path, _)| (*path).to_owned())
+                    .collect()
+            }
+        };
+        if paths.is_empty() {
+            v.add(
+                "update_mask",
+                "names no field to change; set a field or name it in update_mask",
+            );
+        }
+        let named = |path: &str| paths.iter().any(|p| p == path);
+        let mut changes = ParticipantChanges::default();
+        if named("name") {
+            rules::text(&mut v, &format!("{p}name"), &self.name, rules::MAX_NAME);
+            changes.name = Some(non_empty(self.name));
+        }
+        if named("type") {
+            changes.kind = Some(participant_type(&mut v, &format!("{p}type"), self.kind));
+        }
+        if named("profile_id") {
+            rules::text(
+                &mut v,
+                &format!("{p}profile_id"),
+                &self.profile_id,
+                rules::MAX_ID,
+            );
+            changes.profile_id = Some(non_empty(self.profile_id));
+        }
+        if named("addresses") {
+            changes.addresses = Some(addresses(&mut v, p, self.addresses));
+        }
+        v.into_result()?;
+        Ok(ParticipantUpdate {
+            key: ParticipantRef {
+                conversation_id: self.conversation_id,
+                participant_id: self.participant_id,
+            },
+            changes,
+        })
+    }
+}
+
+impl ParticipantChanges {
+    /// Applies the changes to `p` and moves `updated_at` to `now`; `created_at` stays.
+    pub fn apply(&self, p: &mut Participant, now: DateTime<Utc>) {
+        if let Some(name) = &self.name {
+            p.name.clone_from(name);
+        }
+        if let Some(kind) = self.kind {
+            p.kind = kind;
+        }
+        if let Some(profile_id) = &self.profile_id {
+            p.profile_id.clone_from(profile_id);
+        }
+        if let Some(addresses) = &self.addresses {
+            p.addresses.clone_from(addresses);
+        }
+        p.updated_at = Some(now);
     }
 }
 
@@ -250,7 +420,7 @@ impl ParticipantRef {
 impl NewParticipant {
     /// Builds the participant this request creates, with a fresh id and the server's clock.
     pub fn into_participant(self, account_id: &str) -> Participant {
-        let now = Utc::now().trunc_subsecs(3);
+        let now = now();
         Participant {
             id: crate::domain::ids::participant_id(),
             conversation_id: self.conversation_id,
@@ -270,4 +440,9 @@ impl CreateRequest for NewParticipant {
     fn idempotency_key(&self) -> Option<&str> {
         self.idempotency_key.as_deref()
     }
+}
+
+/// The server's clock as v2 participants carry it: milliseconds.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
 }

@@ -37,6 +37,19 @@ impl Violations {
         });
     }
 
+    /// The same violations with `prefix` before every field name.
+    pub(crate) fn prefixed(self, prefix: &str) -> Self {
+        Violations(
+            self.0
+                .into_iter()
+                .map(|f| FieldViolation {
+                    field: format!("{prefix}{}", f.field),
+                    ..f
+                })
+                .collect(),
+        )
+    }
+
     /// `Ok` when nothing was recorded, else INVALID_ARGUMENT with every violation.
     pub(crate) fn into_result(self) -> Result<(), Error> {
         if self.0.is_empty() {
@@ -318,7 +331,11 @@ pub(crate) fn address(v: &mut Violations, field: &str, draft: AddressDraft) -> O
     })
 }
 
-fn phone_like(s: &str) -> bool {
+/// What a binding's own or proxy address must be.
+pub(crate) const PHONE_LIKE: &str = "must be an E.164 number such as +18005550100, whatsapp: and an E.164 number, or rcs: and a sender id or E.164 number";
+
+/// Whether `s` may be a binding's own or proxy address.
+pub(crate) fn is_phone_like(s: &str) -> bool {
     is_e164(s) || is_whatsapp(s) || is_rcs(s)
 }
 
@@ -337,15 +354,14 @@ pub(crate) fn messaging_binding(
         proxy_address: binding.proxy_address.filter(|s| !s.is_empty()),
         projected_address: binding.projected_address.filter(|s| !s.is_empty()),
     };
-    let phone = "must be an E.164 number such as +18005550100, whatsapp: and an E.164 number, or rcs: and a sender id or E.164 number";
     for (name, value) in [
         ("address", &binding.address),
         ("proxy_address", &binding.proxy_address),
     ] {
         if let Some(value) = value
-            && !phone_like(value)
+            && !is_phone_like(value)
         {
-            v.add(format!("{field}.{name}"), phone);
+            v.add(format!("{field}.{name}"), PHONE_LIKE);
         }
     }
     if let Some(projected) = &binding.projected_address

@@ -88,7 +88,7 @@ pub struct ServiceParticipantDraft {
     /// Caller-chosen update date.
     pub date_updated: Option<Raw<DateTime<Utc>>>,
     /// Whether upstream webhooks fire.
-    pub webhook_enabled: bool,
+    pub webhooks: Webhooks,
     /// Optional idempotency key.
     pub idempotency_key: String,
 }
@@ -114,7 +114,7 @@ pub struct NewServiceParticipant {
     pub date_updated: Option<DateTime<Utc>>,
     /// Whether upstream webhooks fire; not part of the request's identity.
     #[serde(skip)]
-    pub webhook_enabled: bool,
+    pub webhooks: Webhooks,
     /// Idempotency key; not part of the request's identity.
     #[serde(skip)]
     pub idempotency_key: Option<String>,
@@ -159,7 +159,7 @@ impl ServiceParticipantDraft {
             role_sid: non_empty(self.role_sid),
             date_created,
             date_updated,
-            webhook_enabled: self.webhook_enabled,
+            webhooks: self.webhooks,
             idempotency_key: non_empty(self.idempotency_key),
         })
     }
@@ -169,15 +169,19 @@ impl ServiceParticipantRef {
     /// Checks the identifiers' shape. `sid` may be an `MB` sid or an identity.
     pub fn validate(self) -> Result<Self, Error> {
         let mut v = Violations::default();
-        conversation(&mut v, &self.chat_service_sid, &self.conversation_sid);
+        self.check(&mut v);
+        v.into_result().map(|()| self)
+    }
+
+    fn check(&self, v: &mut Violations) {
+        conversation(v, &self.chat_service_sid, &self.conversation_sid);
         if self.sid.is_empty() {
             v.add("sid", "required");
         } else if rules::is_dot_segment(&self.sid) {
             v.add("sid", "must not be '.' or '..'");
         } else {
-            rules::text(&mut v, "sid", &self.sid, rules::MAX_IDENTITY);
+            rules::text(v, "sid", &self.sid, rules::MAX_IDENTITY);
         }
-        v.into_result().map(|()| self)
     }
 }
 
@@ -186,7 +190,7 @@ impl NewServiceParticipant {
     /// request are kept, as Twilio does, and the others come from the server's clock
     /// (whole seconds, as Twilio writes them).
     pub fn into_participant(self, account_sid: &str) -> ServiceParticipant {
-        let now = Utc::now().trunc_subsecs(0);
+        let now = now();
         ServiceParticipant {
             sid: crate::domain::ids::service_participant_sid(),
             account_sid: account_sid.to_owned(),
@@ -211,9 +215,330 @@ impl CreateRequest for NewServiceParticipant {
     }
 }
 
+/// `X-Twilio-Webhook-Enabled` as the facade sends it upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Webhooks {
+    /// No header: Twilio's default.
+    #[default]
+    Unsaid,
+    /// `X-Twilio-Webhook-Enabled: true`.
+    Enabled,
+    /// `X-Twilio-Webhook-Enabled: false`.
+    Disabled,
+}
+
+impl Webhooks {
+    /// The header's value, when one is sent.
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            Webhooks::Unsaid => None,
+            Webhooks::Enabled => Some("true"),
+            Webhooks::Disabled => Some("false"),
+        }
+    }
+
+    /// From a gRPC request: `mode` (the `WebhookMode` enum, when set) wins over the older
+    /// `bool webhook_enabled`, whose `false` sends no header.
+    pub fn from_request(enabled: bool, mode: Option<bool>) -> Self {
+        match (mode, enabled) {
+            (Some(true), _) | (None, true) => Webhooks::Enabled,
+            (Some(false), _) => Webhooks::Disabled,
+            (None, false) => Webhooks::Unsaid,
+        }
+    }
+}
+
+/// The fields a v1 update may change, by their names in an update mask.
+pub const SERVICE_PARTICIPANT_UPDATE_PATHS: [&str; 9] = [
+    "identity",
+    "attributes",
+    "role_sid",
+    "messaging_binding.proxy_address",
+    "messaging_binding.projected_address",
+    "date_created",
+    "date_updated",
+    "last_read_message_index",
+    "last_read_timestamp",
+];
+
+/// Longest `last_read_timestamp`, in characters.
+const MAX_LAST_READ_TIMESTAMP: usize = 64;
+
+/// A request to change a v1 participant, as the caller sent it.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceParticipantUpdateDraft {
+    /// Names the participant: its chat service.
+    pub chat_service_sid: String,
+    /// Names the participant: its conversation.
+    pub conversation_sid: String,
+    /// Names the participant: its `MB` sid or identity.
+    pub sid: String,
+    /// New identity; empty clears it.
+    pub identity: String,
+    /// New attributes (JSON text); empty sets `{}`.
+    pub attributes: String,
+    /// New role; empty clears it.
+    pub role_sid: String,
+    /// New proxy address; empty clears it (REST's `null`).
+    pub proxy_address: String,
+    /// New projected address; empty clears it (REST's `null`).
+    pub projected_address: String,
+    /// New creation date.
+    pub date_created: Option<Raw<DateTime<Utc>>>,
+    /// New update date; when not changed, the update sets the server's clock.
+    pub date_updated: Option<Raw<DateTime<Utc>>>,
+    /// New last-read index; `None` or unset clears it.
+    pub last_read_message_index: Option<Raw<i64>>,
+    /// New last-read timestamp; empty clears it.
+    pub last_read_timestamp: String,
+    /// The mask's paths (see [`SERVICE_PARTICIPANT_UPDATE_PATHS`]); `None` or empty:
+    /// every field that is set.
+    pub mask: Option<Vec<String>>,
+    /// Prefix of the fields in violations: `service_participant.` over gRPC, empty over REST.
+    pub field_prefix: &'static str,
+    /// Whether upstream webhooks fire.
+    pub webhooks: Webhooks,
+}
+
+/// What a v1 update changes; `None` keeps the field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceParticipantChanges {
+    /// New identity (`Some(None)` clears it).
+    pub identity: Option<Option<String>>,
+    /// New attributes (JSON text).
+    pub attributes: Option<String>,
+    /// New role (`Some(None)` clears it).
+    pub role_sid: Option<Option<String>>,
+    /// New proxy address of the binding (`Some(None)` clears it).
+    pub proxy_address: Option<Option<String>>,
+    /// New projected address of the binding (`Some(None)` clears it).
+    pub projected_address: Option<Option<String>>,
+    /// New creation date.
+    pub date_created: Option<DateTime<Utc>>,
+    /// New update date; `None` means the server's clock at the update.
+    pub date_updated: Option<DateTime<Utc>>,
+    /// New last-read index (`Some(None)` clears it).
+    pub last_read_message_index: Option<Option<i64>>,
+    /// New last-read timestamp (`Some(None)` clears it).
+    pub last_read_timestamp: Option<Option<String>>,
+}
+
+/// A valid request to change a v1 participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceParticipantUpdate {
+    /// The participant, by sid or identity.
+    pub key: ServiceParticipantRef,
+    /// What changes.
+    pub changes: ServiceParticipantChanges,
+    /// Whether upstream webhooks fire.
+    pub webhooks: Webhooks,
+    /// Prefix of the fields in violations found when the changes meet the record.
+    pub field_prefix: &'static str,
+}
+
+/// A valid request to remove a v1 participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteServiceParticipant {
+    /// The participant, by sid or identity.
+    pub key: ServiceParticipantRef,
+    /// Whether upstream webhooks fire.
+    pub webhooks: Webhooks,
+}
+
+impl ServiceParticipantUpdateDraft {
+    /// Checks the mask and, for every field it names, the rules of create; INVALID_ARGUMENT
+    /// lists every violation (an unknown mask path included). The rules that need the
+    /// record (identity or binding, never both or neither) are checked by
+    /// [`ServiceParticipantUpdate::apply`].
+    pub fn validate(self) -> Result<ServiceParticipantUpdate, Error> {
+        let p = self.field_prefix;
+        let key = ServiceParticipantRef {
+            chat_service_sid: self.chat_service_sid,
+            conversation_sid: self.conversation_sid,
+            sid: self.sid,
+        };
+        let mut v = Violations::default();
+        key.check(&mut v);
+        let paths = match self.mask.filter(|m| !m.is_empty()) {
+            Some(paths) => {
+                for (i, path) in paths.iter().enumerate() {
+                    if !SERVICE_PARTICIPANT_UPDATE_PATHS.contains(&path.as_str()) {
+                        // The path is not quoted: it is any text the caller sent.
+                        v.add(
+                            format!("update_mask.paths[{i}]"),
+                            "unknown field; expected identity, attributes, role_sid, \
+                             messaging_binding.proxy_address, messaging_binding.projected_address, \
+                             date_created, date_updated, last_read_message_index or last_read_timestamp",
+                        );
+                    }
+                }
+                paths
+            }
+            None => {
+                let set = [
+                    !self.identity.is_empty(),
+                    !self.attributes.is_empty(),
+                    !self.role_sid.is_empty(),
+                    !self.proxy_address.is_empty(),
+                    !self.projected_address.is_empty(),
+                    !matches!(self.date_created, None | Some(Raw::Unset)),
+                    !matches!(self.date_updated, None | Some(Raw::Unset)),
+                    !matches!(self.last_read_message_index, None | Some(Raw::Unset)),
+                    !self.last_read_timestamp.is_empty(),
+                ];
+                SERVICE_PARTICIPANT_UPDATE_PATHS
+                    .iter()
+                    .zip(set)
+                    .filter(|(_, set)| *set)
+                    .map(|(path, _)| (*path).to_owned())
+                    .collect()
+            }
+        };
+        if paths.is_empty() {
+            v.add(
+                "update_mask",
+                "names no field to change; set a field or name it in update_mask",
+            );
+        }
+        let named = |path: &str| paths.iter().any(|p| p == path);
+        let mut c = ServiceParticipantChanges::default();
+        if named("identity") {
+            rules::text(
+                &mut v,
+                &format!("{p}identity"),
+                &self.identity,
+                rules::MAX_IDENTITY,
+            );
+            c.identity = Some(non_empty(self.identity));
+        }
+        if named("attributes") {
+            rules::attributes(&mut v, &format!("{p}attributes"), &self.attributes);
+            c.attributes = Some(non_empty(self.attributes).unwrap_or_else(|| "{}".to_owned()));
+        }
+        if named("role_sid") {
+            rules::sid(&mut v, &format!("{p}role_sid"), &self.role_sid, "RL", false);
+            c.role_sid = Some(non_empty(self.role_sid));
+        }
+        if named("messaging_binding.proxy_address") {
+            let field = format!("{p}messaging_binding.proxy_address");
+            if !self.proxy_address.is_empty() && !rules::is_phone_like(&self.proxy_address) {
+                v.add(field, rules::PHONE_LIKE);
+            }
+            c.proxy_address = Some(non_empty(self.proxy_address));
+        }
+        if named("messaging_binding.projected_address") {
+            let field = format!("{p}messaging_binding.projected_address");
+            if !self.projected_address.is_empty() && !rules::is_e164(&self.projected_address) {
+                v.add(field, "must be an E.164 number such as +18005550100");
+            }
+            c.projected_address = Some(non_empty(self.projected_address));
+        }
+        for (path, value, slot) in [
+            ("date_created", self.date_created, &mut c.date_created),
+            ("date_updated", self.date_updated, &mut c.date_updated),
+        ] {
+            if named(path) {
+                let field = format!("{p}{path}");
+                match rules::timestamp(&mut v, &field, value) {
+                    Some(t) => *slot = Some(t),
+                    None if path == "date_created" => {
+                        v.add(field, "cannot be cleared; give a date");
+                    }
+                    // An update without a date sets the server's clock.
+                    None => {}
+                }
+            }
+        }
+        if named("last_read_message_index") {
+            let field = format!("{p}last_read_message_index");
+            c.last_read_message_index = Some(match self.last_read_message_index {
+                None | Some(Raw::Unset) => None,
+                Some(Raw::Known(n)) if n >= 0 => Some(n),
+                Some(Raw::Known(_)) => {
+                    v.add(field, "must be 0 or more");
+                    None
+                }
+                Some(Raw::Unknown(_)) => {
+                    v.add(field, "must be an integer");
+                    None
+                }
+            });
+        }
+        if named("last_read_timestamp") {
+            rules::text(
+                &mut v,
+                &format!("{p}last_read_timestamp"),
+                &self.last_read_timestamp,
+                MAX_LAST_READ_TIMESTAMP,
+            );
+            c.last_read_timestamp = Some(non_empty(self.last_read_timestamp));
+        }
+        v.into_result()?;
+        Ok(ServiceParticipantUpdate {
+            key,
+            changes: c,
+            webhooks: self.webhooks,
+            field_prefix: p,
+        })
+    }
+}
+
+impl ServiceParticipantUpdate {
+    /// Applies the changes to `record`: `date_updated` becomes the request's date or
+    /// `now`, and the record must still be a chat participant (identity) or an SMS/WhatsApp
+    /// one (binding address with proxy address), never both or neither: INVALID_ARGUMENT
+    /// otherwise, and `record` is left as it was.
+    pub fn apply(&self, record: &mut ServiceParticipant, now: DateTime<Utc>) -> Result<(), Error> {
+        let c = &self.changes;
+        let mut next = record.clone();
+        if let Some(identity) = &c.identity {
+            next.identity.clone_from(identity);
+        }
+        if let Some(attributes) = &c.attributes {
+            next.attributes.clone_from(attributes);
+        }
+        if let Some(role_sid) = &c.role_sid {
+            next.role_sid.clone_from(role_sid);
+        }
+        let mut binding = next.messaging_binding.take().unwrap_or_default();
+        if let Some(proxy) = &c.proxy_address {
+            binding.proxy_address.clone_from(proxy);
+        }
+        if let Some(projected) = &c.projected_address {
+            binding.projected_address.clone_from(projected);
+        }
+        let mut v = Violations::default();
+        let binding = rules::messaging_binding(
+            &mut v,
+            "messaging_binding",
+            binding,
+            next.identity.is_some(),
+        );
+        v.prefixed(self.field_prefix).into_result()?;
+        next.messaging_binding = Some(binding).filter(|b| !b.is_empty());
+        if let Some(date) = c.date_created {
+            next.date_created = Some(date);
+        }
+        next.date_updated = Some(c.date_updated.unwrap_or(now));
+        if let Some(index) = c.last_read_message_index {
+            next.last_read_message_index = index;
+        }
+        if let Some(timestamp) = &c.last_read_timestamp {
+            next.last_read_timestamp.clone_from(timestamp);
+        }
+        *record = next;
+        Ok(())
+    }
+}
+
+/// The server's clock as v1 participants carry it: whole seconds, as Twilio writes them.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(0)
+}
+
 /// The conversation every v1 request names: a chat service (`IS`) and a conversation
 /// (`CH`) sid, both required.
-fn conversation(v: &mut Violations, chat_service_sid: &str, conversation_sid: &str) {
+pub(crate) fn conversation(v: &mut Violations, chat_service_sid: &str, conversation_sid: &str) {
     rules::sid(v, "chat_service_sid", chat_service_sid, "IS", true);
     rules::sid(v, "conversation_sid", conversation_sid, "CH", true);
 }

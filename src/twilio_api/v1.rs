@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::fields::{format_date, lenient, lenient_date, write_date};
 use crate::domain::{
     MessagingBinding, NewServiceParticipant, Raw, ServiceParticipant, ServiceParticipantDraft,
+    Webhooks,
 };
 
 /// Form fields of `POST /v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants`.
@@ -189,7 +190,7 @@ impl CreateServiceParticipantForm {
             role_sid: self.role_sid.unwrap_or_default(),
             date_created: form_date(self.date_created),
             date_updated: form_date(self.date_updated),
-            webhook_enabled: false,
+            webhooks: Webhooks::Unsaid,
             idempotency_key: String::new(),
         }
     }
@@ -353,7 +354,7 @@ mod tests {
                 .ok()
                 .map(|t| t.with_timezone(&Utc)),
             date_updated: None,
-            webhook_enabled: false,
+            webhooks: Webhooks::Unsaid,
             idempotency_key: None,
         };
         let form = serde_urlencoded::to_string(CreateServiceParticipantForm::from(&request))

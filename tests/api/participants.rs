@@ -23,6 +23,7 @@ async fn create_participant_then_fetch_returns_the_identical_participant() {
                 channel: Channel::Email.into(),
                 address: "grace@example.com".into(),
                 channel_id: "email_sender_1".into(),
+                ..Default::default()
             },
         ],
         idempotency_key: String::new(),

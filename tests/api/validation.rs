@@ -21,6 +21,7 @@ fn raw_address(channel: i32, value: &str) -> Address {
         channel,
         address: value.to_owned(),
         channel_id: String::new(),
+        ..Default::default()
     }
 }
 
@@ -479,6 +480,7 @@ async fn invalid_create_service_participant_requests_report_exactly_the_bad_fiel
             address: address.into(),
             proxy_address: proxy.into(),
             projected_address: String::new(),
+            ..Default::default()
         }),
         ..base()
     };
@@ -633,6 +635,7 @@ async fn invalid_create_service_participant_requests_report_exactly_the_bad_fiel
                     address: "+15550000001".into(),
                     proxy_address: "+18005550100".into(),
                     projected_address: "+18005550199".into(),
+                    ..Default::default()
                 }),
                 ..base()
             },
@@ -747,12 +750,14 @@ async fn invalid_create_service_participant_requests_report_exactly_the_bad_fiel
                     address: String::new(),
                     proxy_address: "+18005550100".into(),
                     projected_address: "x".into(),
+                    ..Default::default()
                 }),
                 role_sid: "RL".into(),
                 date_created: ts(0, -5),
                 date_updated: ts(0, 2_000_000_000),
                 webhook_enabled: false,
                 idempotency_key: "tab\tkey".into(),
+                ..Default::default()
             },
             vec![
                 "chat_service_sid",

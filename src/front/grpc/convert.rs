@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::ParticipantApi;
 use crate::domain::{
-    self, AddressDraft, Channel, ParticipantDraft, ParticipantType, Raw, ServiceParticipantDraft,
+    self, AddressDraft, Channel, ParticipantDraft, ParticipantType, ParticipantUpdateDraft, Raw,
+    ServiceParticipantDraft, ServiceParticipantUpdateDraft,
 };
 use crate::proto;
 
@@ -19,6 +20,7 @@ impl ParticipantApi {
             address: b.address.unwrap_or_default(),
             proxy_address: b.proxy_address.unwrap_or_default(),
             projected_address: b.projected_address.unwrap_or_default(),
+            ..Default::default()
         });
         proto::ServiceParticipant {
             url,
@@ -104,16 +106,59 @@ impl From<proto::CreateParticipantRequest> for ParticipantDraft {
             name: r.name,
             kind: Some(raw_enum(r.r#type, participant_type)),
             profile_id: r.profile_id,
-            addresses: r
-                .addresses
-                .into_iter()
-                .map(|a| AddressDraft {
-                    channel: raw_enum(a.channel, channel),
-                    address: a.address,
-                    channel_id: a.channel_id,
-                })
-                .collect(),
+            addresses: address_drafts(r.addresses),
             idempotency_key: r.idempotency_key,
+        }
+    }
+}
+
+fn address_drafts(addresses: Vec<proto::Address>) -> Vec<AddressDraft> {
+    addresses
+        .into_iter()
+        .map(|a| AddressDraft {
+            channel: raw_enum(a.channel, channel),
+            address: a.address,
+            channel_id: a.channel_id,
+        })
+        .collect()
+}
+
+impl From<proto::UpdateParticipantRequest> for ParticipantUpdateDraft {
+    fn from(r: proto::UpdateParticipantRequest) -> Self {
+        let p = r.participant.unwrap_or_default();
+        ParticipantUpdateDraft {
+            conversation_id: p.conversation_id,
+            participant_id: p.id,
+            name: p.name,
+            kind: Some(raw_enum(p.r#type, participant_type)),
+            profile_id: p.profile_id,
+            addresses: address_drafts(p.addresses),
+            mask: r.update_mask.map(|m| m.paths),
+            field_prefix: "participant.",
+        }
+    }
+}
+
+impl From<proto::UpdateServiceParticipantRequest> for ServiceParticipantUpdateDraft {
+    fn from(r: proto::UpdateServiceParticipantRequest) -> Self {
+        let p = r.service_participant.unwrap_or_default();
+        let binding = p.messaging_binding.unwrap_or_default();
+        ServiceParticipantUpdateDraft {
+            chat_service_sid: p.chat_service_sid,
+            conversation_sid: p.conversation_sid,
+            sid: p.sid,
+            identity: p.identity,
+            attributes: p.attributes,
+            role_sid: p.role_sid,
+            proxy_address: binding.proxy_address,
+            projected_address: binding.projected_address,
+            date_created: p.date_created.map(raw_timestamp),
+            date_updated: p.date_updated.map(raw_timestamp),
+            last_read_message_index: p.last_read_message_index.map(Raw::Known),
+            last_read_timestamp: p.last_read_timestamp,
+            mask: r.update_mask.map(|m| m.paths),
+            field_prefix: "service_participant.",
+            webhooks: webhooks(r.webhook_enabled, r.webhook_mode),
         }
     }
 }
@@ -134,7 +179,7 @@ impl From<proto::CreateServiceParticipantRequest> for ServiceParticipantDraft {
             role_sid: r.role_sid,
             date_created: r.date_created.map(raw_timestamp),
             date_updated: r.date_updated.map(raw_timestamp),
-            webhook_enabled: r.webhook_enabled,
+            webhooks: webhooks(r.webhook_enabled, r.webhook_mode),
             idempotency_key: r.idempotency_key,
         }
     }
@@ -164,6 +209,7 @@ impl From<domain::Participant> for proto::Participant {
                     channel: proto_channel(a.channel).into(),
                     address: a.address,
                     channel_id: a.channel_id.unwrap_or_default(),
+                    ..Default::default()
                 })
                 .collect(),
             created_at: p.created_at.and_then(timestamp),
@@ -182,6 +228,17 @@ pub(super) fn proto_channel(c: Channel) -> proto::Channel {
         Channel::Chat => proto::Channel::Chat,
         Channel::Video => proto::Channel::Video,
     }
+}
+
+/// `X-Twilio-Webhook-Enabled` from a request's `bool webhook_enabled` and `WebhookMode`
+/// (which wins when set; a value this build does not know counts as unset).
+pub(super) fn webhooks(enabled: bool, mode: i32) -> domain::Webhooks {
+    let mode = match proto::WebhookMode::try_from(mode) {
+        Ok(proto::WebhookMode::Enabled) => Some(true),
+        Ok(proto::WebhookMode::Disabled) => Some(false),
+        Ok(proto::WebhookMode::Unspecified) | Err(_) => None,
+    };
+    domain::Webhooks::from_request(enabled, mode)
 }
 
 #[cfg(test)]

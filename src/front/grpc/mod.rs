@@ -18,7 +18,9 @@ use tonic_health::ServingStatus;
 
 use crate::backend::{CallContext, ParticipantBackend};
 use crate::domain::{
-    ParticipantDraft, ParticipantRef, ServiceParticipantDraft, ServiceParticipantRef,
+    DeleteServiceParticipant, ListParticipants, ListServiceParticipants, ParticipantDraft,
+    ParticipantRef, ParticipantUpdateDraft, ServiceParticipantDraft, ServiceParticipantRef,
+    ServiceParticipantUpdateDraft,
 };
 use crate::proto::participant_service_server::ParticipantService;
 use crate::proto::participant_service_server::SERVICE_NAME;
@@ -111,6 +113,89 @@ impl ParticipantService for ParticipantApi {
         .validate()?;
         let found = self.backend.fetch_service_participant(&ctx, key).await?;
         Ok(Response::new(self.service_participant(found)))
+    }
+
+    async fn list_participants(
+        &self,
+        request: Request<proto::ListParticipantsRequest>,
+    ) -> Result<Response<proto::ListParticipantsResponse>, Status> {
+        let ctx = call_context(&request);
+        let req = request.into_inner();
+        let query = ListParticipants::validate(
+            req.conversation_id,
+            i64::from(req.page_size),
+            req.page_token,
+        )?;
+        let page = self.backend.list_participants(&ctx, query).await?;
+        Ok(Response::new(proto::ListParticipantsResponse {
+            participants: page.items.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn update_participant(
+        &self,
+        request: Request<proto::UpdateParticipantRequest>,
+    ) -> Result<Response<proto::Participant>, Status> {
+        let ctx = call_context(&request);
+        let update = ParticipantUpdateDraft::from(request.into_inner()).validate()?;
+        let updated = self.backend.update_participant(&ctx, update).await?;
+        Ok(Response::new(updated.into()))
+    }
+
+    async fn list_service_participants(
+        &self,
+        request: Request<proto::ListServiceParticipantsRequest>,
+    ) -> Result<Response<proto::ListServiceParticipantsResponse>, Status> {
+        let ctx = call_context(&request);
+        let req = request.into_inner();
+        let query = ListServiceParticipants::validate(
+            req.chat_service_sid,
+            req.conversation_sid,
+            i64::from(req.page_size),
+            req.page_token,
+        )?;
+        let page = self.backend.list_service_participants(&ctx, query).await?;
+        Ok(Response::new(proto::ListServiceParticipantsResponse {
+            participants: page
+                .items
+                .into_iter()
+                .map(|p| self.service_participant(p))
+                .collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn update_service_participant(
+        &self,
+        request: Request<proto::UpdateServiceParticipantRequest>,
+    ) -> Result<Response<proto::ServiceParticipant>, Status> {
+        let ctx = call_context(&request);
+        let update = ServiceParticipantUpdateDraft::from(request.into_inner()).validate()?;
+        let updated = self
+            .backend
+            .update_service_participant(&ctx, update)
+            .await?;
+        Ok(Response::new(self.service_participant(updated)))
+    }
+
+    async fn delete_service_participant(
+        &self,
+        request: Request<proto::DeleteServiceParticipantRequest>,
+    ) -> Result<Response<()>, Status> {
+        let ctx = call_context(&request);
+        let req = request.into_inner();
+        let key = ServiceParticipantRef {
+            chat_service_sid: req.chat_service_sid,
+            conversation_sid: req.conversation_sid,
+            sid: req.sid,
+        }
+        .validate()?;
+        let webhooks = convert::webhooks(req.webhook_enabled, req.webhook_mode);
+        self.backend
+            .delete_service_participant(&ctx, DeleteServiceParticipant { key, webhooks })
+            .await?;
+        Ok(Response::new(()))
     }
 }
 

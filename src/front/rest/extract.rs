@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use serde::de::DeserializeOwned;
 
 use super::errors::RestError;
+use crate::domain::Webhooks;
 use crate::domain::error::Error;
 
 /// The path's parameters (`Path`, with the path's refusal).
@@ -146,15 +147,16 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<String, RestError> 
         .map_err(|_| Error::rejected(400, "Idempotency-Key must be UTF-8 text").into())
 }
 
-/// The `X-Twilio-Webhook-Enabled` header: `true` or `false` in any case, absent is false.
-pub(super) fn webhook_enabled(headers: &HeaderMap) -> Result<bool, RestError> {
+/// The `X-Twilio-Webhook-Enabled` header: `true` or `false` in any case, forwarded as
+/// given; absent sends none.
+pub(super) fn webhooks(headers: &HeaderMap) -> Result<Webhooks, RestError> {
     match headers
         .get("x-twilio-webhook-enabled")
         .map(HeaderValue::as_bytes)
     {
-        None => Ok(false),
-        Some(v) if v.eq_ignore_ascii_case(b"true") => Ok(true),
-        Some(v) if v.eq_ignore_ascii_case(b"false") => Ok(false),
+        None => Ok(Webhooks::Unsaid),
+        Some(v) if v.eq_ignore_ascii_case(b"true") => Ok(Webhooks::Enabled),
+        Some(v) if v.eq_ignore_ascii_case(b"false") => Ok(Webhooks::Disabled),
         Some(_) => {
             Err(Error::rejected(400, "X-Twilio-Webhook-Enabled must be true or false").into())
         }

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 
 use super::errors::RestError;
-use super::extract::{TwilioForm, TwilioPath, idempotency_key, webhook_enabled};
+use super::extract::{TwilioForm, TwilioPath, idempotency_key, webhooks};
 use super::{Context, RestState, call_context};
 use crate::domain::{ServiceParticipantDraft, ServiceParticipantRef};
 use crate::twilio_api::TwilioErrorBody;
@@ -71,7 +71,7 @@ pub(super) async fn create_service_participant(
     TwilioForm(form): TwilioForm<CreateServiceParticipantForm>,
 ) -> Result<(StatusCode, Json<ServiceParticipantJson>), RestError> {
     let draft = ServiceParticipantDraft {
-        webhook_enabled: webhook_enabled(&headers)?,
+        webhooks: webhooks(&headers)?,
         idempotency_key: idempotency_key(&headers)?,
         ..form.into_draft(chat_service_sid, conversation_sid)
     };

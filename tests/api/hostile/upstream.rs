@@ -461,6 +461,7 @@ async fn real_answers_with_only_what_the_spec_requires_are_accepted() {
             channel: Channel::Sms.into(),
             address: request.addresses[0].address.clone(),
             channel_id: String::new(),
+            ..Default::default()
         }]
     );
     assert_eq!(v1.chat_service_sid, service, "parent from the path");

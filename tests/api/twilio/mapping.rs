@@ -310,6 +310,7 @@ async fn twilios_v2_participant_parses_into_our_message_tolerating_what_it_does_
                 channel: Channel::Whatsapp.into(),
                 address: "whatsapp:+18005550100".into(),
                 channel_id: "wa-1".into(),
+                ..Default::default()
             },
             address(Channel::Email, "dana@example.com"),
         ],

@@ -238,6 +238,7 @@ fn assert_v2_is(p: &proto::Participant, example: &Value) {
                 .into(),
             address: text(&a["address"]).to_owned(),
             channel_id: text(&a["channelId"]).to_owned(),
+            ..Default::default()
         })
         .collect();
     assert!(!addresses.is_empty());
@@ -271,6 +272,7 @@ fn assert_v1_is(p: &proto::ServiceParticipant, example: &Value) {
                 address: text(&binding["address"]).to_owned(),
                 proxy_address: text(&binding["proxy_address"]).to_owned(),
                 projected_address: text(&binding["projected_address"]).to_owned(),
+                ..Default::default()
             })
         );
     }
@@ -333,6 +335,7 @@ async fn prism_accepts_every_v2_request_the_facade_sends_and_its_examples_parse(
                     channel: Channel::Whatsapp.into(),
                     address: format!("whatsapp:{number}"),
                     channel_id: "XE0123".into(),
+                    ..Default::default()
                 },
                 address(Channel::Rcs, "rcs:brand_acme_agent"),
                 address(Channel::Chat, "dana-chat"),
@@ -432,6 +435,7 @@ async fn prism_accepts_every_v1_request_the_facade_sends_and_its_examples_parse(
                     address: String::new(),
                     proxy_address: String::new(),
                     projected_address: "+15017122661".into(),
+                    ..Default::default()
                 }),
                 role_sid: sid("RL"),
                 date_created: Some(prost_types::Timestamp {

@@ -109,6 +109,7 @@ async fn a_v2_create_sends_json_with_unset_fields_left_out() {
             channel: Channel::Whatsapp.into(),
             address: format!("whatsapp:{phone}"),
             channel_id: "XE0123".into(),
+            ..Default::default()
         }],
         idempotency_key: String::new(),
     };
@@ -206,6 +207,7 @@ async fn a_v1_create_sends_a_form_in_twilios_field_names() {
             address: String::new(),
             proxy_address: String::new(),
             projected_address: "+15017122661".into(),
+            ..Default::default()
         }),
         role_sid: role.clone(),
         date_created: Some(prost_types::Timestamp {
