@@ -9,7 +9,11 @@
 //!    The last server is kept; its idle RSS is read after a short settle.
 //! 3. Pre-creates participants, then at concurrency 1, 16 and 64 runs, in this order:
 //!    health `Check` (the baseline), `FetchParticipant` (round-robin over the pre-created
-//!    participants) and `CreateParticipant` (durable: fsynced before it is acknowledged).
+//!    participants), `ListParticipants` (pages of 50 of the same 1000 participants, each
+//!    worker walking the pages with next_page_token), `CreateParticipant` (durable: fsynced
+//!    before it is acknowledged), `UpdateParticipant` (a new name for a pre-created
+//!    participant, durable) and `DeleteServiceParticipant` (v1 participants created for it
+//!    just before its run, untimed; durable).
 //!    Every workload at one concurrency uses the same connections: `min(concurrency, 4)`
 //!    HTTP/2 connections, worker `i` on connection `i % n`.
 //! 4. Prints the table, the ratios and the targets (pass/fail text), peak RSS, and stops
@@ -40,7 +44,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use participants_facade::proto::participant_service_client::ParticipantServiceClient;
 use participants_facade::proto::{
-    Address, Channel as ProtoChannel, CreateParticipantRequest, FetchParticipantRequest,
+    Address, Channel as ProtoChannel, CreateParticipantRequest, CreateServiceParticipantRequest,
+    DeleteServiceParticipantRequest, FetchParticipantRequest, ListParticipantsRequest, Participant,
+    UpdateParticipantRequest,
 };
 use tempfile::TempDir;
 use tonic::transport::{Channel, Endpoint};
@@ -60,6 +66,8 @@ const CONCURRENCY: [usize; 3] = [1, 16, 64];
 const MAX_CONNECTIONS: usize = 4;
 const FETCH_POOL: usize = 1000;
 const FETCH_CONVERSATION: &str = "conv_bench_fetch";
+const LIST_PAGE: i32 = 50;
+const CHAT_SERVICE: &str = "IS00000000000000000000000000000000";
 const STARTUP_POLL: Duration = Duration::from_millis(2);
 const STARTUP_LIMIT: Duration = Duration::from_secs(10);
 const IDLE_SETTLE: Duration = Duration::from_millis(500);
@@ -256,15 +264,30 @@ fn fsync_probe(dir: &Path, rounds: usize) -> Vec<u64> {
 enum Workload {
     Health,
     Fetch,
+    List,
     Create,
+    Update,
+    Delete,
 }
 
 impl Workload {
+    const ALL: [Workload; 6] = [
+        Workload::Health,
+        Workload::Fetch,
+        Workload::List,
+        Workload::Create,
+        Workload::Update,
+        Workload::Delete,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Workload::Health => "Health/Check",
             Workload::Fetch => "FetchParticipant",
+            Workload::List => "ListParticipants",
             Workload::Create => "CreateParticipant",
+            Workload::Update => "UpdateParticipant",
+            Workload::Delete => "DeleteServicePart",
         }
     }
 }
@@ -275,6 +298,10 @@ struct Fixture {
     targets: Vec<(String, String)>,
     /// Makes every created address unique across the whole run.
     next_address: AtomicU64,
+    /// The v1 participants the Delete workload removes, as (conversation_sid, sid); each
+    /// is taken once through `next_delete`.
+    deletable: std::sync::Mutex<Arc<Vec<(String, String)>>>,
+    next_delete: AtomicU64,
 }
 
 impl Fixture {
@@ -351,6 +378,8 @@ async fn worker(
     };
     // Round-robin over the pre-created participants, each worker from its own offset.
     let mut next_target = index * FETCH_POOL / concurrency;
+    let mut page_token = String::new();
+    let deletable = fixture.deletable.lock().expect("deletable").clone();
     loop {
         let started = Instant::now();
         if started >= measure_until || measured.load(Ordering::Relaxed) >= max_requests {
@@ -378,10 +407,60 @@ async fn worker(
                     .await
                     .map(drop)
             }
+            Workload::List => participants
+                .list_participants(ListParticipantsRequest {
+                    conversation_id: FETCH_CONVERSATION.to_owned(),
+                    page_size: LIST_PAGE,
+                    page_token: std::mem::take(&mut page_token),
+                })
+                .await
+                .and_then(|r| {
+                    let page = r.into_inner();
+                    page_token = page.next_page_token;
+                    if page.participants.is_empty() {
+                        Err(tonic::Status::internal("empty page"))
+                    } else {
+                        Ok(())
+                    }
+                }),
             Workload::Create => participants
                 .create_participant(fixture.create_request(conversation.clone()))
                 .await
                 .map(drop),
+            Workload::Update => {
+                let (conversation_id, id) = &fixture.targets[next_target % fixture.targets.len()];
+                next_target += 1;
+                participants
+                    .update_participant(UpdateParticipantRequest {
+                        participant: Some(Participant {
+                            conversation_id: conversation_id.clone(),
+                            id: id.clone(),
+                            name: format!("Renamed {next_target}"),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["name".to_owned()],
+                        }),
+                    })
+                    .await
+                    .map(drop)
+            }
+            Workload::Delete => {
+                let n = fixture.next_delete.fetch_add(1, Ordering::Relaxed) as usize;
+                // The pool is sized from the Create rate; once it is used up, stop.
+                let Some((conversation_sid, sid)) = deletable.get(n) else {
+                    break;
+                };
+                participants
+                    .delete_service_participant(DeleteServiceParticipantRequest {
+                        chat_service_sid: CHAT_SERVICE.to_owned(),
+                        conversation_sid: conversation_sid.clone(),
+                        sid: sid.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop)
+            }
         };
         let finished = Instant::now();
         // Counted: started after the warm-up and finished inside the window.
@@ -494,6 +573,8 @@ async fn prepare(url: &str) -> Arc<Fixture> {
     let fixture = Arc::new(Fixture {
         targets: Vec::new(),
         next_address: AtomicU64::new(0),
+        deletable: std::sync::Mutex::default(),
+        next_delete: AtomicU64::new(0),
     });
     let channel = connect(url, 1).await.remove(0);
     let tasks: Vec<_> = (0..16)
@@ -527,7 +608,44 @@ async fn prepare(url: &str) -> Arc<Fixture> {
     Arc::new(Fixture {
         targets: made.into_iter().map(|(_, t)| t).collect(),
         next_address: AtomicU64::new(next),
+        deletable: std::sync::Mutex::default(),
+        next_delete: AtomicU64::new(0),
     })
+}
+
+/// Creates `count` v1 participants for the Delete workload (untimed), over `channels`,
+/// 64 at a time, and hands them to the fixture.
+async fn prepare_deletes(fixture: &Fixture, channels: &[Channel], count: usize, round: usize) {
+    let conversation = format!("CH{round:032x}");
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let mut client = ParticipantServiceClient::new(channels[t % channels.len()].clone());
+            let conversation = conversation.clone();
+            tokio::spawn(async move {
+                let mut made = Vec::new();
+                for i in (t..count).step_by(64) {
+                    let p = client
+                        .create_service_participant(CreateServiceParticipantRequest {
+                            chat_service_sid: CHAT_SERVICE.to_owned(),
+                            conversation_sid: conversation.clone(),
+                            identity: format!("bench-delete-{i}"),
+                            ..Default::default()
+                        })
+                        .await
+                        .expect("pre-create v1 participant")
+                        .into_inner();
+                    made.push((p.conversation_sid, p.sid));
+                }
+                made
+            })
+        })
+        .collect();
+    let mut made = Vec::with_capacity(count);
+    for t in tasks {
+        made.extend(t.await.expect("pre-create task"));
+    }
+    *fixture.deletable.lock().expect("deletable") = Arc::new(made);
+    fixture.next_delete.store(0, Ordering::Relaxed);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -642,7 +760,15 @@ async fn bench(settings: Settings) {
     let mut results = Vec::new();
     for concurrency in CONCURRENCY {
         let channels = connect(&url, concurrency.min(MAX_CONNECTIONS)).await;
-        for workload in [Workload::Health, Workload::Fetch, Workload::Create] {
+        for workload in Workload::ALL {
+            if workload == Workload::Delete {
+                // Enough v1 participants for the measured window at the Create rate, and
+                // the warm-up, with headroom; at most the request cap.
+                let create = find(&results, Workload::Create, concurrency).rps();
+                let wanted = (create * (settings.secs + settings.warmup) * 1.5) as usize + 64;
+                let count = wanted.min(settings.max_requests as usize + 64 * concurrency);
+                prepare_deletes(&fixture, &channels, count, concurrency).await;
+            }
             let r = run(
                 &server,
                 &settings,
@@ -732,14 +858,21 @@ async fn bench(settings: Settings) {
     println!("ratios (throughput):");
     let mut fetch_ok = true;
     for c in CONCURRENCY {
-        let health = find(&results, Workload::Health, c).rps();
-        let fetch = find(&results, Workload::Fetch, c).rps();
-        let create = find(&results, Workload::Create, c).rps();
+        let rps = |w| find(&results, w, c).rps();
+        let (health, fetch, create) = (
+            rps(Workload::Health),
+            rps(Workload::Fetch),
+            rps(Workload::Create),
+        );
         fetch_ok &= fetch >= 0.8 * health;
         println!(
-            "  c={c:<3} Fetch/Health = {:.3}   Create/Fetch = {:.3}",
+            "  c={c:<3} Fetch/Health = {:.3}   Create/Fetch = {:.3}   List50/Fetch = {:.3}   \
+             Update/Create = {:.3}   Delete/Create = {:.3}",
             fetch / health,
-            create / fetch
+            create / fetch,
+            rps(Workload::List) / fetch,
+            rps(Workload::Update) / create,
+            rps(Workload::Delete) / create,
         );
     }
     println!();
@@ -765,6 +898,20 @@ async fn bench(settings: Settings) {
         "Create >= 0.3x Fetch at c=64",
         format!("{create_fetch_64:.3}x"),
         create_fetch_64 >= 0.3,
+    );
+    let list_fetch_64 =
+        find(&results, Workload::List, 64).rps() / find(&results, Workload::Fetch, 64).rps();
+    target(
+        "List of 50 >= 0.25x Fetch at c=64",
+        format!("{list_fetch_64:.3}x"),
+        list_fetch_64 >= 0.25,
+    );
+    let update_create_64 =
+        find(&results, Workload::Update, 64).rps() / find(&results, Workload::Create, 64).rps();
+    target(
+        "Update >= 0.8x Create at c=64 (both durable)",
+        format!("{update_create_64:.3}x"),
+        update_create_64 >= 0.8,
     );
     target(
         "idle RSS < 20 MiB",
