@@ -4,17 +4,22 @@
 //! over a backend stub.
 //!
 //! Checks: a create is answered OK exactly when the front handed the backend a request,
-//! which revalidates to itself; a refusal is INVALID_ARGUMENT (NOT_FOUND for a fetch of a
-//! well-formed key) whose message echoes nothing; every answer encodes, with valid
+//! which revalidates to itself; a refusal is INVALID_ARGUMENT (NOT_FOUND for a fetch,
+//! update or delete of a well-formed key, which the stub does not hold) whose message
+//! echoes nothing; a list reaches the backend only with a page size inside the API's
+//! bounds, an update only with at least one change; every answer encodes, with valid
 //! `Timestamp`s.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use participants_facade::proto::participant_service_server::ParticipantService;
+use participants_facade::domain::{ParticipantChanges, ServiceParticipantChanges, page};
 use participants_facade::proto::{
-    CreateParticipantRequest, CreateServiceParticipantRequest, FetchParticipantRequest,
-    FetchServiceParticipantRequest, Participant, ServiceParticipant,
+    CreateParticipantRequest, CreateServiceParticipantRequest, DeleteServiceParticipantRequest,
+    FetchParticipantRequest, FetchServiceParticipantRequest, ListParticipantsRequest,
+    ListServiceParticipantsRequest, Participant, ServiceParticipant, UpdateParticipantRequest,
+    UpdateServiceParticipantRequest,
 };
 use participants_facade_fuzz::*;
 use prost::Message;
@@ -56,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
     let fronts = stub_fronts();
     let api = &fronts.grpc;
     let backend = &fronts.backend;
-    match method % 4 {
+    match method % 9 {
         0 => {
             let Ok(request) = CreateParticipantRequest::decode(message) else {
                 return;
@@ -112,6 +117,85 @@ fuzz_target!(|data: &[u8]| {
                     assert!(created.is_none());
                     check_refusal(&status, &[Code::InvalidArgument]);
                 }
+            }
+        }
+        4 => {
+            let Ok(request) = ListParticipantsRequest::decode(message) else {
+                return;
+            };
+            let answer = answered(block_on(api.list_participants(Request::new(request))));
+            let listed = backend.take_v2_listed();
+            match answer {
+                Ok(_) => {
+                    let q = listed.expect("OK without a list reaching the backend");
+                    assert!((1..=page::MAX_V2_PAGE_SIZE).contains(&q.page.page_size));
+                }
+                Err(status) => {
+                    assert!(listed.is_none());
+                    check_refusal(&status, &[Code::InvalidArgument]);
+                }
+            }
+        }
+        5 => {
+            let Ok(request) = ListServiceParticipantsRequest::decode(message) else {
+                return;
+            };
+            let answer = answered(block_on(
+                api.list_service_participants(Request::new(request)),
+            ));
+            let listed = backend.take_v1_listed();
+            match answer {
+                Ok(_) => {
+                    let q = listed.expect("OK without a list reaching the backend");
+                    assert!((1..=page::MAX_V1_PAGE_SIZE).contains(&q.page.page_size));
+                }
+                Err(status) => {
+                    assert!(listed.is_none());
+                    check_refusal(&status, &[Code::InvalidArgument]);
+                }
+            }
+        }
+        6 => {
+            let Ok(request) = UpdateParticipantRequest::decode(message) else {
+                return;
+            };
+            let answer = answered(block_on(api.update_participant(Request::new(request))));
+            match (answer, backend.take_v2_updated()) {
+                (Ok(_), _) => panic!("the stub has no v2 participant to update"),
+                (Err(status), Some(update)) => {
+                    assert_ne!(update.changes, ParticipantChanges::default());
+                    check_refusal(&status, &[Code::NotFound]);
+                }
+                (Err(status), None) => check_refusal(&status, &[Code::InvalidArgument]),
+            }
+        }
+        7 => {
+            let Ok(request) = UpdateServiceParticipantRequest::decode(message) else {
+                return;
+            };
+            let answer = answered(block_on(
+                api.update_service_participant(Request::new(request)),
+            ));
+            match (answer, backend.take_v1_updated()) {
+                (Ok(_), _) => panic!("the stub has no v1 participant to update"),
+                (Err(status), Some(update)) => {
+                    assert_ne!(update.changes, ServiceParticipantChanges::default());
+                    check_refusal(&status, &[Code::NotFound]);
+                }
+                (Err(status), None) => check_refusal(&status, &[Code::InvalidArgument]),
+            }
+        }
+        8 => {
+            let Ok(request) = DeleteServiceParticipantRequest::decode(message) else {
+                return;
+            };
+            let answer = answered(block_on(
+                api.delete_service_participant(Request::new(request)),
+            ));
+            match (answer, backend.take_v1_deleted()) {
+                (Ok(()), _) => panic!("the stub deletes nothing"),
+                (Err(status), Some(_)) => check_refusal(&status, &[Code::NotFound]),
+                (Err(status), None) => check_refusal(&status, &[Code::InvalidArgument]),
             }
         }
         _ => {

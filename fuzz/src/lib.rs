@@ -27,8 +27,10 @@ use http_body_util::{BodyExt, Full};
 use participants_facade::backend::{CallContext, ParticipantBackend};
 use participants_facade::domain::error::{Error, Resource};
 use participants_facade::domain::{
-    AddressDraft, NewParticipant, NewServiceParticipant, Participant, ParticipantDraft,
-    ParticipantRef, Raw, ServiceParticipant, ServiceParticipantDraft, ServiceParticipantRef,
+    AddressDraft, DeleteServiceParticipant, ListParticipants, ListServiceParticipants,
+    NewParticipant, NewServiceParticipant, Page, Participant, ParticipantDraft, ParticipantRef,
+    ParticipantUpdate, Raw, ServiceParticipant, ServiceParticipantDraft, ServiceParticipantRef,
+    ServiceParticipantUpdate,
 };
 use participants_facade::front::rest::{self, RestState};
 use participants_facade::twilio_api::TwilioErrorBody;
@@ -67,6 +69,11 @@ struct StubState {
     v1_fetched: Option<ServiceParticipantRef>,
     v2_answer: Option<Participant>,
     v1_answer: Option<ServiceParticipant>,
+    v2_listed: Option<ListParticipants>,
+    v1_listed: Option<ListServiceParticipants>,
+    v2_updated: Option<ParticipantUpdate>,
+    v1_updated: Option<ServiceParticipantUpdate>,
+    v1_deleted: Option<DeleteServiceParticipant>,
 }
 
 /// A backend that keeps the last request of each kind it was handed (always a validated
@@ -105,6 +112,31 @@ impl StubBackend {
     /// The v1 key the front passed on, if any.
     pub fn take_v1_fetched(&self) -> Option<ServiceParticipantRef> {
         self.state().v1_fetched.take()
+    }
+
+    /// The v2 list query the front passed on, if any.
+    pub fn take_v2_listed(&self) -> Option<ListParticipants> {
+        self.state().v2_listed.take()
+    }
+
+    /// The v1 list query the front passed on, if any.
+    pub fn take_v1_listed(&self) -> Option<ListServiceParticipants> {
+        self.state().v1_listed.take()
+    }
+
+    /// The v2 update the front passed on, if any.
+    pub fn take_v2_updated(&self) -> Option<ParticipantUpdate> {
+        self.state().v2_updated.take()
+    }
+
+    /// The v1 update the front passed on, if any.
+    pub fn take_v1_updated(&self) -> Option<ServiceParticipantUpdate> {
+        self.state().v1_updated.take()
+    }
+
+    /// The v1 delete the front passed on, if any.
+    pub fn take_v1_deleted(&self) -> Option<DeleteServiceParticipant> {
+        self.state().v1_deleted.take()
     }
 
     /// What v2 fetches answer.
@@ -158,6 +190,65 @@ impl ParticipantBackend for StubBackend {
         let mut state = self.state();
         state.v1_fetched = Some(key);
         state.v1_answer.clone().ok_or(Error::NotFound {
+            resource: Resource::ServiceParticipant,
+        })
+    }
+
+    async fn list_participants(
+        &self,
+        _ctx: &CallContext,
+        query: ListParticipants,
+    ) -> Result<Page<Participant>, Error> {
+        self.state().v2_listed = Some(query);
+        Ok(Page {
+            items: Vec::new(),
+            next_page_token: None,
+        })
+    }
+
+    async fn update_participant(
+        &self,
+        _ctx: &CallContext,
+        update: ParticipantUpdate,
+    ) -> Result<Participant, Error> {
+        let mut state = self.state();
+        state.v2_updated = Some(update);
+        state.v2_answer.clone().ok_or(Error::NotFound {
+            resource: Resource::Participant,
+        })
+    }
+
+    async fn list_service_participants(
+        &self,
+        _ctx: &CallContext,
+        query: ListServiceParticipants,
+    ) -> Result<Page<ServiceParticipant>, Error> {
+        self.state().v1_listed = Some(query);
+        Ok(Page {
+            items: Vec::new(),
+            next_page_token: None,
+        })
+    }
+
+    async fn update_service_participant(
+        &self,
+        _ctx: &CallContext,
+        update: ServiceParticipantUpdate,
+    ) -> Result<ServiceParticipant, Error> {
+        let mut state = self.state();
+        state.v1_updated = Some(update);
+        state.v1_answer.clone().ok_or(Error::NotFound {
+            resource: Resource::ServiceParticipant,
+        })
+    }
+
+    async fn delete_service_participant(
+        &self,
+        _ctx: &CallContext,
+        request: DeleteServiceParticipant,
+    ) -> Result<(), Error> {
+        self.state().v1_deleted = Some(request);
+        Err(Error::NotFound {
             resource: Resource::ServiceParticipant,
         })
     }
@@ -329,7 +420,7 @@ pub fn assert_v1_revalidates(request: &NewServiceParticipant) {
         role_sid: request.role_sid.clone().unwrap_or_default(),
         date_created: request.date_created.map(Raw::Known),
         date_updated: request.date_updated.map(Raw::Known),
-        webhook_enabled: request.webhook_enabled,
+        webhooks: request.webhooks,
         idempotency_key: request.idempotency_key.clone().unwrap_or_default(),
     };
     match draft.validate() {

@@ -178,6 +178,11 @@ fn assert_describes_the_participant_service(fd: &FileDescriptorProto) {
             "FetchParticipant",
             "CreateServiceParticipant",
             "FetchServiceParticipant",
+            "ListParticipants",
+            "UpdateParticipant",
+            "ListServiceParticipants",
+            "UpdateServiceParticipant",
+            "DeleteServiceParticipant",
         ])
     );
     assert!(
