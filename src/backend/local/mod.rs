@@ -533,7 +533,10 @@ impl ParticipantBackend for LocalBackend {
         let _entered = span.enter();
         let started = Instant::now();
         // Taken before the read: a write committed after it keeps this copy out.
-        let ticket = self.service_participants.as_ref().map(|cache| cache.ticket());
+        let ticket = self
+            .service_participants
+            .as_ref()
+            .map(|cache| cache.ticket());
         let sql = "SELECT body FROM service_participants
              WHERE chat_service_sid = ?2 AND conversation_sid = ?3
                AND (sid = ?1 OR identity = ?1)
@@ -590,5 +593,50 @@ impl ParticipantBackend for LocalBackend {
             lock.take();
         }
         tracing::info!("store closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite chooses for `sql` on the current schema, one line per step.
+    fn plan(sql: &str, params: impl rusqlite::Params) -> Vec<String> {
+        let conn = Connection::open_in_memory().expect("in-memory database");
+        conn.execute_batch(SCHEMA).expect("schema");
+        let mut explain = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        explain
+            .query_map(params, |row| row.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan rows")
+    }
+
+    #[test]
+    fn a_page_is_an_index_range_scan_without_a_sort() {
+        for (sql, index, steps) in [
+            (
+                LIST_PARTICIPANTS,
+                "participants_by_conversation",
+                plan(LIST_PARTICIPANTS, params!["conv_1", 0, 51]),
+            ),
+            (
+                LIST_SERVICE_PARTICIPANTS,
+                "service_participants_by_conversation",
+                plan(LIST_SERVICE_PARTICIPANTS, params!["IS1", "CH1", 0, 51]),
+            ),
+        ] {
+            assert_eq!(steps.len(), 1, "{sql}: {steps:?}");
+            assert!(
+                steps[0].starts_with("SEARCH") && steps[0].contains(index),
+                "{sql}: {steps:?}"
+            );
+            assert!(
+                steps[0].contains("seq>?"),
+                "{sql}: the range is in the index: {steps:?}"
+            );
+        }
     }
 }

@@ -167,9 +167,7 @@ mod tests {
         let mut raw = URL_SAFE_NO_PAD.decode(&token).expect("base64");
         raw[9] ^= 1; // another position, same tag
         let forged = URL_SAFE_NO_PAD.encode(&raw);
-        let other_key = PageTokens::new(&[8; KEY_BYTES])
-            .expect("key")
-            .issue(V2, 42);
+        let other_key = PageTokens::new(&[8; KEY_BYTES]).expect("key").issue(V2, 42);
         for bad in [
             forged.as_str(),
             &token[..token.len() - 1],

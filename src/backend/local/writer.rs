@@ -167,13 +167,11 @@ impl Writer {
                         in_savepoint(&mut tx, |sp| update_participant(sp, &update)),
                         Change::Updated,
                     ),
-                    Write::UpdateServiceParticipant(update, reply) => {
-                        Outcome::ServiceParticipant(
-                            reply,
-                            in_savepoint(&mut tx, |sp| update_service_participant(sp, &update)),
-                            Change::Updated,
-                        )
-                    }
+                    Write::UpdateServiceParticipant(update, reply) => Outcome::ServiceParticipant(
+                        reply,
+                        in_savepoint(&mut tx, |sp| update_service_participant(sp, &update)),
+                        Change::Updated,
+                    ),
                     Write::DeleteServiceParticipant(request, reply) => Outcome::Deleted(
                         reply,
                         in_savepoint(&mut tx, |sp| delete_service_participant(sp, &request.key)),
@@ -222,9 +220,7 @@ impl Writer {
                     self.forget(&outcome);
                     match outcome {
                         Outcome::Participant(reply, _, _) => drop(reply.send(Err(failed()))),
-                        Outcome::ServiceParticipant(reply, _, _) => {
-                            drop(reply.send(Err(failed())))
-                        }
+                        Outcome::ServiceParticipant(reply, _, _) => drop(reply.send(Err(failed()))),
                         Outcome::Deleted(reply, _) => drop(reply.send(Err(failed()))),
                     }
                 }
@@ -510,7 +506,6 @@ pub(super) fn insert_service_participant(
     Ok(participant)
 }
 
-
 /// The next insertion key: from the `sequence` row, so never given twice.
 fn next_seq(tx: &Connection) -> Result<i64, Error> {
     Ok(tx
@@ -649,7 +644,10 @@ pub(super) fn update_participant(
         }
     }
     tx.prepare_cached("UPDATE participants SET body = ?2 WHERE id = ?1")?
-        .execute(params![participant.id, serde_json::to_string(&participant)?])?;
+        .execute(params![
+            participant.id,
+            serde_json::to_string(&participant)?
+        ])?;
     Ok(participant)
 }
 

@@ -15,7 +15,9 @@ async fn a_fetch_after_an_update_shows_the_update() {
     let app = spawn_app().await;
     // v2: fetched (cached), updated, fetched.
     let created = app.create(create_request()).await.unwrap();
-    app.fetch(&created.conversation_id, &created.id).await.unwrap();
+    app.fetch(&created.conversation_id, &created.id)
+        .await
+        .unwrap();
     let updated = update_v2(
         &app,
         Participant {
@@ -26,7 +28,10 @@ async fn a_fetch_after_an_update_shows_the_update() {
     )
     .await
     .unwrap();
-    let fetched = app.fetch(&created.conversation_id, &created.id).await.unwrap();
+    let fetched = app
+        .fetch(&created.conversation_id, &created.id)
+        .await
+        .unwrap();
     assert_eq!(fetched, updated);
 
     // v1: fetched by sid and by identity, identity changed, fetched both ways.
@@ -50,7 +55,10 @@ async fn a_fetch_after_an_update_shows_the_update() {
         let fetched = app.fetch_v1(&service, &chat, key).await.unwrap();
         assert_eq!(v1_record(&fetched), v1_record(&updated));
     }
-    expect_code(app.fetch_v1(&service, &chat, &v1.identity).await, Code::NotFound);
+    expect_code(
+        app.fetch_v1(&service, &chat, &v1.identity).await,
+        Code::NotFound,
+    );
     app.stop().await;
 }
 
@@ -62,7 +70,11 @@ async fn a_fetch_after_a_delete_is_not_found_by_sid_or_identity() {
         let (service, chat) = (v1.chat_service_sid.clone(), v1.conversation_sid.clone());
         app.fetch_v1(&service, &chat, &v1.sid).await.unwrap();
         app.fetch_v1(&service, &chat, &v1.identity).await.unwrap();
-        let key = if delete_by_identity { &v1.identity } else { &v1.sid };
+        let key = if delete_by_identity {
+            &v1.identity
+        } else {
+            &v1.sid
+        };
 
         delete_v1(&app, &service, &chat, key).await.unwrap();
 

@@ -103,7 +103,11 @@ async fn acknowledged_updates_and_deletes_survive_sigkill_during_a_mixed_storm()
 
     // Act: kill -9 once enough writes are acknowledged, with the storm running.
     let enough = eventually(STORM_TIME, || async {
-        assert_eq!(finished.load(Ordering::SeqCst), 0, "a task stopped before the kill");
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            0,
+            "a task stopped before the kill"
+        );
         acks.load(Ordering::SeqCst) >= ACKS_BEFORE_KILL
     })
     .await;
@@ -177,7 +181,10 @@ async fn acknowledged_updates_and_deletes_survive_sigkill_during_a_mixed_storm()
     for sid in &live {
         assert!(unique.contains(sid), "{sid} is not listed");
     }
-    assert!(listed.len() <= live.len() + TASKS, "deleted participants listed");
+    assert!(
+        listed.len() <= live.len() + TASKS,
+        "deleted participants listed"
+    );
     drop(restarted);
 }
 
@@ -194,7 +201,10 @@ async fn step(
     let (live, v2) = {
         let l = ledger.lock().unwrap();
         let live: Vec<String> =
-            l.v1.iter().filter(|(_, a)| a.is_some()).map(|(s, _)| s.clone()).collect();
+            l.v1.iter()
+                .filter(|(_, a)| a.is_some())
+                .map(|(s, _)| s.clone())
+                .collect();
         (live, l.v2.clone())
     };
     let op = if live.len() < 2 { 0 } else { n % 4 };
@@ -211,7 +221,11 @@ async fn step(
                 })
                 .await?
                 .into_inner();
-            ledger.lock().unwrap().v1.insert(created.sid, Some(created.attributes));
+            ledger
+                .lock()
+                .unwrap()
+                .v1
+                .insert(created.sid, Some(created.attributes));
         }
         1 => {
             let sid = live[n % live.len()].clone();

@@ -33,9 +33,21 @@ async fn a_store_of_the_previous_schema_opens_and_lists_in_creation_order() {
     let (service, chat) = (sid("IS"), sid("CH"));
     // (id, created_at, address): listed oldest first, so c, a, b.
     let v2 = [
-        ("conv_participant_00000000000000000000000001", "2026-01-01T00:00:00.500Z", "+15550000001"),
-        ("conv_participant_00000000000000000000000002", "2026-01-01T00:00:01Z", "+15550000002"),
-        ("conv_participant_00000000000000000000000003", "2026-01-01T00:00:00Z", "+15550000003"),
+        (
+            "conv_participant_00000000000000000000000001",
+            "2026-01-01T00:00:00.500Z",
+            "+15550000001",
+        ),
+        (
+            "conv_participant_00000000000000000000000002",
+            "2026-01-01T00:00:01Z",
+            "+15550000002",
+        ),
+        (
+            "conv_participant_00000000000000000000000003",
+            "2026-01-01T00:00:00Z",
+            "+15550000003",
+        ),
     ];
     let v1 = [
         (sid("MB"), "user-late", "2025-06-02T00:00:00Z"),
@@ -76,7 +88,9 @@ async fn a_store_of_the_previous_schema_opens_and_lists_in_creation_order() {
             params![keyed.key, keyed.fingerprint, v2[0].0, now_seconds()],
         )
         .unwrap();
-        let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let version: i64 = db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(version, 1, "the old schema");
     }
 
@@ -121,10 +135,14 @@ async fn a_store_of_the_previous_schema_opens_and_lists_in_creation_order() {
     assert_eq!(replay.name, "Old", "the original answer");
     // New participants come after the old ones, and old ones can be deleted.
     let new = create_v2_many(&app, &conversation, 2).await;
-    let mut expected = [v2[2].0, updated.id.as_str(), v2[1].0].map(str::to_owned).to_vec();
+    let mut expected = [v2[2].0, updated.id.as_str(), v2[1].0]
+        .map(str::to_owned)
+        .to_vec();
     expected.extend(ids(&new));
     assert_eq!(ids(&walk_v2(&app, &conversation, 3).await), expected);
-    delete_v1(&app, &service, &chat, "user-early").await.unwrap();
+    delete_v1(&app, &service, &chat, "user-early")
+        .await
+        .unwrap();
     let newer = create_v1_many(&app, &service, &chat, 1).await;
     assert_eq!(
         sids(&walk_v1(&app, &service, &chat, 50).await),
@@ -137,9 +155,13 @@ async fn a_store_of_the_previous_schema_opens_and_lists_in_creation_order() {
     let data_dir = app.data_dir().to_path_buf();
     let _holder = app.stop().await;
     let db = rusqlite::Connection::open(data_dir.join("participants.db")).unwrap();
-    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(version, 2);
-    let integrity: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(integrity, "ok");
 }
 
@@ -172,14 +194,19 @@ impl NewKeyed {
             conversation_id: conversation.to_owned(),
             name: "Old".into(),
             r#type: participants_facade::proto::ParticipantType::Customer.into(),
-            addresses: vec![address(participants_facade::proto::Channel::Sms, "+15550000001")],
+            addresses: vec![address(
+                participants_facade::proto::Channel::Sms,
+                "+15550000001",
+            )],
             idempotency_key: key.clone(),
             ..Default::default()
         };
         let draft = ParticipantDraft {
             conversation_id: conversation.to_owned(),
             name: "Old".into(),
-            kind: Some(Raw::Known(participants_facade::domain::ParticipantType::Customer)),
+            kind: Some(Raw::Known(
+                participants_facade::domain::ParticipantType::Customer,
+            )),
             profile_id: String::new(),
             addresses: vec![AddressDraft {
                 channel: Raw::Known(participants_facade::domain::Channel::Sms),

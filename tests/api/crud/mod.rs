@@ -13,8 +13,8 @@ mod update_v2;
 
 use participants_facade::proto::{
     ListParticipantsRequest, ListParticipantsResponse, ListServiceParticipantsRequest,
-    ListServiceParticipantsResponse, Participant, ServiceParticipant,
-    UpdateParticipantRequest, UpdateServiceParticipantRequest,
+    ListServiceParticipantsResponse, Participant, ServiceParticipant, UpdateParticipantRequest,
+    UpdateServiceParticipantRequest,
 };
 use tonic::{Response, Status};
 

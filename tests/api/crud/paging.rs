@@ -30,14 +30,24 @@ async fn page_sizes_are_honoured_within_each_apis_bounds() {
     for &(size, expected, more) in v2_cases {
         let page = list_v2(&app, &conversation, size, "").await.expect("list");
         assert_eq!(page.participants.len(), expected, "v2 page_size {size}");
-        assert_eq!(!page.next_page_token.is_empty(), more, "v2 page_size {size}");
+        assert_eq!(
+            !page.next_page_token.is_empty(),
+            more,
+            "v2 page_size {size}"
+        );
         assert_eq!(ids(&page.participants), ids(&v2[..expected]), "v2 {size}");
     }
     let v1_cases: &[(i32, usize, bool)] = &[(1, 1, true), (0, 50, true), (100, 100, true)];
     for &(size, expected, more) in v1_cases {
-        let page = list_v1(&app, &service, &chat, size, "").await.expect("list");
+        let page = list_v1(&app, &service, &chat, size, "")
+            .await
+            .expect("list");
         assert_eq!(page.participants.len(), expected, "v1 page_size {size}");
-        assert_eq!(!page.next_page_token.is_empty(), more, "v1 page_size {size}");
+        assert_eq!(
+            !page.next_page_token.is_empty(),
+            more,
+            "v1 page_size {size}"
+        );
         assert_eq!(sids(&page.participants), sids(&v1[..expected]), "v1 {size}");
     }
     for size in [-1, 1001, i32::MIN, i32::MAX] {
@@ -101,8 +111,12 @@ async fn participants_created_and_deleted_between_pages_are_neither_skipped_nor_
 
     // Act: the last participant the page showed (the token's position) is deleted, and so
     // is one not seen yet; five are created.
-    delete_v1(&app, &service, &chat, &initial[9].sid).await.unwrap();
-    delete_v1(&app, &service, &chat, &initial[15].sid).await.unwrap();
+    delete_v1(&app, &service, &chat, &initial[9].sid)
+        .await
+        .unwrap();
+    delete_v1(&app, &service, &chat, &initial[15].sid)
+        .await
+        .unwrap();
     let added = create_v1_many(&app, &service, &chat, 5).await;
     let mut added = sids(&added);
     let mut seen = sids(&first.participants);
@@ -116,7 +130,9 @@ async fn participants_created_and_deleted_between_pages_are_neither_skipped_nor_
         assert!(pages < 10, "too many pages");
         if pages == 2 {
             // Another deletion of an unseen one, and a creation, between later pages.
-            delete_v1(&app, &service, &chat, &initial[25].sid).await.unwrap();
+            delete_v1(&app, &service, &chat, &initial[25].sid)
+                .await
+                .unwrap();
             added.extend(sids(&create_v1_many(&app, &service, &chat, 1).await));
         }
     }
@@ -168,7 +184,10 @@ async fn tokens_not_issued_by_this_server_for_this_list_are_invalid_argument() {
     let other_chat = sid("CH");
     create_v1_many(&app, &service, &chat, 3).await;
     create_v1_many(&app, &service, &other_chat, 3).await;
-    let token = list_v2(&app, &conversation, 1, "").await.unwrap().next_page_token;
+    let token = list_v2(&app, &conversation, 1, "")
+        .await
+        .unwrap()
+        .next_page_token;
     let other_token = list_v2(&app, &other_conversation, 1, "")
         .await
         .unwrap()
@@ -206,13 +225,20 @@ async fn tokens_not_issued_by_this_server_for_this_list_are_invalid_argument() {
         ("one character short", &token[..token.len() - 1]),
         ("extended", &format!("{token}AAAA")),
         ("garbage", "garbage"),
-        ("base64 of nothing useful", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        (
+            "base64 of nothing useful",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ),
         ("another server's token", &foreign_server),
         ("with a space", "a b"),
         ("over-long", &"A".repeat(4096)),
     ];
     for (case, bad) in v2_cases {
-        assert_bad_request(list_v2(&app, &conversation, 1, bad).await, &["page_token"], case);
+        assert_bad_request(
+            list_v2(&app, &conversation, 1, bad).await,
+            &["page_token"],
+            case,
+        );
     }
     let v1_cases: &[(&str, &str, &str)] = &[
         ("a v2 token", &service, &token),
@@ -222,15 +248,27 @@ async fn tokens_not_issued_by_this_server_for_this_list_are_invalid_argument() {
         ("garbage", &service, "%%%"),
     ];
     for (case, service, bad) in v1_cases {
-        assert_bad_request(list_v1(&app, service, &chat, 1, bad).await, &["page_token"], case);
+        assert_bad_request(
+            list_v1(&app, service, &chat, 1, bad).await,
+            &["page_token"],
+            case,
+        );
     }
     // The genuine tokens still work.
     assert_eq!(
-        list_v2(&app, &conversation, 1, &token).await.unwrap().participants.len(),
+        list_v2(&app, &conversation, 1, &token)
+            .await
+            .unwrap()
+            .participants
+            .len(),
         1
     );
     assert_eq!(
-        list_v1(&app, &service, &chat, 1, &v1_token).await.unwrap().participants.len(),
+        list_v1(&app, &service, &chat, 1, &v1_token)
+            .await
+            .unwrap()
+            .participants
+            .len(),
         1
     );
     server_b.stop().await;
@@ -259,7 +297,11 @@ async fn a_page_token_stays_valid_across_a_restart() {
 #[tokio::test]
 async fn listing_an_invalid_conversation_is_invalid_argument_and_a_missing_one_is_empty() {
     let app = spawn_app().await;
-    assert_bad_request(list_v2(&app, "", 0, "").await, &["conversation_id"], "empty id");
+    assert_bad_request(
+        list_v2(&app, "", 0, "").await,
+        &["conversation_id"],
+        "empty id",
+    );
     assert_bad_request(
         list_v1(&app, "IS1", &sid("CH"), 0, "").await,
         &["chat_service_sid"],
@@ -275,9 +317,13 @@ async fn listing_an_invalid_conversation_is_invalid_argument_and_a_missing_one_i
     let first = app.create(request.clone()).await.unwrap();
     let again = app.create(request.clone()).await.unwrap();
     assert_eq!(first, again);
-    let listed = list_v2(&app, &request.conversation_id, 0, "").await.unwrap();
+    let listed = list_v2(&app, &request.conversation_id, 0, "")
+        .await
+        .unwrap();
     assert_eq!(ids(&listed.participants), vec![first.id]);
-    let status = list_v2(&app, &request.conversation_id, -3, "").await.unwrap_err();
+    let status = list_v2(&app, &request.conversation_id, -3, "")
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     app.stop().await;
 }

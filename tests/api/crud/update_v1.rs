@@ -19,7 +19,12 @@ async fn chat_participant(app: &TestApp) -> ServiceParticipant {
 }
 
 /// A binding (SMS) participant of `service`/`chat` with a fresh address.
-async fn sms_participant(app: &TestApp, service: &str, chat: &str, proxy: &str) -> ServiceParticipant {
+async fn sms_participant(
+    app: &TestApp,
+    service: &str,
+    chat: &str,
+    proxy: &str,
+) -> ServiceParticipant {
     app.create_v1(CreateServiceParticipantRequest {
         chat_service_sid: service.to_owned(),
         conversation_sid: chat.to_owned(),
@@ -82,7 +87,11 @@ async fn an_update_changes_the_named_fields_by_sid_or_identity() {
             "clear attributes and last read through the mask",
             false,
             ServiceParticipant::default(),
-            Some(&["attributes", "last_read_message_index", "last_read_timestamp"]),
+            Some(&[
+                "attributes",
+                "last_read_message_index",
+                "last_read_timestamp",
+            ]),
             |b| ServiceParticipant {
                 attributes: "{}".into(),
                 last_read_message_index: None,
@@ -138,7 +147,11 @@ async fn an_update_changes_the_named_fields_by_sid_or_identity() {
         } else {
             before
         };
-        let name = if by_identity { &before.identity } else { &before.sid };
+        let name = if by_identity {
+            &before.identity
+        } else {
+            &before.sid
+        };
         let key = v1_key(&before, name);
         values.chat_service_sid = key.chat_service_sid;
         values.conversation_sid = key.conversation_sid;
@@ -155,13 +168,19 @@ async fn an_update_changes_the_named_fields_by_sid_or_identity() {
         if case.starts_with("projected") {
             expected.messaging_binding = updated.messaging_binding.clone();
             assert_eq!(
-                updated.messaging_binding.as_ref().map(|b| b.projected_address.as_str()),
+                updated
+                    .messaging_binding
+                    .as_ref()
+                    .map(|b| b.projected_address.as_str()),
                 Some("+18005550199"),
                 "{case}"
             );
         }
         let date_updated = updated.date_updated.unwrap();
-        assert!(date_updated.seconds >= started - 1, "{case}: date_updated is the update's");
+        assert!(
+            date_updated.seconds >= started - 1,
+            "{case}: date_updated is the update's"
+        );
         assert_eq!(
             v1_record(&updated),
             v1_record(&ServiceParticipant {
@@ -171,10 +190,18 @@ async fn an_update_changes_the_named_fields_by_sid_or_identity() {
             "{case}"
         );
         let fetched = app
-            .fetch_v1(&before.chat_service_sid, &before.conversation_sid, &before.sid)
+            .fetch_v1(
+                &before.chat_service_sid,
+                &before.conversation_sid,
+                &before.sid,
+            )
             .await
             .unwrap();
-        assert_eq!(v1_record(&fetched), v1_record(&updated), "{case}: fetch shows it");
+        assert_eq!(
+            v1_record(&fetched),
+            v1_record(&updated),
+            "{case}: fetch shows it"
+        );
     }
     app.stop().await;
 }
@@ -247,14 +274,20 @@ async fn a_new_identity_moves_the_participant_and_frees_the_old_one() {
     assert_eq!(renamed.sid, b.sid);
     let by_new = app.fetch_v1(&service, &chat, &new_identity).await.unwrap();
     assert_eq!(by_new.sid, b.sid);
-    expect_code(app.fetch_v1(&service, &chat, &b.identity).await, Code::NotFound);
+    expect_code(
+        app.fetch_v1(&service, &chat, &b.identity).await,
+        Code::NotFound,
+    );
     let reuse = CreateServiceParticipantRequest {
         chat_service_sid: service.clone(),
         conversation_sid: chat.clone(),
         identity: b.identity.clone(),
         ..Default::default()
     };
-    let reused = app.create_v1(reuse).await.expect("the old identity is free");
+    let reused = app
+        .create_v1(reuse)
+        .await
+        .expect("the old identity is free");
     assert_ne!(reused.sid, b.sid);
     let taken = CreateServiceParticipantRequest {
         chat_service_sid: service,
@@ -366,7 +399,11 @@ async fn binding_updates_keep_the_binding_rules_and_conflicts() {
         assert_bad_request(update_v1(&app, values.clone(), *mask).await, fields, case);
     }
     let fetched = app.fetch_v1(&service, &chat, &b.sid).await.unwrap();
-    assert_eq!(v1_record(&fetched), v1_record(&moved), "refused updates change nothing");
+    assert_eq!(
+        v1_record(&fetched),
+        v1_record(&moved),
+        "refused updates change nothing"
+    );
     app.stop().await;
 }
 
@@ -376,7 +413,12 @@ async fn invalid_or_unknown_updates_are_refused() {
     let existing = chat_participant(&app).await;
     let key = v1_key(&existing, &existing.sid);
     let cases: &[(&str, ServiceParticipant, Option<&[&str]>, &[&str])] = &[
-        ("unknown path", key.clone(), Some(&["url"]), &["update_mask.paths[0]"]),
+        (
+            "unknown path",
+            key.clone(),
+            Some(&["url"]),
+            &["update_mask.paths[0]"],
+        ),
         ("nothing to change", key.clone(), None, &["update_mask"]),
         (
             "attributes not JSON",
@@ -436,11 +478,18 @@ async fn invalid_or_unknown_updates_are_refused() {
             },
         ),
     ] {
-        let status = expect_code(update_v1(&app, attributes(target), None).await, Code::NotFound);
+        let status = expect_code(
+            update_v1(&app, attributes(target), None).await,
+            Code::NotFound,
+        );
         assert!(!status.message().is_empty(), "{case}");
     }
     let fetched = app
-        .fetch_v1(&existing.chat_service_sid, &existing.conversation_sid, &existing.sid)
+        .fetch_v1(
+            &existing.chat_service_sid,
+            &existing.conversation_sid,
+            &existing.sid,
+        )
         .await
         .unwrap();
     assert_eq!(v1_record(&fetched), v1_record(&existing));

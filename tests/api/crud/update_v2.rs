@@ -25,7 +25,12 @@ async fn full_participant(app: &TestApp) -> Participant {
 #[tokio::test]
 async fn an_update_changes_what_its_mask_names_and_keeps_the_rest() {
     let app = spawn_app().await;
-    let new_address = || vec![address(Channel::Email, &format!("u{}@example.com", unique()))];
+    let new_address = || {
+        vec![address(
+            Channel::Email,
+            &format!("u{}@example.com", unique()),
+        )]
+    };
     // (case, the new values, the mask, what the participant must look like after, from
     // the participant before).
     type Expect = fn(&Participant, &Participant) -> Participant;
@@ -113,16 +118,25 @@ async fn an_update_changes_what_its_mask_names_and_keeps_the_rest() {
         let updated = update_v2(&app, values, mask).await;
 
         let updated = updated.unwrap_or_else(|e| panic!("{case}: {e:?}"));
-        let fetched = app.fetch(&before.conversation_id, &before.id).await.unwrap();
+        let fetched = app
+            .fetch(&before.conversation_id, &before.id)
+            .await
+            .unwrap();
         assert_eq!(fetched, updated, "{case}: fetch shows the update");
         let expected = Participant {
             updated_at: updated.updated_at,
             ..expect(&before, &sent)
         };
         assert_eq!(updated, expected, "{case}");
-        assert_eq!(updated.created_at, before.created_at, "{case}: created_at stays");
+        assert_eq!(
+            updated.created_at, before.created_at,
+            "{case}: created_at stays"
+        );
         let (b, a) = (before.updated_at.unwrap(), updated.updated_at.unwrap());
-        assert!((a.seconds, a.nanos) > (b.seconds, b.nanos), "{case}: updated_at moves");
+        assert!(
+            (a.seconds, a.nanos) > (b.seconds, b.nanos),
+            "{case}: updated_at moves"
+        );
     }
     app.stop().await;
 }
@@ -133,7 +147,12 @@ async fn invalid_updates_are_invalid_argument_naming_each_field() {
     let existing = full_participant(&app).await;
     let key = v2_key(&existing);
     let cases: Vec<(&str, Participant, Option<&[&str]>, &[&str])> = vec![
-        ("an unknown mask path", key.clone(), Some(&["nickname"]), &["update_mask.paths[0]"]),
+        (
+            "an unknown mask path",
+            key.clone(),
+            Some(&["nickname"]),
+            &["update_mask.paths[0]"],
+        ),
         (
             "an unknown second path",
             Participant {
@@ -144,7 +163,12 @@ async fn invalid_updates_are_invalid_argument_naming_each_field() {
             &["update_mask.paths[1]"],
         ),
         ("nothing set, no mask", key.clone(), None, &["update_mask"]),
-        ("nothing set, empty mask", key.clone(), Some(&[]), &["update_mask"]),
+        (
+            "nothing set, empty mask",
+            key.clone(),
+            Some(&[]),
+            &["update_mask"],
+        ),
         (
             "addresses named but empty",
             key.clone(),
@@ -205,7 +229,10 @@ async fn invalid_updates_are_invalid_argument_naming_each_field() {
         assert_bad_request(update_v2(&app, values, mask).await, fields, case);
     }
     // Nothing changed.
-    let fetched = app.fetch(&existing.conversation_id, &existing.id).await.unwrap();
+    let fetched = app
+        .fetch(&existing.conversation_id, &existing.id)
+        .await
+        .unwrap();
     assert_eq!(fetched, existing);
     app.stop().await;
 }
@@ -238,7 +265,9 @@ async fn updating_an_unknown_participant_is_not_found() {
         assert!(!status.message().is_empty(), "{case}");
     }
     assert_eq!(
-        app.fetch(&existing.conversation_id, &existing.id).await.unwrap(),
+        app.fetch(&existing.conversation_id, &existing.id)
+            .await
+            .unwrap(),
         existing
     );
     app.stop().await;
@@ -293,13 +322,17 @@ async fn a_new_address_of_another_participant_is_already_exists_and_own_addresse
     };
     assert_conflict_with(app.create(clash).await, &b.id);
     // ...and an address B gave up is free again.
-    update_v2(&app, with(vec![email.clone()]), None).await.unwrap();
+    update_v2(&app, with(vec![email.clone()]), None)
+        .await
+        .unwrap();
     let freed = CreateParticipantRequest {
         conversation_id: conversation.clone(),
         addresses: vec![mine],
         ..Default::default()
     };
-    app.create(freed).await.expect("the address B gave up is free");
+    app.create(freed)
+        .await
+        .expect("the address B gave up is free");
     // The same address in another conversation was never a conflict.
     let elsewhere = full_participant(&app).await;
     update_v2(
@@ -333,7 +366,10 @@ async fn updated_at_moves_on_every_update_and_created_at_never_does() {
         .unwrap();
         assert_eq!(updated.created_at, created.created_at);
         let now = updated.updated_at.unwrap();
-        assert!((now.seconds, now.nanos) > (last.seconds, last.nanos), "update {n}");
+        assert!(
+            (now.seconds, now.nanos) > (last.seconds, last.nanos),
+            "update {n}"
+        );
         assert!((now.seconds - last.seconds).abs() < 60, "about now");
         last = now;
     }
@@ -359,10 +395,14 @@ async fn updates_are_still_there_after_a_restart() {
     let app = app.restart().await;
 
     assert_eq!(
-        app.fetch(&created.conversation_id, &created.id).await.unwrap(),
+        app.fetch(&created.conversation_id, &created.id)
+            .await
+            .unwrap(),
         updated
     );
-    let listed = list_v2(&app, &created.conversation_id, 0, "").await.unwrap();
+    let listed = list_v2(&app, &created.conversation_id, 0, "")
+        .await
+        .unwrap();
     assert_eq!(listed.participants, vec![updated.clone()]);
     // The old address was freed durably, the new one is held.
     let reuse = CreateParticipantRequest {
