@@ -114,7 +114,7 @@ async fn fetches_racing_updates_never_see_an_acknowledged_update_undone() {
             let mut client = client;
             let mut n = 0usize;
             while !stop.load(Ordering::SeqCst) && n < 100_000 {
-                let (p2, p1) = if (n + task) % 2 == 0 {
+                let (p2, p1) = if (n + task).is_multiple_of(2) {
                     (&v2, &v1)
                 } else {
                     (&crowd_v2[n % 3], &crowd_v1[n % 3])

@@ -129,7 +129,7 @@ async fn acknowledged_updates_and_deletes_survive_sigkill_during_a_mixed_storm()
     for (ledger, failure) in outcomes {
         let (after_kill, status) = failure.expect("every task ran into the kill");
         assert!(after_kill, "a write failed before the kill: {status:?}");
-        let ledger = ledger.lock().unwrap();
+        let ledger = std::mem::take(&mut *ledger.lock().unwrap());
         let in_flight = ledger.in_flight.clone();
         for (sid, expected) in &ledger.v1 {
             let fetched = client

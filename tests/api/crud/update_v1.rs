@@ -9,6 +9,24 @@ use tonic::Code;
 
 use super::*;
 
+/// A v1 update that succeeds: case, by identity, new values, mask, the expected record
+/// from the one before.
+type Change = (
+    &'static str,
+    bool,
+    ServiceParticipant,
+    Option<&'static [&'static str]>,
+    fn(&ServiceParticipant) -> ServiceParticipant,
+);
+
+/// A v1 update that is refused: case, values, mask, the fields the BadRequest names.
+type Refusal = (
+    &'static str,
+    ServiceParticipant,
+    Option<&'static [&'static str]>,
+    &'static [&'static str],
+);
+
 async fn chat_participant(app: &TestApp) -> ServiceParticipant {
     app.create_v1(CreateServiceParticipantRequest {
         attributes: r#"{"before":true}"#.into(),
@@ -51,9 +69,8 @@ async fn an_update_changes_the_named_fields_by_sid_or_identity() {
         seconds: 1_700_000_000,
         nanos: 0,
     };
-    type Expect = fn(&ServiceParticipant) -> ServiceParticipant;
     // (case, address by identity, new values, mask, the expected record from the one before)
-    let cases: Vec<(&str, bool, ServiceParticipant, Option<&[&str]>, Expect)> = vec![
+    let cases: Vec<Change> = vec![
         (
             "attributes, no mask",
             false,
@@ -357,7 +374,7 @@ async fn binding_updates_keep_the_binding_rules_and_conflicts() {
 
     // Clearing the proxy address leaves an invalid binding; a projected address needs an
     // identity; an identity beside a binding address is either/or.
-    let cases: &[(&str, ServiceParticipant, Option<&[&str]>, &[&str])] = &[
+    let cases: &[Refusal] = &[
         (
             "proxy cleared",
             v1_key(&b, &b.sid),
@@ -412,7 +429,7 @@ async fn invalid_or_unknown_updates_are_refused() {
     let app = spawn_app().await;
     let existing = chat_participant(&app).await;
     let key = v1_key(&existing, &existing.sid);
-    let cases: &[(&str, ServiceParticipant, Option<&[&str]>, &[&str])] = &[
+    let cases: &[Refusal] = &[
         (
             "unknown path",
             key.clone(),

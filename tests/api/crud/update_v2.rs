@@ -8,6 +8,14 @@ use tonic::Code;
 
 use super::*;
 
+/// A v2 update that is refused: case, values, mask, the fields the BadRequest names.
+type Refusal = (
+    &'static str,
+    Participant,
+    Option<&'static [&'static str]>,
+    &'static [&'static str],
+);
+
 /// A participant with every field set, in a fresh conversation.
 async fn full_participant(app: &TestApp) -> Participant {
     app.create(CreateParticipantRequest {
@@ -146,7 +154,7 @@ async fn invalid_updates_are_invalid_argument_naming_each_field() {
     let app = spawn_app().await;
     let existing = full_participant(&app).await;
     let key = v2_key(&existing);
-    let cases: Vec<(&str, Participant, Option<&[&str]>, &[&str])> = vec![
+    let cases: Vec<Refusal> = vec![
         (
             "an unknown mask path",
             key.clone(),
