@@ -7,6 +7,7 @@ mod cache;
 mod crash;
 mod delete;
 mod migration;
+mod observed;
 mod paging;
 mod update_v1;
 mod update_v2;
