@@ -99,18 +99,36 @@ async fn deleting_what_is_not_there_is_not_found_and_touches_nothing() {
 }
 
 #[tokio::test]
-async fn deletes_are_still_there_after_a_restart() {
+async fn v1_deletes_and_updates_are_still_there_after_a_restart() {
     let app = spawn_app().await;
     let (service, chat) = (sid("IS"), sid("CH"));
     let created = create_v1_many(&app, &service, &chat, 3).await;
     delete_v1(&app, &service, &chat, &created[1].sid)
         .await
         .unwrap();
+    let renamed = format!("renamed-{}", unique());
+    let updated = update_v1(
+        &app,
+        participants_facade::proto::ServiceParticipant {
+            identity: renamed.clone(),
+            attributes: r#"{"durable":true}"#.into(),
+            ..v1_key(&created[0], &created[0].identity)
+        },
+        None,
+    )
+    .await
+    .unwrap();
 
     let app = app.restart().await;
 
     expect_code(
         app.fetch_v1(&service, &chat, &created[1].sid).await,
+        Code::NotFound,
+    );
+    let fetched = app.fetch_v1(&service, &chat, &renamed).await.unwrap();
+    assert_eq!(v1_record(&fetched), v1_record(&updated));
+    expect_code(
+        app.fetch_v1(&service, &chat, &created[0].identity).await,
         Code::NotFound,
     );
     let listed = walk_v1(&app, &service, &chat, 1).await;
