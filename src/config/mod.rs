@@ -254,8 +254,9 @@ pub struct StoreSettings {
     pub data_dir: PathBuf,
 
     /// Local backend: participants of each API version kept in memory for fetches, beyond
-    /// SQLite's own page cache (about 1 KiB each; 0 turns the cache off). Records never
-    /// change once created, so cached copies are never stale.
+    /// SQLite's own page cache (about 1 KiB each; 0 turns the cache off). Updates and
+    /// deletes replace or drop the cached copy before they are acknowledged, so a fetch
+    /// never sees a record older than the last acknowledged write.
     #[arg(
         long,
         env = "PARTICIPANTS_CACHE_ENTRIES",

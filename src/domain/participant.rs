@@ -446,3 +446,157 @@ impl CreateRequest for NewParticipant {
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft() -> ParticipantUpdateDraft {
+        ParticipantUpdateDraft {
+            conversation_id: "conv_1".into(),
+            participant_id: "conv_participant_1".into(),
+            field_prefix: "participant.",
+            ..Default::default()
+        }
+    }
+
+    fn fields(err: Error) -> Vec<String> {
+        match err {
+            Error::InvalidArgument(v) => v.into_iter().map(|f| f.field).collect(),
+            other => panic!("not INVALID_ARGUMENT: {other:?}"),
+        }
+    }
+
+    fn sms(address: &str) -> AddressDraft {
+        AddressDraft {
+            channel: Raw::Known(Channel::Sms),
+            address: address.into(),
+            channel_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn without_a_mask_the_set_fields_change_and_the_others_stay() {
+        let update = ParticipantUpdateDraft {
+            name: "New".into(),
+            kind: Some(Raw::Unset),
+            ..draft()
+        }
+        .validate()
+        .expect("valid");
+        assert_eq!(
+            update.changes,
+            ParticipantChanges {
+                name: Some(Some("New".into())),
+                ..Default::default()
+            }
+        );
+        let update = ParticipantUpdateDraft {
+            kind: Some(Raw::Known(ParticipantType::Agent)),
+            addresses: vec![sms("+15550000001")],
+            mask: Some(vec![]),
+            ..draft()
+        }
+        .validate()
+        .expect("valid");
+        assert_eq!(update.changes.kind, Some(Some(ParticipantType::Agent)));
+        assert_eq!(update.changes.addresses.map(|a| a.len()), Some(1));
+        assert_eq!(update.changes.name, None);
+    }
+
+    #[test]
+    fn a_mask_names_what_changes_and_an_empty_named_field_is_cleared() {
+        let update = ParticipantUpdateDraft {
+            profile_id: "ignored, not named".into(),
+            mask: Some(vec!["name".into(), "type".into()]),
+            ..draft()
+        }
+        .validate()
+        .expect("valid");
+        assert_eq!(
+            update.changes,
+            ParticipantChanges {
+                name: Some(None),
+                kind: Some(None),
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_paths_empty_updates_and_bad_values_name_their_fields() {
+        let cases: Vec<(ParticipantUpdateDraft, Vec<&str>)> = vec![
+            (
+                ParticipantUpdateDraft {
+                    mask: Some(vec!["name".into(), "id".into(), "created_at".into()]),
+                    ..draft()
+                },
+                vec!["update_mask.paths[1]", "update_mask.paths[2]"],
+            ),
+            (draft(), vec!["update_mask"]),
+            (
+                ParticipantUpdateDraft {
+                    mask: Some(vec!["addresses".into()]),
+                    ..draft()
+                },
+                vec!["participant.addresses"],
+            ),
+            (
+                ParticipantUpdateDraft {
+                    addresses: vec![sms("not a number")],
+                    ..draft()
+                },
+                vec!["participant.addresses[0].address"],
+            ),
+            (
+                ParticipantUpdateDraft {
+                    name: "x".repeat(rules::MAX_NAME + 1),
+                    kind: Some(Raw::Unknown("BOSS".into())),
+                    ..draft()
+                },
+                vec!["participant.name", "participant.type"],
+            ),
+            (
+                ParticipantUpdateDraft {
+                    participant_id: String::new(),
+                    name: "x".into(),
+                    field_prefix: "",
+                    ..draft()
+                },
+                vec!["participant_id"],
+            ),
+        ];
+        for (draft, expected) in cases {
+            let got = fields(draft.validate().expect_err("invalid"));
+            assert_eq!(got, expected);
+        }
+    }
+
+    #[test]
+    fn apply_changes_the_fields_and_moves_updated_at_only() {
+        let created = now();
+        let mut p = Participant {
+            id: "conv_participant_1".into(),
+            conversation_id: "conv_1".into(),
+            account_id: "AC1".into(),
+            name: Some("Old".into()),
+            kind: Some(ParticipantType::Customer),
+            profile_id: Some("p".into()),
+            addresses: vec![],
+            created_at: Some(created),
+            updated_at: Some(created),
+        };
+        let later = created + chrono::Duration::seconds(5);
+        ParticipantChanges {
+            name: Some(None),
+            profile_id: Some(Some("q".into())),
+            ..Default::default()
+        }
+        .apply(&mut p, later);
+        assert_eq!(p.name, None);
+        assert_eq!(p.kind, Some(ParticipantType::Customer));
+        assert_eq!(p.profile_id.as_deref(), Some("q"));
+        assert_eq!(p.created_at, Some(created));
+        assert_eq!(p.updated_at, Some(later));
+    }
+}

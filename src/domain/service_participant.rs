@@ -542,3 +542,198 @@ pub(crate) fn conversation(v: &mut Violations, chat_service_sid: &str, conversat
     rules::sid(v, "chat_service_sid", chat_service_sid, "IS", true);
     rules::sid(v, "conversation_sid", conversation_sid, "CH", true);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IS: &str = "IS00000000000000000000000000000000";
+    const CH: &str = "CH00000000000000000000000000000000";
+
+    fn draft() -> ServiceParticipantUpdateDraft {
+        ServiceParticipantUpdateDraft {
+            chat_service_sid: IS.into(),
+            conversation_sid: CH.into(),
+            sid: "MB00000000000000000000000000000000".into(),
+            field_prefix: "service_participant.",
+            ..Default::default()
+        }
+    }
+
+    fn fields(err: Error) -> Vec<String> {
+        match err {
+            Error::InvalidArgument(v) => v.into_iter().map(|f| f.field).collect(),
+            other => panic!("not INVALID_ARGUMENT: {other:?}"),
+        }
+    }
+
+    fn record(identity: Option<&str>, binding: Option<MessagingBinding>) -> ServiceParticipant {
+        let date = Utc::now().trunc_subsecs(0) - chrono::Duration::days(1);
+        ServiceParticipant {
+            sid: "MB00000000000000000000000000000000".into(),
+            account_sid: "AC00000000000000000000000000000000".into(),
+            chat_service_sid: IS.into(),
+            conversation_sid: CH.into(),
+            identity: identity.map(str::to_owned),
+            attributes: "{}".into(),
+            messaging_binding: binding,
+            role_sid: None,
+            date_created: Some(date),
+            date_updated: Some(date),
+            last_read_message_index: None,
+            last_read_timestamp: None,
+        }
+    }
+
+    fn sms_binding() -> Option<MessagingBinding> {
+        Some(MessagingBinding {
+            address: Some("+15550000001".into()),
+            proxy_address: Some("+18005550100".into()),
+            projected_address: None,
+        })
+    }
+
+    #[test]
+    fn without_a_mask_the_set_fields_change() {
+        let update = ServiceParticipantUpdateDraft {
+            identity: "alice".into(),
+            last_read_message_index: Some(Raw::Known(3)),
+            ..draft()
+        }
+        .validate()
+        .expect("valid");
+        assert_eq!(
+            update.changes,
+            ServiceParticipantChanges {
+                identity: Some(Some("alice".into())),
+                last_read_message_index: Some(Some(3)),
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn named_empty_fields_are_cleared_and_attributes_become_an_empty_object() {
+        let update = ServiceParticipantUpdateDraft {
+            mask: Some(vec![
+                "attributes".into(),
+                "role_sid".into(),
+                "last_read_timestamp".into(),
+                "date_updated".into(),
+            ]),
+            ..draft()
+        }
+        .validate()
+        .expect("valid");
+        assert_eq!(
+            update.changes,
+            ServiceParticipantChanges {
+                attributes: Some("{}".into()),
+                role_sid: Some(None),
+                last_read_timestamp: Some(None),
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_paths_empty_updates_and_bad_values_name_their_fields() {
+        let cases: Vec<(ServiceParticipantUpdateDraft, Vec<&str>)> = vec![
+            (
+                ServiceParticipantUpdateDraft {
+                    mask: Some(vec!["sid".into()]),
+                    ..draft()
+                },
+                vec!["update_mask.paths[0]"],
+            ),
+            (draft(), vec!["update_mask"]),
+            (
+                ServiceParticipantUpdateDraft {
+                    mask: Some(vec!["date_created".into()]),
+                    ..draft()
+                },
+                vec!["service_participant.date_created"],
+            ),
+            (
+                ServiceParticipantUpdateDraft {
+                    last_read_message_index: Some(Raw::Known(-1)),
+                    proxy_address: "nope".into(),
+                    ..draft()
+                },
+                vec![
+                    "service_participant.messaging_binding.proxy_address",
+                    "service_participant.last_read_message_index",
+                ],
+            ),
+        ];
+        for (draft, expected) in cases {
+            let got = fields(draft.validate().expect_err("invalid"));
+            assert_eq!(got, expected);
+        }
+    }
+
+    #[test]
+    fn apply_keeps_the_record_a_chat_or_binding_participant() {
+        let now = Utc::now().trunc_subsecs(0);
+        // Clearing the proxy address of an SMS participant leaves a binding without one.
+        let clear_proxy = ServiceParticipantUpdateDraft {
+            mask: Some(vec!["messaging_binding.proxy_address".into()]),
+            ..draft()
+        }
+        .validate()
+        .expect("valid draft");
+        let mut sms = record(None, sms_binding());
+        let before = sms.clone();
+        let err = clear_proxy
+            .apply(&mut sms, now)
+            .expect_err("invalid binding");
+        assert_eq!(
+            fields(err),
+            vec!["service_participant.messaging_binding.proxy_address"]
+        );
+        assert_eq!(sms, before, "a refused update leaves the record as it was");
+
+        // Clearing a chat participant's identity leaves neither.
+        let clear_identity = ServiceParticipantUpdateDraft {
+            mask: Some(vec!["identity".into()]),
+            ..draft()
+        }
+        .validate()
+        .expect("valid draft");
+        let mut chat = record(Some("alice"), None);
+        assert_eq!(
+            fields(clear_identity.apply(&mut chat, now).expect_err("invalid")),
+            vec!["service_participant.identity"]
+        );
+
+        // A new proxy is fine; date_updated is the update's time, date_created stays.
+        let new_proxy = ServiceParticipantUpdateDraft {
+            proxy_address: "+18005550101".into(),
+            ..draft()
+        }
+        .validate()
+        .expect("valid draft");
+        let mut sms = record(None, sms_binding());
+        let created = sms.date_created;
+        new_proxy.apply(&mut sms, now).expect("valid");
+        let binding = sms.messaging_binding.clone().expect("binding");
+        assert_eq!(binding.proxy_address.as_deref(), Some("+18005550101"));
+        assert_eq!(binding.address.as_deref(), Some("+15550000001"));
+        assert_eq!(sms.date_created, created);
+        assert_eq!(sms.date_updated, Some(now));
+
+        // A date_updated in the request wins over the clock.
+        let given = now - chrono::Duration::days(3);
+        let dated = ServiceParticipantUpdateDraft {
+            date_updated: Some(Raw::Known(given)),
+            date_created: Some(Raw::Known(given)),
+            ..draft()
+        }
+        .validate()
+        .expect("valid draft");
+        let mut chat = record(Some("alice"), None);
+        dated.apply(&mut chat, now).expect("valid");
+        assert_eq!(chat.date_updated, Some(given));
+        assert_eq!(chat.date_created, Some(given));
+    }
+}
