@@ -331,7 +331,8 @@ async fn v1_update_refusals_are_twilios_error_body_and_webhooks_header_is_checke
     .json();
     let mb = created["sid"].as_str().expect("sid").to_owned();
     // (form, status, code, text the message holds)
-    let cases: [(&[(&str, &str)], u16, u64, &str); 8] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], u16, u64, &'a str);
+    let cases: [Case; 8] = [
         (&[], 400, 70002, "no field"),
         (&[("Bogus", "1")], 400, 70002, "not part of this resource"),
         (
