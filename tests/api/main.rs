@@ -10,6 +10,7 @@
 
 mod auth;
 mod concurrency;
+mod crud;
 mod deadlines;
 mod discovery;
 mod fixtures;

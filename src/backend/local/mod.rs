@@ -5,19 +5,29 @@
 //! Twilio's conflict rules inside the same transaction that inserts, and the file can be
 //! inspected with the `sqlite3` shell when something looks wrong.
 //!
-//! Durability and throughput: every create goes to one writer thread, which owns the only
-//! write connection. It takes whatever creates are queued (up to `MAX_BATCH`), applies
-//! each under its own savepoint, and commits them in one transaction: one fsync for the
-//! whole group (group commit). A caller is answered only after that commit returned, so an
-//! acknowledged participant survives `kill -9` and power loss. Fetches run on a small pool
-//! of read connections, which WAL lets proceed while the writer commits.
+//! Durability and throughput: every write (create, update, delete) goes to one writer
+//! thread, which owns the only write connection. It takes whatever writes are queued (up
+//! to `MAX_BATCH`), applies each under its own savepoint, and commits them in one
+//! transaction: one fsync for the whole group (group commit). A caller is answered only
+//! after that commit returned, so an acknowledged write survives `kill -9` and power loss.
+//! Fetches and lists run on a small pool of read connections, which WAL lets proceed while
+//! the writer commits.
 //!
-//! Fetched records are kept in a bounded in-memory cache (`--cache-entries`). A record
-//! never changes once created (the API has no update or delete, and this process is the
-//! only one using the data directory: see the LOCK file), so a cached copy cannot be stale.
+//! Fetched records are kept in a bounded in-memory cache (`--cache-entries`). Records
+//! change (updates) and go away (v1 deletes); the writer replaces or drops a record's
+//! entry after the commit and before answering, and a fetch that read the row before that
+//! commit cannot put its old copy back (see `cache.rs`). This process is the only one
+//! using the data directory (see the LOCK file), so nothing else changes rows under it.
+//!
+//! Lists run oldest first along `seq`, an insertion key the store gives each row once and
+//! never reuses, as index range scans; a page token is the last `seq` of the page before,
+//! signed for its list (`page_token.rs`), so pages stay exact while participants come and
+//! go between them. The schema's version is `PRAGMA user_version`; older stores are
+//! brought up to date at open (`migrate.rs`).
 //!
 //! Idempotency keys live in the same database, written in the same transaction as the
-//! participant they name, so a replay after a crash finds exactly what was acknowledged.
+//! participant they name, with the answer the create gave, so a replay after a crash (or
+//! after an update or a delete) finds exactly what was acknowledged.
 //!
 //! Damage is noticed, not served around: at open, SQLite's `quick_check` runs within a
 //! time budget (`--integrity-check-timeout`, skipped with `--skip-integrity-check`) and a
@@ -41,20 +51,23 @@ mod checkpoint;
 mod fault;
 mod health;
 mod integrity;
+mod migrate;
+mod page_token;
 mod writer;
 
 use crate::backend::{CallContext, ParticipantBackend};
 use crate::domain::error::{Error, Resource, StoreFault};
 use crate::domain::{
-    NewParticipant, NewServiceParticipant, Participant, ParticipantRef, ServiceParticipant,
-    ServiceParticipantRef,
+    DeleteServiceParticipant, ListParticipants, ListServiceParticipants, NewParticipant,
+    NewServiceParticipant, Page, Participant, ParticipantRef, ParticipantUpdate,
+    ServiceParticipant, ServiceParticipantRef, ServiceParticipantUpdate,
 };
 use crate::observability::metrics::METRICS;
 use tracing::Instrument as _;
 
-/// Most creates committed in one transaction.
+/// Most writes committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
-/// Creates waiting for the writer before callers wait to enqueue (back-pressure).
+/// Writes waiting for the writer before callers wait to enqueue (back-pressure).
 const QUEUE_DEPTH: usize = 4096;
 /// Read connections kept open between fetches.
 const READ_POOL: usize = 8;
@@ -70,15 +83,30 @@ use cache::FetchCache;
 use checkpoint::Checkpointer;
 use health::{CANNOT_WRITE, HEALTHY, StoreHealth};
 use integrity::quick_check;
+use page_token::{List, PageTokens};
 use writer::{Write, Writer};
+
+/// A page of a v2 conversation: rows after the last `seq` shown, oldest first, along the
+/// index `participants_by_conversation`.
+const LIST_PARTICIPANTS: &str = "SELECT seq, body FROM participants
+     WHERE conversation_id = ?1 AND seq > ?2
+     ORDER BY seq
+     LIMIT ?3";
+/// A page of a v1 conversation, along `service_participants_by_conversation`.
+const LIST_SERVICE_PARTICIPANTS: &str = "SELECT seq, body FROM service_participants
+     WHERE chat_service_sid = ?1 AND conversation_sid = ?2 AND seq > ?3
+     ORDER BY seq
+     LIMIT ?4";
 
 /// The local backend. Cheap to share behind an `Arc`.
 pub struct LocalBackend {
     path: PathBuf,
-    /// v2 participants already read, by id.
-    participants: Option<FetchCache<Participant>>,
-    /// v1 participants already read, by sid.
-    service_participants: Option<FetchCache<ServiceParticipant>>,
+    /// v2 participants already read, by id (kept exact by the writer).
+    participants: Option<Arc<FetchCache<Participant>>>,
+    /// v1 participants already read, by sid (kept exact by the writer).
+    service_participants: Option<Arc<FetchCache<ServiceParticipant>>>,
+    /// Issues and checks page tokens, under the store's key.
+    tokens: PageTokens,
     writes: mpsc::Sender<Write>,
     readers: Mutex<Vec<Connection>>,
     /// Held until [`ParticipantBackend::close`]: one process per data directory.
@@ -176,7 +204,9 @@ impl LocalBackend {
         // that callers wait for.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        migrate::migrate(&mut conn).map_err(corrupt)?;
         conn.execute_batch(SCHEMA).map_err(|e| corrupt(e.into()))?;
+        let tokens = PageTokens::new(&migrate::page_token_key(&conn).map_err(corrupt)?)?;
         if let Some(budget) = integrity_check {
             quick_check(&mut conn, *budget).map_err(corrupt)?;
         }
@@ -186,12 +216,17 @@ impl LocalBackend {
             .map(|_| open_reader(&path))
             .collect::<Result<Vec<_>, _>>()?;
 
+        let participants = FetchCache::new("participants", *cache_entries).map(Arc::new);
+        let service_participants =
+            FetchCache::new("service_participants", *cache_entries).map(Arc::new);
         let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
         let writer = Writer {
             account_sid: account_sid.clone(),
             ttl: *idempotency_ttl,
             last_purge: None,
             health: health.clone(),
+            participants: participants.clone(),
+            service_participants: service_participants.clone(),
         };
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -199,8 +234,9 @@ impl LocalBackend {
             .map_err(|e| Error::Internal(format!("cannot start the store writer: {e}")))?;
         Ok(LocalBackend {
             path,
-            participants: FetchCache::new("participants", *cache_entries),
-            service_participants: FetchCache::new("service_participants", *cache_entries),
+            participants,
+            service_participants,
+            tokens,
             writes,
             readers: Mutex::new(readers),
             lock: Mutex::new(Some(lock)),
@@ -237,6 +273,40 @@ impl LocalBackend {
             pool.push(conn);
         }
         result
+    }
+}
+
+impl LocalBackend {
+    /// One page of `list`: checks the token (before any read), reads one row more than
+    /// the page holds (to know whether another page follows) with `rows(conn, after_seq,
+    /// limit)`, and signs the next page's token.
+    fn list<T: serde::de::DeserializeOwned>(
+        &self,
+        list: List<'_>,
+        page: &crate::domain::PageQuery,
+        rows: impl FnOnce(&Connection, i64, i64) -> Result<Vec<(i64, String)>, Error>,
+    ) -> Result<Page<T>, Error> {
+        let after = match &page.page_token {
+            Some(token) => self.tokens.check(list, token)?,
+            None => 0,
+        };
+        let size = usize::try_from(page.page_size).unwrap_or(usize::MAX);
+        let limit = i64::from(page.page_size) + 1;
+        let mut found = self.read(|conn| rows(conn, after, limit))?;
+        let next_page_token = if found.len() > size {
+            found.truncate(size);
+            found.last().map(|(seq, _)| self.tokens.issue(list, *seq))
+        } else {
+            None
+        };
+        let items = found
+            .into_iter()
+            .map(|(_, body)| Ok(serde_json::from_str(&body)?))
+            .collect::<Result<Vec<T>, Error>>()?;
+        Ok(Page {
+            items,
+            next_page_token,
+        })
     }
 }
 
@@ -290,51 +360,87 @@ fn open_reader(path: &Path) -> Result<Connection, Error> {
 
 #[async_trait]
 impl ParticipantBackend for LocalBackend {
-    // LIFECYCLE-STUB: replaced by the lifecycle work; never merged to main as is.
     async fn list_participants(
         &self,
         _ctx: &CallContext,
-        _query: crate::domain::ListParticipants,
-    ) -> Result<crate::domain::Page<Participant>, Error> {
-        Err(Error::Internal("ListParticipants is not built yet".into()))
+        query: ListParticipants,
+    ) -> Result<Page<Participant>, Error> {
+        let list = List::V2 {
+            conversation_id: &query.conversation_id,
+        };
+        observed("list_participants", "SELECT", async {
+            self.list(list, &query.page, |conn, after, limit| {
+                Ok(conn
+                    .prepare_cached(LIST_PARTICIPANTS)?
+                    .query_map(params![query.conversation_id, after, limit], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?)
+            })
+        })
+        .await
     }
 
     async fn update_participant(
         &self,
         _ctx: &CallContext,
-        _update: crate::domain::ParticipantUpdate,
+        update: ParticipantUpdate,
     ) -> Result<Participant, Error> {
-        Err(Error::Internal("UpdateParticipant is not built yet".into()))
+        observed(
+            "update_participant",
+            "UPDATE",
+            self.write(|tx| Write::UpdateParticipant(update, tx)),
+        )
+        .await
     }
 
     async fn list_service_participants(
         &self,
         _ctx: &CallContext,
-        _query: crate::domain::ListServiceParticipants,
-    ) -> Result<crate::domain::Page<ServiceParticipant>, Error> {
-        Err(Error::Internal(
-            "ListServiceParticipants is not built yet".into(),
-        ))
+        query: ListServiceParticipants,
+    ) -> Result<Page<ServiceParticipant>, Error> {
+        let list = List::V1 {
+            chat_service_sid: &query.chat_service_sid,
+            conversation_sid: &query.conversation_sid,
+        };
+        observed("list_service_participants", "SELECT", async {
+            self.list(list, &query.page, |conn, after, limit| {
+                Ok(conn
+                    .prepare_cached(LIST_SERVICE_PARTICIPANTS)?
+                    .query_map(
+                        params![query.chat_service_sid, query.conversation_sid, after, limit],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )?
+                    .collect::<Result<Vec<_>, _>>()?)
+            })
+        })
+        .await
     }
 
     async fn update_service_participant(
         &self,
         _ctx: &CallContext,
-        _update: crate::domain::ServiceParticipantUpdate,
+        update: ServiceParticipantUpdate,
     ) -> Result<ServiceParticipant, Error> {
-        Err(Error::Internal(
-            "UpdateServiceParticipant is not built yet".into(),
-        ))
+        observed(
+            "update_service_participant",
+            "UPDATE",
+            self.write(|tx| Write::UpdateServiceParticipant(update, tx)),
+        )
+        .await
     }
 
     async fn delete_service_participant(
         &self,
         _ctx: &CallContext,
-        _request: crate::domain::DeleteServiceParticipant,
+        request: DeleteServiceParticipant,
     ) -> Result<(), Error> {
-        Err(Error::Internal(
-            "DeleteServiceParticipant is not built yet".into(),
-        ))
+        observed(
+            "delete_service_participant",
+            "DELETE",
+            self.write(|tx| Write::DeleteServiceParticipant(request, tx)),
+        )
+        .await
     }
 
     async fn create_participant(
@@ -373,6 +479,8 @@ impl ParticipantBackend for LocalBackend {
         let span = store_span("fetch_participant", "SELECT");
         let _entered = span.enter();
         let started = Instant::now();
+        // Taken before the read: a write committed after it keeps this copy out.
+        let ticket = self.participants.as_ref().map(|cache| cache.ticket());
         let found: Option<Participant> = self.read(|conn| {
             conn.prepare_cached(
                 "SELECT body FROM participants WHERE id = ?1 AND conversation_id = ?2",
@@ -386,8 +494,8 @@ impl ParticipantBackend for LocalBackend {
         })?;
         record_store("fetch_participant", started);
         let participant = found.ok_or_else(not_found)?;
-        if let Some(cache) = &self.participants {
-            cache.insert(&participant.id, &participant);
+        if let (Some(cache), Some(ticket)) = (&self.participants, ticket) {
+            cache.fill(ticket, &participant.id, &participant);
         }
         Ok(participant)
     }
@@ -424,6 +532,8 @@ impl ParticipantBackend for LocalBackend {
         let span = store_span("fetch_service_participant", "SELECT");
         let _entered = span.enter();
         let started = Instant::now();
+        // Taken before the read: a write committed after it keeps this copy out.
+        let ticket = self.service_participants.as_ref().map(|cache| cache.ticket());
         let sql = "SELECT body FROM service_participants
              WHERE chat_service_sid = ?2 AND conversation_sid = ?3
                AND (sid = ?1 OR identity = ?1)
@@ -443,8 +553,8 @@ impl ParticipantBackend for LocalBackend {
         let participant = found.ok_or(Error::NotFound {
             resource: Resource::ServiceParticipant,
         })?;
-        if let Some(cache) = &self.service_participants {
-            cache.insert(&participant.sid, &participant);
+        if let (Some(cache), Some(ticket)) = (&self.service_participants, ticket) {
+            cache.fill(ticket, &participant.sid, &participant);
         }
         Ok(participant)
     }

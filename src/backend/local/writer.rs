@@ -1,5 +1,7 @@
 //! The writer thread: the only write connection, group commit, idempotency keys and the
-//! rows of both API versions.
+//! rows of both API versions. Creates, updates and deletes all go through it: each is
+//! applied under its own savepoint, the group is committed once, the fetch caches are
+//! brought up to date, and only then is each caller answered.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,21 +12,27 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::error::{Conflict, Error, Resource};
 use crate::domain::{
-    CreateRequest, NewParticipant, NewServiceParticipant, Participant, ServiceParticipant,
+    CreateRequest, DeleteServiceParticipant, MessagingBinding, NewParticipant,
+    NewServiceParticipant, Participant, ParticipantUpdate, ServiceParticipant,
+    ServiceParticipantRef, ServiceParticipantUpdate,
 };
 use crate::observability::metrics::METRICS;
 
+use super::cache::FetchCache;
 use super::checkpoint::Checkpointer;
 use super::health::StoreHealth;
 use super::{MAX_BATCH, PURGE_EVERY};
 
-/// A create waiting for the writer, with the channel its answer goes back on.
+/// Where a write's answer goes.
+pub(super) type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+/// A write waiting for the writer, with the channel its answer goes back on.
 pub(super) enum Write {
-    Participant(NewParticipant, oneshot::Sender<Result<Participant, Error>>),
-    ServiceParticipant(
-        NewServiceParticipant,
-        oneshot::Sender<Result<ServiceParticipant, Error>>,
-    ),
+    Participant(NewParticipant, Reply<Participant>),
+    ServiceParticipant(NewServiceParticipant, Reply<ServiceParticipant>),
+    UpdateParticipant(ParticipantUpdate, Reply<Participant>),
+    UpdateServiceParticipant(ServiceParticipantUpdate, Reply<ServiceParticipant>),
+    DeleteServiceParticipant(DeleteServiceParticipant, Reply<()>),
     /// Finish what is queued before this, checkpoint, close, then answer.
     Close(oneshot::Sender<()>),
     /// Try a small write, to learn whether a failing disk writes again.
@@ -37,25 +45,36 @@ pub(super) struct Writer {
     pub(super) ttl: Duration,
     pub(super) last_purge: Option<Instant>,
     pub(super) health: Arc<StoreHealth>,
+    /// The fetch caches, brought up to date after each commit, before callers hear of it.
+    pub(super) participants: Option<Arc<FetchCache<Participant>>>,
+    pub(super) service_participants: Option<Arc<FetchCache<ServiceParticipant>>>,
 }
 
-/// What one queued create produced, to be sent once its transaction has committed.
+/// Whether a write changed an existing record (which the fetch cache may hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Change {
+    Created,
+    Updated,
+}
+
+/// What one queued write produced, to be sent once its transaction has committed.
 pub(super) enum Outcome {
-    Participant(
-        oneshot::Sender<Result<Participant, Error>>,
-        Result<Participant, Error>,
-    ),
+    Participant(Reply<Participant>, Result<Participant, Error>, Change),
     ServiceParticipant(
-        oneshot::Sender<Result<ServiceParticipant, Error>>,
+        Reply<ServiceParticipant>,
         Result<ServiceParticipant, Error>,
+        Change,
     ),
+    /// The deleted participant's sid.
+    Deleted(Reply<()>, Result<String, Error>),
 }
 
 impl Outcome {
     pub(super) fn error(&self) -> Option<&Error> {
         match self {
-            Outcome::Participant(_, r) => r.as_ref().err(),
-            Outcome::ServiceParticipant(_, r) => r.as_ref().err(),
+            Outcome::Participant(_, r, _) => r.as_ref().err(),
+            Outcome::ServiceParticipant(_, r, _) => r.as_ref().err(),
+            Outcome::Deleted(_, r) => r.as_ref().err(),
         }
     }
 }
@@ -133,12 +152,31 @@ impl Writer {
             self.purge_expired(&tx)?;
             for write in writes.drain(..) {
                 let outcome = match write {
-                    Write::Participant(req, reply) => {
-                        Outcome::Participant(reply, self.apply(&mut tx, req, insert_participant))
-                    }
+                    Write::Participant(req, reply) => Outcome::Participant(
+                        reply,
+                        self.apply(&mut tx, req, insert_participant),
+                        Change::Created,
+                    ),
                     Write::ServiceParticipant(req, reply) => Outcome::ServiceParticipant(
                         reply,
                         self.apply(&mut tx, req, insert_service_participant),
+                        Change::Created,
+                    ),
+                    Write::UpdateParticipant(update, reply) => Outcome::Participant(
+                        reply,
+                        in_savepoint(&mut tx, |sp| update_participant(sp, &update)),
+                        Change::Updated,
+                    ),
+                    Write::UpdateServiceParticipant(update, reply) => {
+                        Outcome::ServiceParticipant(
+                            reply,
+                            in_savepoint(&mut tx, |sp| update_service_participant(sp, &update)),
+                            Change::Updated,
+                        )
+                    }
+                    Write::DeleteServiceParticipant(request, reply) => Outcome::Deleted(
+                        reply,
+                        in_savepoint(&mut tx, |sp| delete_service_participant(sp, &request.key)),
                     ),
                     Write::Close(_) | Write::Probe => {
                         unreachable!("Close and Probe are taken out before commit_group")
@@ -157,12 +195,18 @@ impl Writer {
                 self.health.wrote();
                 METRICS.store_group_size.observe(count as f64);
                 tracing::debug!(count, "group committed");
+                // The caches first, for every write of the group: no caller hears of a
+                // change while a fetch could still be served the record before it.
+                for outcome in &outcomes {
+                    self.refresh_cache(outcome);
+                }
                 for outcome in outcomes {
                     // A caller that gave up is no reason to stop: its create is durable
                     // and a retry with the same idempotency key will find it.
                     match outcome {
-                        Outcome::Participant(reply, r) => drop(reply.send(r)),
-                        Outcome::ServiceParticipant(reply, r) => drop(reply.send(r)),
+                        Outcome::Participant(reply, r, _) => drop(reply.send(r)),
+                        Outcome::ServiceParticipant(reply, r, _) => drop(reply.send(r)),
+                        Outcome::Deleted(reply, r) => drop(reply.send(r.map(|_| ()))),
                     }
                 }
             }
@@ -173,19 +217,77 @@ impl Writer {
                 self.health.saw(&err);
                 let failed = || self.health.commit_failed(&err);
                 for outcome in outcomes {
+                    // Rolled back; the cache entries of changed records are dropped all
+                    // the same, in case the commit reached the disk after all.
+                    self.forget(&outcome);
                     match outcome {
-                        Outcome::Participant(reply, _) => drop(reply.send(Err(failed()))),
-                        Outcome::ServiceParticipant(reply, _) => drop(reply.send(Err(failed()))),
+                        Outcome::Participant(reply, _, _) => drop(reply.send(Err(failed()))),
+                        Outcome::ServiceParticipant(reply, _, _) => {
+                            drop(reply.send(Err(failed())))
+                        }
+                        Outcome::Deleted(reply, _) => drop(reply.send(Err(failed()))),
                     }
                 }
                 for write in writes {
                     match write {
-                        Write::Participant(_, reply) => drop(reply.send(Err(failed()))),
-                        Write::ServiceParticipant(_, reply) => drop(reply.send(Err(failed()))),
+                        Write::Participant(_, reply) | Write::UpdateParticipant(_, reply) => {
+                            drop(reply.send(Err(failed())))
+                        }
+                        Write::ServiceParticipant(_, reply)
+                        | Write::UpdateServiceParticipant(_, reply) => {
+                            drop(reply.send(Err(failed())))
+                        }
+                        Write::DeleteServiceParticipant(_, reply) => {
+                            drop(reply.send(Err(failed())))
+                        }
                         Write::Close(_) | Write::Probe => {}
                     }
                 }
             }
+        }
+    }
+
+    /// After a commit: an updated record replaces its cache entry, a deleted one leaves.
+    fn refresh_cache(&self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Participant(_, Ok(p), Change::Updated) => {
+                if let Some(cache) = &self.participants {
+                    cache.changed(&p.id, p);
+                }
+            }
+            Outcome::ServiceParticipant(_, Ok(p), Change::Updated) => {
+                if let Some(cache) = &self.service_participants {
+                    cache.changed(&p.sid, p);
+                }
+            }
+            Outcome::Deleted(_, Ok(sid)) => {
+                if let Some(cache) = &self.service_participants {
+                    cache.removed(sid);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// After a failed commit: drops the entries of the records the group changed.
+    fn forget(&self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Participant(_, Ok(p), Change::Updated) => {
+                if let Some(cache) = &self.participants {
+                    cache.removed(&p.id);
+                }
+            }
+            Outcome::ServiceParticipant(_, Ok(p), Change::Updated) => {
+                if let Some(cache) = &self.service_participants {
+                    cache.removed(&p.sid);
+                }
+            }
+            Outcome::Deleted(_, Ok(sid)) => {
+                if let Some(cache) = &self.service_participants {
+                    cache.removed(sid);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -199,7 +301,7 @@ impl Writer {
     ) -> Result<Res, Error>
     where
         Req: CreateRequest + Stored,
-        Res: serde::de::DeserializeOwned + Identified,
+        Res: serde::de::DeserializeOwned + serde::Serialize + Identified,
     {
         let key = request.idempotency_key().map(str::to_owned);
         let fingerprint = request.fingerprint();
@@ -212,16 +314,25 @@ impl Writer {
         let created = insert(&sp, self, request)?;
         if let Some(key) = key {
             sp.prepare_cached(
-                "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, resource_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR REPLACE INTO idempotency_keys
+                 (key, fingerprint, resource_id, created_at, response)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![key, fingerprint, created.id(), Utc::now().timestamp()])?;
+            .execute(params![
+                key,
+                fingerprint,
+                created.id(),
+                Utc::now().timestamp(),
+                serde_json::to_string(&created)?
+            ])?;
         }
         sp.commit()?;
         Ok(created)
     }
 
-    /// The resource a live idempotency key names, if the request matches its first use.
+    /// The first answer to a live idempotency key, if the request matches its first use:
+    /// the participant as it was created, even if it was updated or deleted since (Twilio:
+    /// "Submitting the same key returns the original response").
     pub(super) fn replay<Res: serde::de::DeserializeOwned>(
         &self,
         tx: &Connection,
@@ -230,24 +341,34 @@ impl Writer {
         table: &str,
     ) -> Result<Option<Res>, Error> {
         let cutoff = self.cutoff();
-        let row: Option<(Vec<u8>, String)> = tx
+        let row: Option<(Vec<u8>, String, Option<String>)> = tx
             .prepare_cached(
-                "SELECT fingerprint, resource_id FROM idempotency_keys
+                "SELECT fingerprint, resource_id, response FROM idempotency_keys
                  WHERE key = ?1 AND created_at >= ?2",
             )?
-            .query_row(params![key, cutoff], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![key, cutoff], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
-        let Some((stored, resource_id)) = row else {
+        let Some((stored, resource_id, response)) = row else {
             return Ok(None);
         };
         if stored != fingerprint {
             return Err(Error::IdempotencyKeyReused);
         }
-        let sql = format!("SELECT body FROM {table} WHERE {} = ?1", id_column(table));
-        let body: String = tx
-            .prepare_cached(&sql)?
-            .query_row(params![resource_id], |r| r.get(0))?;
-        Ok(Some(serde_json::from_str(&body)?))
+        let body = match response {
+            Some(body) => Some(body),
+            // Keys written before responses were kept (the migration fills them, so this
+            // is a fallback only): the record itself, if it is still there.
+            None => {
+                let sql = format!("SELECT body FROM {table} WHERE {} = ?1", id_column(table));
+                tx.prepare_cached(&sql)?
+                    .query_row(params![resource_id], |r| r.get(0))
+                    .optional()?
+            }
+        };
+        body.map(|body: String| Ok(serde_json::from_str(&body)?))
+            .transpose()
     }
 
     pub(super) fn cutoff(&self) -> i64 {
@@ -332,12 +453,15 @@ pub(super) fn insert_participant(
         }
     }
     let participant = request.into_participant(&writer.account_sid);
-    tx.prepare_cached("INSERT INTO participants (id, conversation_id, body) VALUES (?1, ?2, ?3)")?
-        .execute(params![
-            participant.id,
-            participant.conversation_id,
-            serde_json::to_string(&participant)?
-        ])?;
+    tx.prepare_cached(
+        "INSERT INTO participants (id, conversation_id, body, seq) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        participant.id,
+        participant.conversation_id,
+        serde_json::to_string(&participant)?,
+        next_seq(tx)?
+    ])?;
     let mut add = tx.prepare_cached(
         "INSERT INTO participant_addresses (conversation_id, channel, address, participant_id)
          VALUES (?1, ?2, ?3, ?4)",
@@ -359,40 +483,19 @@ pub(super) fn insert_service_participant(
     request: NewServiceParticipant,
 ) -> Result<ServiceParticipant, Error> {
     let binding = request.messaging_binding.clone().unwrap_or_default();
-    let existing: Option<(String, bool)> = tx
-        .prepare_cached(
-            "SELECT sid, identity IS NOT NULL AND identity = ?3 FROM service_participants
-             WHERE chat_service_sid = ?1 AND conversation_sid = ?2
-               AND (identity = ?3 OR (binding_address = ?4 AND binding_proxy IS ?5))
-             LIMIT 1",
-        )?
-        .query_row(
-            params![
-                request.chat_service_sid,
-                request.conversation_sid,
-                request.identity,
-                binding.address,
-                binding.proxy_address
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    if let Some((conflicting_id, by_identity)) = existing {
-        return Err(Error::AlreadyExists {
-            resource: Resource::ServiceParticipant,
-            conflicting_id,
-            conflict: if by_identity {
-                Conflict::Identity
-            } else {
-                Conflict::Binding
-            },
-        });
-    }
+    service_conflict(
+        tx,
+        &request.chat_service_sid,
+        &request.conversation_sid,
+        request.identity.as_deref(),
+        &binding,
+        None,
+    )?;
     let participant = request.into_participant(&writer.account_sid);
     tx.prepare_cached(
         "INSERT INTO service_participants
-         (sid, chat_service_sid, conversation_sid, identity, binding_address, binding_proxy, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         (sid, chat_service_sid, conversation_sid, identity, binding_address, binding_proxy, body, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         participant.sid,
@@ -401,7 +504,219 @@ pub(super) fn insert_service_participant(
         participant.identity,
         binding.address,
         binding.proxy_address,
+        serde_json::to_string(&participant)?,
+        next_seq(tx)?
+    ])?;
+    Ok(participant)
+}
+
+
+/// The next insertion key: from the `sequence` row, so never given twice.
+fn next_seq(tx: &Connection) -> Result<i64, Error> {
+    Ok(tx
+        .prepare_cached("UPDATE sequence SET next = next + 1 WHERE id = 1 RETURNING next - 1")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Runs `f` under its own savepoint: an error rolls back only this write, not the others
+/// of its group.
+fn in_savepoint<T>(
+    tx: &mut Transaction<'_>,
+    f: impl FnOnce(&Connection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let sp = tx.savepoint()?;
+    let out = f(&sp)?;
+    sp.commit()?;
+    Ok(out)
+}
+
+/// ALREADY_EXISTS when another participant of the conversation than `except` has this
+/// identity (identity conflict) or this binding address and proxy (binding conflict).
+fn service_conflict(
+    tx: &Connection,
+    chat_service_sid: &str,
+    conversation_sid: &str,
+    identity: Option<&str>,
+    binding: &MessagingBinding,
+    except: Option<&str>,
+) -> Result<(), Error> {
+    let existing: Option<(String, bool)> = tx
+        .prepare_cached(
+            "SELECT sid, identity IS NOT NULL AND identity = ?3 FROM service_participants
+             WHERE chat_service_sid = ?1 AND conversation_sid = ?2
+               AND (identity = ?3 OR (binding_address = ?4 AND binding_proxy IS ?5))
+               AND sid IS NOT ?6
+             LIMIT 1",
+        )?
+        .query_row(
+            params![
+                chat_service_sid,
+                conversation_sid,
+                identity,
+                binding.address,
+                binding.proxy_address,
+                except
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match existing {
+        None => Ok(()),
+        Some((conflicting_id, by_identity)) => Err(Error::AlreadyExists {
+            resource: Resource::ServiceParticipant,
+            conflicting_id,
+            conflict: if by_identity {
+                Conflict::Identity
+            } else {
+                Conflict::Binding
+            },
+        }),
+    }
+}
+
+/// Changes a v2 participant: its body, and its address rows when the addresses change
+/// (a new address another participant of the conversation has is ALREADY_EXISTS; the
+/// participant's own addresses may stay). `updated_at` moves, at least 1 ms past its last
+/// value, so that it tells updates apart even within one millisecond.
+pub(super) fn update_participant(
+    tx: &Connection,
+    update: &ParticipantUpdate,
+) -> Result<Participant, Error> {
+    let key = &update.key;
+    let body: Option<String> = tx
+        .prepare_cached("SELECT body FROM participants WHERE id = ?1 AND conversation_id = ?2")?
+        .query_row(params![key.participant_id, key.conversation_id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let body = body.ok_or(Error::NotFound {
+        resource: Resource::Participant,
+    })?;
+    let mut participant: Participant = serde_json::from_str(&body)?;
+    let before = participant.addresses.clone();
+    let now = match participant.updated_at {
+        Some(last) => crate::domain::v2_now().max(last + chrono::Duration::milliseconds(1)),
+        None => crate::domain::v2_now(),
+    };
+    update.changes.apply(&mut participant, now);
+    if update.changes.addresses.is_some() {
+        let mut find = tx.prepare_cached(
+            "SELECT participant_id FROM participant_addresses
+             WHERE conversation_id = ?1 AND channel = ?2 AND address = ?3",
+        )?;
+        for address in &participant.addresses {
+            let holder: Option<String> = find
+                .query_row(
+                    params![
+                        participant.conversation_id,
+                        address.channel.as_str(),
+                        address.conflict_key()
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(conflicting_id) = holder.filter(|holder| *holder != participant.id) {
+                return Err(Error::AlreadyExists {
+                    resource: Resource::Participant,
+                    conflicting_id,
+                    conflict: Conflict::Address,
+                });
+            }
+        }
+        let mut remove = tx.prepare_cached(
+            "DELETE FROM participant_addresses
+             WHERE conversation_id = ?1 AND channel = ?2 AND address = ?3 AND participant_id = ?4",
+        )?;
+        for address in &before {
+            remove.execute(params![
+                participant.conversation_id,
+                address.channel.as_str(),
+                address.conflict_key(),
+                participant.id
+            ])?;
+        }
+        let mut add = tx.prepare_cached(
+            "INSERT INTO participant_addresses (conversation_id, channel, address, participant_id)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for address in &participant.addresses {
+            add.execute(params![
+                participant.conversation_id,
+                address.channel.as_str(),
+                address.conflict_key(),
+                participant.id
+            ])?;
+        }
+    }
+    tx.prepare_cached("UPDATE participants SET body = ?2 WHERE id = ?1")?
+        .execute(params![participant.id, serde_json::to_string(&participant)?])?;
+    Ok(participant)
+}
+
+/// The v1 participant `key` names, by sid or else by identity, as fetch resolves it.
+fn resolve_service_participant(
+    tx: &Connection,
+    key: &ServiceParticipantRef,
+) -> Result<ServiceParticipant, Error> {
+    let body: Option<String> = tx
+        .prepare_cached(
+            "SELECT body FROM service_participants
+             WHERE chat_service_sid = ?2 AND conversation_sid = ?3
+               AND (sid = ?1 OR identity = ?1)
+             ORDER BY sid = ?1 DESC
+             LIMIT 1",
+        )?
+        .query_row(
+            params![key.sid, key.chat_service_sid, key.conversation_sid],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let body = body.ok_or(Error::NotFound {
+        resource: Resource::ServiceParticipant,
+    })?;
+    Ok(serde_json::from_str(&body)?)
+}
+
+/// Changes a v1 participant: the changes must leave it a valid chat or binding
+/// participant (INVALID_ARGUMENT otherwise), and its identity and binding free in the
+/// conversation (ALREADY_EXISTS naming the holder otherwise).
+pub(super) fn update_service_participant(
+    tx: &Connection,
+    update: &ServiceParticipantUpdate,
+) -> Result<ServiceParticipant, Error> {
+    let mut participant = resolve_service_participant(tx, &update.key)?;
+    update.apply(&mut participant, crate::domain::v1_now())?;
+    let binding = participant.messaging_binding.clone().unwrap_or_default();
+    service_conflict(
+        tx,
+        &participant.chat_service_sid,
+        &participant.conversation_sid,
+        participant.identity.as_deref(),
+        &binding,
+        Some(&participant.sid),
+    )?;
+    tx.prepare_cached(
+        "UPDATE service_participants
+         SET identity = ?2, binding_address = ?3, binding_proxy = ?4, body = ?5
+         WHERE sid = ?1",
+    )?
+    .execute(params![
+        participant.sid,
+        participant.identity,
+        binding.address,
+        binding.proxy_address,
         serde_json::to_string(&participant)?
     ])?;
     Ok(participant)
+}
+
+/// Removes a v1 participant, freeing its identity and binding; returns its sid.
+pub(super) fn delete_service_participant(
+    tx: &Connection,
+    key: &ServiceParticipantRef,
+) -> Result<String, Error> {
+    let participant = resolve_service_participant(tx, key)?;
+    tx.prepare_cached("DELETE FROM service_participants WHERE sid = ?1")?
+        .execute(params![participant.sid])?;
+    Ok(participant.sid)
 }

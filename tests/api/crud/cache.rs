@@ -1,0 +1,154 @@
+//! The fetch cache after updates and deletes: a fetch never answers with a record older
+//! than the last acknowledged write, by id, sid or identity, also while other fetches race
+//! the writes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use participants_facade::proto::{Participant, ServiceParticipant};
+use tonic::Code;
+
+use super::*;
+
+#[tokio::test]
+async fn a_fetch_after_an_update_shows_the_update() {
+    let app = spawn_app().await;
+    // v2: fetched (cached), updated, fetched.
+    let created = app.create(create_request()).await.unwrap();
+    app.fetch(&created.conversation_id, &created.id).await.unwrap();
+    let updated = update_v2(
+        &app,
+        Participant {
+            name: "Cached no more".into(),
+            ..v2_key(&created)
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let fetched = app.fetch(&created.conversation_id, &created.id).await.unwrap();
+    assert_eq!(fetched, updated);
+
+    // v1: fetched by sid and by identity, identity changed, fetched both ways.
+    let v1 = app.create_v1(create_v1_request()).await.unwrap();
+    let (service, chat) = (v1.chat_service_sid.clone(), v1.conversation_sid.clone());
+    app.fetch_v1(&service, &chat, &v1.sid).await.unwrap();
+    app.fetch_v1(&service, &chat, &v1.identity).await.unwrap();
+    let new_identity = format!("moved-{}", unique());
+    let updated = update_v1(
+        &app,
+        ServiceParticipant {
+            identity: new_identity.clone(),
+            attributes: r#"{"v":2}"#.into(),
+            ..v1_key(&v1, &v1.sid)
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    for key in [&v1.sid, &new_identity] {
+        let fetched = app.fetch_v1(&service, &chat, key).await.unwrap();
+        assert_eq!(v1_record(&fetched), v1_record(&updated));
+    }
+    expect_code(app.fetch_v1(&service, &chat, &v1.identity).await, Code::NotFound);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_fetch_after_a_delete_is_not_found_by_sid_or_identity() {
+    let app = spawn_app().await;
+    for delete_by_identity in [false, true] {
+        let v1 = app.create_v1(create_v1_request()).await.unwrap();
+        let (service, chat) = (v1.chat_service_sid.clone(), v1.conversation_sid.clone());
+        app.fetch_v1(&service, &chat, &v1.sid).await.unwrap();
+        app.fetch_v1(&service, &chat, &v1.identity).await.unwrap();
+        let key = if delete_by_identity { &v1.identity } else { &v1.sid };
+
+        delete_v1(&app, &service, &chat, key).await.unwrap();
+
+        for key in [&v1.sid, &v1.identity] {
+            expect_code(app.fetch_v1(&service, &chat, key).await, Code::NotFound);
+        }
+    }
+    app.stop().await;
+}
+
+/// Fetches race every update: once an update is acknowledged, no fetch may answer with
+/// an older version (a fetch that read the old row before the commit must not put it in
+/// the cache after the writer refreshed it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_racing_updates_never_see_an_acknowledged_update_undone() {
+    // Arrange: one participant per API, and 6 tasks fetching both in a loop.
+    let app = spawn_app().await;
+    let v2 = app.create(create_request()).await.unwrap();
+    let v1 = app.create_v1(create_v1_request()).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut fetchers = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let client = app.new_client().await;
+        let (v2, v1, stop) = (v2.clone(), v1.clone(), stop.clone());
+        fetchers.spawn(async move {
+            let mut client = client;
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) && n < 100_000 {
+                client
+                    .fetch_participant(fetch_v2_request(&v2.conversation_id, &v2.id))
+                    .await
+                    .expect("v2 fetch");
+                client
+                    .fetch_service_participant(fetch_v1_request(
+                        &v1.chat_service_sid,
+                        &v1.conversation_sid,
+                        &v1.sid,
+                    ))
+                    .await
+                    .expect("v1 fetch");
+                n += 1;
+            }
+            n
+        });
+    }
+
+    // Act and assert: each acknowledged update is what the next fetch shows.
+    for round in 0..100 {
+        let name = format!("round {round}");
+        update_v2(
+            &app,
+            Participant {
+                name: name.clone(),
+                ..v2_key(&v2)
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        let attributes = format!(r#"{{"round":{round}}}"#);
+        update_v1(
+            &app,
+            ServiceParticipant {
+                attributes: attributes.clone(),
+                ..v1_key(&v1, &v1.sid)
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        for _ in 0..3 {
+            let fetched = app.fetch(&v2.conversation_id, &v2.id).await.unwrap();
+            assert_eq!(fetched.name, name, "v2 after round {round}");
+            let fetched = app
+                .fetch_v1(&v1.chat_service_sid, &v1.conversation_sid, &v1.sid)
+                .await
+                .unwrap();
+            assert_eq!(fetched.attributes, attributes, "v1 after round {round}");
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let fetched: u64 = tokio::time::timeout(WAIT, fetchers.join_all())
+        .await
+        .expect("fetchers stop")
+        .into_iter()
+        .sum();
+    assert!(fetched > 0, "the fetchers ran");
+    app.stop().await;
+}
