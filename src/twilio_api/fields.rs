@@ -5,18 +5,27 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A date as Twilio writes it: RFC 3339 in UTC (`Z`), fractional seconds only when there
-/// are any.
+/// A date in a request to Twilio (the twilio backend's forms): RFC 3339 in UTC (`Z`),
+/// fractional seconds only when there are any, so that a date a caller gave is passed on
+/// as given.
 pub(super) fn format_date(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// `serialize_with` for an optional date: [`format_date`], or null.
+/// A date in an answer, as Twilio writes it: RFC 3339 in UTC, whole seconds, `Z`
+/// (`2009-07-06T20:30:00Z`); a fraction of a second is dropped (truncated, never rounded
+/// up into the next second).
+pub(super) fn format_answer_date(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `serialize_with` for an optional date in an answer: [`format_answer_date`], or null.
+/// Reading stays [`lenient_date`], which takes fractional seconds too.
 pub(super) fn write_date<S: Serializer>(
     t: &Option<DateTime<Utc>>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    t.map(format_date).serialize(s)
+    t.map(format_answer_date).serialize(s)
 }
 
 /// `deserialize_with` for an optional date in Twilio's answers: one that does not parse
@@ -54,6 +63,16 @@ where
     })
 }
 
+/// `deserialize_with` (with `default`) for a field whose presence matters: absent is
+/// `None`, present `Some`, and present as null `Some(None)`.
+pub(super) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,9 +108,24 @@ mod tests {
 
     #[test]
     fn dates_are_written_as_twilio_writes_them() {
-        let t = DateTime::parse_from_rfc3339("2015-12-16T22:18:37.25+01:00")
+        let t = DateTime::parse_from_rfc3339("2015-12-16T22:18:37.999+01:00")
             .expect("date")
             .with_timezone(&Utc);
-        assert_eq!(format_date(t), "2015-12-16T21:18:37.250Z");
+        // Answers: whole seconds, truncated.
+        assert_eq!(format_answer_date(t), "2015-12-16T21:18:37Z");
+        #[derive(Serialize)]
+        struct Answer {
+            #[serde(serialize_with = "write_date")]
+            date: Option<DateTime<Utc>>,
+        }
+        let json = serde_json::to_string(&Answer { date: Some(t) }).expect("json");
+        assert_eq!(json, r#"{"date":"2015-12-16T21:18:37Z"}"#);
+        let json = serde_json::to_string(&Answer { date: None }).expect("json");
+        assert_eq!(json, r#"{"date":null}"#);
+        // Requests to Twilio: the date as given, its fraction kept.
+        assert_eq!(format_date(t), "2015-12-16T21:18:37.999Z");
+        // And read back, fractions are taken.
+        let f = read(r#"{"date": "2015-12-16T22:18:37.123456Z"}"#).expect("fraction");
+        assert_eq!(f.date.map(|d| d.timestamp_subsec_micros()), Some(123_456));
     }
 }

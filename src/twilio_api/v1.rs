@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 
 use super::fields::{format_date, lenient, lenient_date, write_date};
 use crate::domain::{
-    MessagingBinding, NewServiceParticipant, Raw, ServiceParticipant, ServiceParticipantDraft,
-    Webhooks,
+    MessagingBinding, NewServiceParticipant, Page, Raw, ServiceParticipant,
+    ServiceParticipantDraft, ServiceParticipantUpdateDraft, Webhooks,
 };
 
 /// Form fields of `POST /v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants`.
@@ -51,6 +51,203 @@ pub struct CreateServiceParticipantForm {
     /// RFC 3339 update date to record.
     #[serde(rename = "DateUpdated", skip_serializing_if = "Option::is_none")]
     pub date_updated: Option<String>,
+}
+
+/// Form fields of `POST /v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants/{Sid}`
+/// (update). A field present changes (empty clears it, and so does `null` for the two
+/// binding addresses and the last-read index, as Twilio's spec says), a field absent is
+/// kept; a field this resource does not have is refused.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServiceParticipantForm {
+    /// RFC 3339 creation date to record.
+    #[serde(rename = "DateCreated", skip_serializing_if = "Option::is_none")]
+    pub date_created: Option<String>,
+    /// RFC 3339 update date to record; empty: the server's clock.
+    #[serde(rename = "DateUpdated", skip_serializing_if = "Option::is_none")]
+    pub date_updated: Option<String>,
+    /// Chat identity, at most 256 characters; empty clears it.
+    #[serde(rename = "Identity", skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// JSON text; empty sets `{}`.
+    #[serde(rename = "Attributes", skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<String>,
+    /// `RL` + 32 hex digits; empty clears it.
+    #[serde(rename = "RoleSid", skip_serializing_if = "Option::is_none")]
+    pub role_sid: Option<String>,
+    /// The Twilio number the participant talks to; `null` clears it.
+    #[serde(
+        rename = "MessagingBinding.ProxyAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub messaging_binding_proxy_address: Option<String>,
+    /// The group MMS number a chat participant is projected as; `null` clears it.
+    #[serde(
+        rename = "MessagingBinding.ProjectedAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub messaging_binding_projected_address: Option<String>,
+    /// Index of the last read message, 0 or more; empty or `null` clears it.
+    #[serde(
+        rename = "LastReadMessageIndex",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_read_message_index: Option<String>,
+    /// Timestamp of the last read message; empty clears it.
+    #[serde(rename = "LastReadTimestamp", skip_serializing_if = "Option::is_none")]
+    pub last_read_timestamp: Option<String>,
+}
+
+/// A binding address of the update form: Twilio's literal `null` clears it, as empty does.
+fn clearable(value: Option<String>) -> String {
+    value.filter(|v| v != "null").unwrap_or_default()
+}
+
+impl UpdateServiceParticipantForm {
+    /// The request as a draft for the participant named by the path, without what headers
+    /// carry (webhooks): the update mask is the fields present in the form.
+    pub(crate) fn into_draft(
+        self,
+        chat_service_sid: String,
+        conversation_sid: String,
+        sid: String,
+    ) -> ServiceParticipantUpdateDraft {
+        let mut mask = Vec::new();
+        for (present, path) in [
+            (self.identity.is_some(), "identity"),
+            (self.attributes.is_some(), "attributes"),
+            (self.role_sid.is_some(), "role_sid"),
+            (
+                self.messaging_binding_proxy_address.is_some(),
+                "messaging_binding.proxy_address",
+            ),
+            (
+                self.messaging_binding_projected_address.is_some(),
+                "messaging_binding.projected_address",
+            ),
+            (self.date_created.is_some(), "date_created"),
+            (self.date_updated.is_some(), "date_updated"),
+            (
+                self.last_read_message_index.is_some(),
+                "last_read_message_index",
+            ),
+            (self.last_read_timestamp.is_some(), "last_read_timestamp"),
+        ] {
+            if present {
+                mask.push(path.to_owned());
+            }
+        }
+        let last_read_message_index =
+            self.last_read_message_index
+                .map(|v| match clearable(Some(v)) {
+                    v if v.is_empty() => Raw::Unset,
+                    v => v.parse().map_or(Raw::Unknown(v), Raw::Known),
+                });
+        ServiceParticipantUpdateDraft {
+            chat_service_sid,
+            conversation_sid,
+            sid,
+            identity: self.identity.unwrap_or_default(),
+            attributes: self.attributes.unwrap_or_default(),
+            role_sid: self.role_sid.unwrap_or_default(),
+            proxy_address: clearable(self.messaging_binding_proxy_address),
+            projected_address: clearable(self.messaging_binding_projected_address),
+            date_created: form_date(self.date_created),
+            date_updated: form_date(self.date_updated),
+            last_read_message_index,
+            last_read_timestamp: self.last_read_timestamp.unwrap_or_default(),
+            mask: Some(mask),
+            field_prefix: "",
+            webhooks: Webhooks::Unsaid,
+        }
+    }
+}
+
+/// `meta` of a v1 list, as Twilio writes it: absolute URLs a client follows as they are.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PageMetaJson {
+    /// The page's index, as the caller counted it (`Page`, 0 for the first).
+    pub page: u32,
+    /// The page size asked for (or the default, 50).
+    pub page_size: u32,
+    /// URL of the first page.
+    pub first_page_url: String,
+    /// Always null: pages are followed forward only.
+    #[serde(default)]
+    pub previous_page_url: Option<String>,
+    /// URL of this page.
+    pub url: String,
+    /// URL of the next page (`PageSize`, `Page` + 1 and `PageToken`); null on the last
+    /// page.
+    #[serde(default)]
+    pub next_page_url: Option<String>,
+    /// The key of the list in the answer: `participants`.
+    #[schema(example = "participants")]
+    pub key: String,
+}
+
+/// Answer of `GET /v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ListServiceParticipantsJson {
+    /// The page's participants, oldest first.
+    pub participants: Vec<ServiceParticipantJson>,
+    /// Where the page sits, and the URLs of the pages around it.
+    pub meta: PageMetaJson,
+}
+
+/// Which page a v1 list answer is, for its `meta`.
+pub(crate) struct PageAt<'a> {
+    /// The base of absolute URLs (scheme and authority).
+    pub(crate) base: &'a str,
+    /// The list's path (`/v1/Services/.../Participants`), its segments already escaped.
+    pub(crate) path: &'a str,
+    /// `PageSize`.
+    pub(crate) page_size: u32,
+    /// `Page`.
+    pub(crate) page: u32,
+    /// `PageToken` of this page, if it is not the first.
+    pub(crate) page_token: Option<&'a str>,
+}
+
+impl PageAt<'_> {
+    /// The absolute URL of the page `page` starting at `token`.
+    fn url(&self, page: u32, token: Option<&str>) -> String {
+        let size = self.page_size.to_string();
+        let index = page.to_string();
+        let mut query = vec![("PageSize", size.as_str()), ("Page", index.as_str())];
+        if let Some(token) = token {
+            query.push(("PageToken", token));
+        }
+        // Pairs of plain text always encode.
+        let query = serde_urlencoded::to_string(&query).unwrap_or_default();
+        format!("{}{}?{query}", self.base, self.path)
+    }
+}
+
+impl ListServiceParticipantsJson {
+    /// `page` as the REST front answers it, at `at`.
+    pub(crate) fn new(page: Page<ServiceParticipant>, at: &PageAt<'_>) -> Self {
+        let next_page_url = page
+            .next_page_token
+            .as_deref()
+            .map(|token| at.url(at.page.saturating_add(1), Some(token)));
+        ListServiceParticipantsJson {
+            participants: page
+                .items
+                .into_iter()
+                .map(|p| ServiceParticipantJson::new(p, at.base))
+                .collect(),
+            meta: PageMetaJson {
+                page: at.page,
+                page_size: at.page_size,
+                first_page_url: at.url(0, None),
+                previous_page_url: None,
+                url: at.url(at.page, at.page_token),
+                next_page_url,
+                key: "participants".to_owned(),
+            },
+        }
+    }
 }
 
 /// How Twilio types a messaging binding, from its address.
@@ -364,5 +561,90 @@ mod tests {
             "Identity=dana&MessagingBinding.ProjectedAddress=%2B18005550100\
              &DateCreated=2015-12-16T22%3A18%3A37Z"
         );
+    }
+
+    fn update_form(body: &str) -> ServiceParticipantUpdateDraft {
+        serde_urlencoded::from_str::<UpdateServiceParticipantForm>(body)
+            .expect("form")
+            .into_draft("IS".into(), "CH".into(), "MB".into())
+    }
+
+    #[test]
+    fn an_update_form_masks_the_fields_present_and_null_clears_addresses() {
+        let draft = update_form(
+            "MessagingBinding.ProxyAddress=null&MessagingBinding.ProjectedAddress=%2B18005550100\
+             &LastReadMessageIndex=null",
+        );
+        assert_eq!(
+            draft.mask,
+            Some(vec![
+                "messaging_binding.proxy_address".to_owned(),
+                "messaging_binding.projected_address".to_owned(),
+                "last_read_message_index".to_owned(),
+            ])
+        );
+        assert_eq!(draft.proxy_address, "");
+        assert_eq!(draft.projected_address, "+18005550100");
+        assert_eq!(draft.last_read_message_index, Some(Raw::Unset));
+        let draft =
+            update_form("LastReadMessageIndex=4&Identity=&DateUpdated=2015-12-16T22%3A18%3A37Z");
+        assert_eq!(draft.last_read_message_index, Some(Raw::Known(4)));
+        assert_eq!(
+            draft.mask,
+            Some(vec![
+                "identity".to_owned(),
+                "date_updated".to_owned(),
+                "last_read_message_index".to_owned(),
+            ])
+        );
+        assert!(matches!(draft.date_updated, Some(Raw::Known(_))));
+        let draft = update_form("LastReadMessageIndex=four");
+        assert_eq!(
+            draft.last_read_message_index,
+            Some(Raw::Unknown("four".into()))
+        );
+        assert_eq!(update_form("").mask, Some(vec![]));
+        assert!(
+            serde_urlencoded::from_str::<UpdateServiceParticipantForm>(
+                "MessagingBinding.Address=x"
+            )
+            .is_err(),
+            "a field update does not take is refused"
+        );
+    }
+
+    #[test]
+    fn a_list_meta_has_absolute_urls_with_the_next_pages_query() {
+        let at = PageAt {
+            base: "http://h:1",
+            path: "/v1/Services/IS1/Conversations/CH1/Participants",
+            page_size: 3,
+            page: 1,
+            page_token: Some("a+b/c="),
+        };
+        let page = Page {
+            items: vec![],
+            next_page_token: Some("n=1&x".into()),
+        };
+        let json = serde_json::to_value(ListServiceParticipantsJson::new(page, &at)).expect("json");
+        let list = "http://h:1/v1/Services/IS1/Conversations/CH1/Participants";
+        assert_eq!(
+            json["meta"],
+            json!({
+                "page": 1,
+                "page_size": 3,
+                "first_page_url": format!("{list}?PageSize=3&Page=0"),
+                "previous_page_url": null,
+                "url": format!("{list}?PageSize=3&Page=1&PageToken=a%2Bb%2Fc%3D"),
+                "next_page_url": format!("{list}?PageSize=3&Page=2&PageToken=n%3D1%26x"),
+                "key": "participants",
+            })
+        );
+        let last = Page {
+            items: vec![],
+            next_page_token: None,
+        };
+        let json = serde_json::to_value(ListServiceParticipantsJson::new(last, &at)).expect("json");
+        assert_eq!(json["meta"]["next_page_url"], serde_json::Value::Null);
     }
 }

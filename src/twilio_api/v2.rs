@@ -8,9 +8,10 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::fields::{lenient_date, write_date};
+use super::fields::{lenient_date, present, write_date};
 use crate::domain::{
-    Address, AddressDraft, NewParticipant, Participant, ParticipantDraft, ParticipantType, Raw,
+    Address, AddressDraft, NewParticipant, Page, Participant, ParticipantDraft, ParticipantType,
+    ParticipantUpdateDraft, Raw,
 };
 
 /// Body of `POST /v2/Conversations/{ConversationSid}/Participants`, Twilio's field names.
@@ -92,6 +93,128 @@ pub struct ParticipantJson {
     )]
     #[schema(value_type = Option<String>)]
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Body of `PUT /v2/Conversations/{ConversationSid}/Participants/{Sid}`: create's fields,
+/// each optional. A field present changes (null clears it), a field absent is kept; a
+/// field this resource does not have is refused, so that a misspelt field is not taken for
+/// an absent one.
+// Read, presence is kept (`Some(None)` is a null); written, absent fields are left out and
+// nulls written.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateParticipantBody {
+    /// New display name; null clears it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, example = "Dana")]
+    pub name: Option<Option<String>>,
+    /// New role (HUMAN_AGENT, CUSTOMER, AI_AGENT, AGENT or UNKNOWN); null clears it.
+    #[serde(
+        rename = "type",
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub kind: Option<Option<String>>,
+    /// New customer profile id; null clears it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub profile_id: Option<Option<String>>,
+    /// New addresses, replacing all of them (at least one).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Vec<AddressBody>>)]
+    pub addresses: Option<Option<Vec<AddressBody>>>,
+}
+
+impl UpdateParticipantBody {
+    /// The request as a draft for the participant named by the path: the update mask is
+    /// the fields present in the body, and violations name the fields without a prefix.
+    pub(crate) fn into_draft(
+        self,
+        conversation_id: String,
+        participant_id: String,
+    ) -> ParticipantUpdateDraft {
+        let mut mask = Vec::new();
+        let mut named = |present: bool, path: &str| {
+            if present {
+                mask.push(path.to_owned());
+            }
+        };
+        named(self.name.is_some(), "name");
+        named(self.kind.is_some(), "type");
+        named(self.profile_id.is_some(), "profile_id");
+        named(self.addresses.is_some(), "addresses");
+        ParticipantUpdateDraft {
+            conversation_id,
+            participant_id,
+            name: self.name.flatten().unwrap_or_default(),
+            kind: self.kind.map(Raw::parse),
+            profile_id: self.profile_id.flatten().unwrap_or_default(),
+            addresses: self
+                .addresses
+                .flatten()
+                .unwrap_or_default()
+                .into_iter()
+                .map(AddressBody::into_draft)
+                .collect(),
+            mask: Some(mask),
+            field_prefix: "",
+        }
+    }
+}
+
+/// `meta` of a v2 list, as Twilio writes it: tokens, not URLs.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenMetaJson {
+    /// The key of the list in the answer: `participants`.
+    #[schema(example = "participants")]
+    pub key: String,
+    /// The page size asked for (or the default, 50).
+    pub page_size: u32,
+    /// Always null: pages are followed forward only.
+    #[serde(default)]
+    pub previous_token: Option<String>,
+    /// `pageToken` of the next page; null on the last page.
+    #[serde(default)]
+    pub next_token: Option<String>,
+}
+
+/// Answer of `GET /v2/Conversations/{ConversationSid}/Participants`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ListParticipantsJson {
+    /// The page's participants, oldest first.
+    pub participants: Vec<ParticipantJson>,
+    /// Where the page sits.
+    pub meta: TokenMetaJson,
+}
+
+impl ListParticipantsJson {
+    /// `page` as the REST front answers it; `page_size` is the size asked for.
+    pub(crate) fn new(page: Page<Participant>, page_size: u32) -> Self {
+        ListParticipantsJson {
+            participants: page.items.into_iter().map(ParticipantJson::from).collect(),
+            meta: TokenMetaJson {
+                key: "participants".to_owned(),
+                page_size,
+                previous_token: None,
+                next_token: page.next_page_token,
+            },
+        }
+    }
 }
 
 /// A `type` as text; one this build does not know yet is, to it, UNKNOWN.
@@ -285,5 +408,59 @@ mod tests {
             json,
             r#"{"name":"Dana","addresses":[{"channel":"SMS","address":"+18005550100"}]}"#
         );
+    }
+
+    #[test]
+    fn an_update_body_masks_the_keys_present_and_nulls_clear() {
+        let read = |v: serde_json::Value| serde_json::from_value::<UpdateParticipantBody>(v);
+        let draft = read(json!({"name": null, "type": "AGENT"}))
+            .expect("body")
+            .into_draft("c".into(), "p".into());
+        assert_eq!(draft.mask, Some(vec!["name".to_owned(), "type".to_owned()]));
+        assert_eq!(draft.name, "");
+        assert_eq!(draft.kind, Some(Raw::Known(ParticipantType::Agent)));
+        assert_eq!(draft.field_prefix, "");
+        let draft = read(json!({"profileId": "x", "addresses": null}))
+            .expect("body")
+            .into_draft("c".into(), "p".into());
+        assert_eq!(
+            draft.mask,
+            Some(vec!["profile_id".to_owned(), "addresses".to_owned()])
+        );
+        assert!(draft.addresses.is_empty());
+        let draft = read(json!({}))
+            .expect("body")
+            .into_draft("c".into(), "p".into());
+        assert_eq!(draft.mask, Some(vec![]));
+        assert!(
+            read(json!({"profileID": "x"})).is_err(),
+            "unknown keys refused"
+        );
+        let written = serde_json::to_string(&UpdateParticipantBody {
+            name: Some(None),
+            ..UpdateParticipantBody::default()
+        })
+        .expect("json");
+        assert_eq!(written, r#"{"name":null}"#);
+    }
+
+    #[test]
+    fn a_list_is_written_with_twilios_token_meta() {
+        let page = Page {
+            items: vec![participant()],
+            next_page_token: Some("t1".into()),
+        };
+        let json = serde_json::to_value(ListParticipantsJson::new(page, 3)).expect("json");
+        assert_eq!(
+            json["meta"],
+            json!({"key": "participants", "pageSize": 3, "previousToken": null, "nextToken": "t1"})
+        );
+        assert_eq!(json["participants"][0]["createdAt"], "2015-12-16T22:18:37Z");
+        let last = Page {
+            items: vec![],
+            next_page_token: None,
+        };
+        let json = serde_json::to_value(ListParticipantsJson::new(last, 50)).expect("json");
+        assert_eq!(json["meta"]["nextToken"], serde_json::Value::Null);
     }
 }

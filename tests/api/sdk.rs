@@ -1,5 +1,6 @@
 //! Twilio's official Node SDK (`twilio`, pinned in `tests/sdk/package.json`), pointed at
-//! the facade, must create and fetch participants of both versions; and `/openapi.json`
+//! the facade, must create, fetch, list (following its next pages), update and remove
+//! participants of both versions; and `/openapi.json`
 //! must validate against the official OpenAPI schemas. Both run Node scripts from
 //! `tests/sdk/` (installed by `scripts/install-tools`); when Node or the packages are
 //! missing, the tests fail and say how to install them.
@@ -116,7 +117,16 @@ struct Plan {
     role_sid: String,
     binding_address: String,
     binding_proxy_address: String,
+    list_conversation_id: String,
+    list_conversation_sid: String,
+    list_phones: Vec<String>,
+    list_identities: Vec<String>,
+    new_proxy_address: String,
 }
+
+/// Participants each list creates, and the page size the SDK lists them with: 3 pages.
+const LISTED: usize = 7;
+const LIST_PAGE_SIZE: usize = 3;
 
 impl Plan {
     fn new() -> Plan {
@@ -129,6 +139,13 @@ impl Plan {
             role_sid: sid("RL"),
             binding_address: phone(),
             binding_proxy_address: phone(),
+            list_conversation_id: conversation_id(),
+            list_conversation_sid: sid("CH"),
+            list_phones: (0..LISTED).map(|_| phone()).collect(),
+            list_identities: (0..LISTED)
+                .map(|i| format!("sdk-list-{}-{i}", unique()))
+                .collect(),
+            new_proxy_address: phone(),
         }
     }
 
@@ -151,6 +168,14 @@ impl Plan {
             "dateCreated": "2015-12-16T22:18:37Z",
             "bindingAddress": self.binding_address,
             "bindingProxyAddress": self.binding_proxy_address,
+            "listConversationId": self.list_conversation_id,
+            "listConversationSid": self.list_conversation_sid,
+            "listPhones": self.list_phones,
+            "listIdentities": self.list_identities,
+            "listPageSize": LIST_PAGE_SIZE,
+            "newName": "Ada King",
+            "newAttributes": "{\"updated\":true}",
+            "newProxyAddress": self.new_proxy_address,
         })
         .to_string()
     }
@@ -300,6 +325,123 @@ async fn twilio_node_sdk_creates_and_fetches_participants_of_both_versions() {
         .await
         .expect("the SDK's v1 participant is there for gRPC");
     assert_eq!(grpc.identity, plan.identity);
+}
+
+#[tokio::test]
+async fn twilio_node_sdk_lists_through_every_page_updates_and_removes_participants() {
+    // Arrange
+    let app = spawn_app().await;
+    let plan = Plan::new();
+
+    // Act
+    let results = run_sdk_check(&app, &plan, SDK_TOKEN).await;
+
+    // Assert: v2 list, through the SDK's token pages (pageSize 3: pages of 3, 3 and 1).
+    let created: Vec<Value> = ok(&results, "v2ListCreate")
+        .as_array()
+        .expect("ids")
+        .clone();
+    assert_eq!(created.len(), LISTED);
+    assert_eq!(
+        ok(&results, "v2List").as_array().expect("ids"),
+        &created,
+        "list() follows nextToken to the end, oldest first"
+    );
+    let pages = ok(&results, "v2Pages").as_array().expect("pages").clone();
+    let items: Vec<usize> = pages
+        .iter()
+        .map(|p| p["items"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(items, [3, 3, 1], "{pages:?}");
+    assert!(
+        pages[1]["params"]["pageToken"].is_string(),
+        "the SDK sent meta.nextToken as pageToken: {pages:?}"
+    );
+    assert_eq!(pages[1]["params"]["pageSize"], json!(LIST_PAGE_SIZE));
+
+    // v2 update: the keys sent change (null clears), the others stay.
+    let before = ok(&results, "v2Create").clone();
+    let updated = ok(&results, "v2Update");
+    assert_eq!(updated["name"], json!("Ada King"));
+    assert_eq!(updated["profileId"], Value::Null);
+    for kept in ["id", "type", "addresses", "createdAt"] {
+        assert_eq!(updated[kept], before[kept], "{kept} kept: {updated}");
+    }
+    assert_eq!(
+        results["v2Update"]["request"]["method"],
+        json!("put"),
+        "{}",
+        results["v2Update"]
+    );
+    assert_eq!(results["v2Update"]["updatedAt"]["parsed"], json!(true));
+    assert_eq!(ok(&results, "v2FetchUpdated"), updated);
+
+    // v1 list, through the SDK's next_page_url (absolute, back to the facade).
+    let created: Vec<Value> = ok(&results, "v1ListCreate")
+        .as_array()
+        .expect("sids")
+        .clone();
+    assert_eq!(created.len(), LISTED);
+    assert_eq!(
+        ok(&results, "v1List").as_array().expect("sids"),
+        &created,
+        "list() follows next_page_url to the end, oldest first"
+    );
+    let pages = ok(&results, "v1Pages").as_array().expect("pages").clone();
+    let items: Vec<usize> = pages
+        .iter()
+        .map(|p| p["items"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(items, [3, 3, 1], "{pages:?}");
+    let list_url = format!(
+        "http://{}/v1/Services/{}/Conversations/{}/Participants",
+        app.addr, plan.chat_service_sid, plan.list_conversation_sid
+    );
+    for (index, page) in pages.iter().enumerate().skip(1) {
+        let url = page["url"].as_str().expect("the URL the SDK asked");
+        assert!(
+            url.starts_with(&format!(
+                "{list_url}?PageSize={LIST_PAGE_SIZE}&Page={index}&PageToken="
+            )),
+            "page {index} was asked at next_page_url: {url}"
+        );
+    }
+
+    // v1 update and remove.
+    let updated = ok(&results, "v1Update");
+    let before = ok(&results, "v1Create");
+    assert_eq!(updated["attributes"], json!("{\"updated\":true}"));
+    assert_eq!(updated["lastReadMessageIndex"], json!(3));
+    for kept in ["sid", "identity", "roleSid", "dateCreated", "url"] {
+        assert_eq!(updated[kept], before[kept], "{kept} kept: {updated}");
+    }
+    let request = &results["v1Update"]["request"];
+    assert_eq!(
+        request["headers"]["X-Twilio-Webhook-Enabled"],
+        json!("true")
+    );
+    let binding = ok(&results, "v1UpdateBinding");
+    assert_eq!(
+        binding["messagingBinding"]["proxy_address"],
+        json!(plan.new_proxy_address)
+    );
+    assert_eq!(
+        binding["messagingBinding"]["address"],
+        json!(plan.binding_address)
+    );
+    assert_eq!(
+        ok(&results, "v1Remove"),
+        &json!(true),
+        "remove() resolves true on 204"
+    );
+    for step in ["v1FetchRemoved", "v1RemoveAgain"] {
+        let gone = sdk_error(&results, step);
+        assert_eq!(
+            (&gone["status"], &gone["code"]),
+            (&json!(404), &json!(20404)),
+            "{step}: {gone}"
+        );
+    }
 }
 
 #[tokio::test]

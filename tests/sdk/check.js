@@ -62,6 +62,43 @@ async function step(name, run, dates) {
   }
 }
 
+// As `step`, for calls that answer plain values (lists, remove's boolean).
+async function stepValue(name, run) {
+  try {
+    const value = await run();
+    return { ok: true, value: JSON.parse(JSON.stringify(value === undefined ? null : value)), request: lastRequest() };
+  } catch (e) {
+    return {
+      ok: false,
+      error: {
+        name: e && e.constructor ? e.constructor.name : typeof e,
+        status: e.status === undefined ? null : e.status,
+        code: e.code === undefined ? null : e.code,
+        message: e.message === undefined ? String(e) : e.message,
+        moreInfo: e.moreInfo === undefined ? null : e.moreInfo,
+      },
+      request: lastRequest(),
+    };
+  }
+}
+
+// Follows a list page by page with the SDK's own nextPage(), recording each page's
+// `field`s and the URL the SDK asked for it.
+async function walkPages(first, field) {
+  const pages = [];
+  let page = await first;
+  while (page && pages.length < 100) {
+    const r = client.httpClient && client.httpClient.lastRequest;
+    pages.push({
+      items: page.instances.map((p) => p[field]),
+      url: r ? r.url : null,
+      params: r && r.params !== "*" ? r.params : null,
+    });
+    page = await page.nextPage();
+  }
+  return pages;
+}
+
 async function main() {
   const v2 = client.conversations.v2;
   const v1 = client.conversations.v1;
@@ -144,6 +181,65 @@ async function main() {
     () => conv.participants.create({ identity: plan.identity }),
     [],
   );
+
+  // The lifecycle: list (following next pages), update and remove.
+  const v2List = v2.participants(plan.listConversationId);
+  results.v2ListCreate = await stepValue("v2ListCreate", async () => {
+    const ids = [];
+    for (const phone of plan.listPhones) {
+      const p = await v2List.create({ type: "CUSTOMER", addresses: [{ channel: "SMS", address: phone }] });
+      ids.push(p.id);
+    }
+    return ids;
+  });
+  results.v2List = await stepValue("v2List", async () =>
+    (await v2List.list({ pageSize: plan.listPageSize })).map((p) => p.id),
+  );
+  results.v2Pages = await stepValue("v2Pages", () => walkPages(v2List.page({ pageSize: plan.listPageSize }), "id"));
+  results.v2Update = await step(
+    "v2Update",
+    () => v2.participants(plan.conversationId, v2Id).update({ name: plan.newName, profileId: null }),
+    v2Dates,
+  );
+  results.v2FetchUpdated = await step(
+    "v2FetchUpdated",
+    () => v2.participants(plan.conversationId, v2Id).fetch(),
+    v2Dates,
+  );
+
+  const v1List = v1.services(plan.chatServiceSid).conversations(plan.listConversationSid).participants;
+  results.v1ListCreate = await stepValue("v1ListCreate", async () => {
+    const sids = [];
+    for (const identity of plan.listIdentities) {
+      sids.push((await v1List.create({ identity })).sid);
+    }
+    return sids;
+  });
+  results.v1List = await stepValue("v1List", async () =>
+    (await v1List.list({ pageSize: plan.listPageSize })).map((p) => p.sid),
+  );
+  results.v1Pages = await stepValue("v1Pages", () => walkPages(v1List.page({ pageSize: plan.listPageSize }), "sid"));
+  results.v1Update = await step(
+    "v1Update",
+    () =>
+      conv.participants(v1Sid).update({
+        attributes: plan.newAttributes,
+        lastReadMessageIndex: 3,
+        xTwilioWebhookEnabled: "true",
+      }),
+    v1Dates,
+  );
+  const bindingSid = results.v1CreateBinding.ok ? results.v1CreateBinding.value.sid : "MB" + "1".repeat(32);
+  results.v1UpdateBinding = await step(
+    "v1UpdateBinding",
+    () => conv.participants(bindingSid).update({ "messagingBinding.proxyAddress": plan.newProxyAddress }),
+    v1Dates,
+  );
+  results.v1Remove = await stepValue("v1Remove", () =>
+    conv.participants(bindingSid).remove({ xTwilioWebhookEnabled: "false" }),
+  );
+  results.v1FetchRemoved = await step("v1FetchRemoved", () => conv.participants(bindingSid).fetch(), []);
+  results.v1RemoveAgain = await stepValue("v1RemoveAgain", () => conv.participants(bindingSid).remove());
 
   process.stdout.write(JSON.stringify(results) + "\n");
 }

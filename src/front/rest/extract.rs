@@ -34,6 +34,10 @@ pub(super) struct TwilioJson<T>(pub(super) T);
 /// A form request body (`Content-Type: application/x-www-form-urlencoded`).
 pub(super) struct TwilioForm<T>(pub(super) T);
 
+/// The query string's parameters, decoded as a form is (every name and value UTF-8, a
+/// refusal naming the parameter, never its value).
+pub(super) struct TwilioQuery<T>(pub(super) T);
+
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for TwilioPath<T> {
     type Rejection = RestError;
 
@@ -42,6 +46,17 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for TwilioP
             .await
             .map(|Path(params)| TwilioPath(params))
             .map_err(|r| path_refusal(&r).into())
+    }
+}
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for TwilioQuery<T> {
+    type Rejection = RestError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        decode_pairs(query.as_bytes(), "query string")
+            .map(TwilioQuery)
+            .map_err(Into::into)
     }
 }
 
@@ -237,6 +252,12 @@ fn data_refusal(message: &str) -> String {
 /// space); a field that is not is refused by name when it is one of `T`'s fields (any
 /// other name is the caller's text, and not quoted).
 fn decode_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    decode_pairs(bytes, "form body")
+}
+
+/// Decodes `name=value&...` pairs (a form body or a query string, `what` in refusals), as
+/// [`decode_form`] says.
+fn decode_pairs<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
     let fields = field_names::<T>();
     for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
         let (name, value) = match pair.iter().position(|b| *b == b'=') {
@@ -246,16 +267,17 @@ fn decode_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         let Some(name) = form_text(name) else {
             return Err(Error::rejected(
                 400,
-                "Invalid form body: a field name is not valid UTF-8",
+                format!("Invalid {what}: a field name is not valid UTF-8"),
             ));
         };
         if form_text(value).is_none() {
             let message = if fields.contains(&name.as_str()) {
-                format!("Invalid form body: the value of `{name}` is not valid UTF-8")
+                format!("Invalid {what}: the value of `{name}` is not valid UTF-8")
             } else {
-                "Invalid form body: the value of a field that is not part of this resource \
-                 is not valid UTF-8"
-                    .to_owned()
+                format!(
+                    "Invalid {what}: the value of a field that is not part of this resource \
+                     is not valid UTF-8"
+                )
             };
             return Err(Error::rejected(400, message));
         }
@@ -263,7 +285,7 @@ fn decode_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     serde_urlencoded::from_bytes(bytes).map_err(|e| {
         Error::rejected(
             400,
-            format!("Invalid form body: {}", data_refusal(&e.to_string())),
+            format!("Invalid {what}: {}", data_refusal(&e.to_string())),
         )
     })
 }

@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 
 mod errors;
 mod extract;
+mod paging;
 mod probes;
 mod v1;
 mod v2;
@@ -67,10 +68,17 @@ pub fn router(state: Arc<RestState>, max_body: usize) -> Router {
 /// The documented routes, as one OpenAPI router.
 fn api() -> OpenApiRouter<Arc<RestState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(v2::create_participant))
-        .routes(routes!(v2::fetch_participant))
-        .routes(routes!(v1::create_service_participant))
-        .routes(routes!(v1::fetch_service_participant))
+        .routes(routes!(v2::create_participant, v2::list_participants))
+        .routes(routes!(v2::fetch_participant, v2::update_participant))
+        .routes(routes!(
+            v1::create_service_participant,
+            v1::list_service_participants
+        ))
+        .routes(routes!(
+            v1::fetch_service_participant,
+            v1::update_service_participant,
+            v1::delete_service_participant
+        ))
         .routes(routes!(probes::healthz))
         .routes(routes!(probes::readyz))
 }
@@ -111,6 +119,16 @@ async fn not_found() -> RestError {
 
 async fn method_not_allowed() -> RestError {
     Error::rejected(405, "Method not allowed for this resource").into()
+}
+
+/// An update whose body names no field: over REST the mask is the fields sent, so the
+/// refusal names what may be sent.
+fn nothing_to_change(fields: &str) -> RestError {
+    Error::InvalidArgument(vec![crate::domain::error::FieldViolation {
+        field: "body".to_owned(),
+        description: format!("names no field to change; send at least one of {fields}"),
+    }])
+    .into()
 }
 
 /// The call's context as the server's dispatcher left it (deadline, auth verdict).

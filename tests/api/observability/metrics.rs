@@ -213,6 +213,85 @@ async fn metrics_count_calls_by_method_route_and_status() {
     );
 }
 
+/// The lifecycle's REST routes are counted under their templates: v2 list and PUT, v1
+/// list, update and DELETE, each by method, route and status; never a concrete path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_label_the_lifecycle_rest_routes_by_template() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let server = ChildServer::start(&dir.path().join("data"), &[]).await;
+    let base = format!("http://{}", server.addr);
+    let conversation = conversation_id();
+    let (service, channel, mb) = (sid("IS"), sid("CH"), sid("MB"));
+    let v1_list = format!("/v1/Services/{service}/Conversations/{channel}/Participants");
+    let client = http_client();
+
+    // Act: each route once, answering 200 or 404 (unknown participant).
+    let calls = [
+        (
+            client.get(format!(
+                "{base}/v2/Conversations/{conversation}/Participants"
+            )),
+            200,
+        ),
+        (
+            client
+                .put(format!(
+                    "{base}/v2/Conversations/{conversation}/Participants/{}",
+                    participant_id()
+                ))
+                .json(&serde_json::json!({"name": "x"})),
+            404,
+        ),
+        (client.get(format!("{base}{v1_list}")), 200),
+        (
+            client
+                .post(format!("{base}{v1_list}/{mb}"))
+                .form(&[("Attributes", "{}")]),
+            404,
+        ),
+        (client.delete(format!("{base}{v1_list}/{mb}")), 404),
+    ];
+    for (request, status) in calls {
+        let response = request.send().await.expect("answered");
+        assert_eq!(response.status(), status);
+    }
+    let scrape = scrape(server.addr).await;
+
+    // Assert
+    let v1_route = "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants";
+    let v1_item = format!("{v1_route}/{{Sid}}");
+    for (method, route, status) in [
+        ("GET", REST_CREATE_ROUTE, "200"),
+        ("PUT", REST_FETCH_ROUTE, "404"),
+        ("GET", v1_route, "200"),
+        ("POST", v1_item.as_str(), "404"),
+        ("DELETE", v1_item.as_str(), "404"),
+    ] {
+        assert_eq!(
+            sample(
+                &scrape,
+                "http_server_request_duration_seconds_count",
+                &[
+                    ("http_request_method", method),
+                    ("http_route", route),
+                    ("http_response_status_code", status),
+                ]
+            ),
+            Some(1.0),
+            "{method} {route} {status}"
+        );
+    }
+    for s in &scrape.samples {
+        for value in s.labels.values() {
+            assert!(
+                !value.contains(&conversation) && !value.contains(&mb),
+                "an id in a label: {s:?}"
+            );
+        }
+    }
+}
+
 /// Twilio mode: upstream attempts by route template and status, and retries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_upstream_attempts_and_retries() {

@@ -181,8 +181,9 @@ async fn unknown_routes_are_404_with_code_20404_and_wrong_methods_405() {
     let wrong_method = [
         send(client.request(Method::DELETE, &v2_item)).await,
         send(client.post(&v2_item).json(&v2_body(&phone()))).await,
-        send(client.get(format!("{base}{}", v2_path(&conversation)))).await,
+        send(client.patch(format!("{base}{}", v2_path(&conversation)))).await,
         send(client.put(&v1_collection).form(&[("Identity", "a")])).await,
+        send(client.patch(format!("{v1_collection}/{}", sid("MB")))).await,
         send(client.post(format!("{base}/healthz"))).await,
     ];
 
@@ -192,7 +193,7 @@ async fn unknown_routes_are_404_with_code_20404_and_wrong_methods_405() {
     }
     for (answer, allow) in wrong_method
         .iter()
-        .zip(["GET", "GET", "POST", "POST", "GET"])
+        .zip(["GET", "PUT", "POST", "POST", "DELETE", "GET"])
     {
         assert_twilio_error(answer, 405, 405);
         assert!(

@@ -93,7 +93,8 @@ async fn twilio_mode_v2_rest_calls_pass_through_with_the_mapping_intact() {
         "type": "CUSTOMER",
         "profileId": "mem_profile_01h2xcejqtf2nbrexx3vqjhp41",
         "addresses": [{"channel": "SMS", "address": phone}],
-        "createdAt": "2026-01-02T03:04:05.678Z",
+        // Twilio's fractional seconds are read, and written back as Twilio writes dates.
+        "createdAt": "2026-01-02T03:04:05Z",
         "updatedAt": "2026-01-02T03:04:06Z",
     });
     assert_eq!(created.expect_status(201).json(), expected);
