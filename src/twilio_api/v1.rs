@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 
 use super::fields::{format_date, lenient, lenient_date, write_date};
 use crate::domain::{
-    MessagingBinding, NewServiceParticipant, Raw, ServiceParticipant, ServiceParticipantDraft,
-    Webhooks,
+    MessagingBinding, NewServiceParticipant, Raw, ServiceParticipant, ServiceParticipantChanges,
+    ServiceParticipantDraft, Webhooks,
 };
 
 /// Form fields of `POST /v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants`.
@@ -42,6 +42,13 @@ pub struct CreateServiceParticipantForm {
         skip_serializing_if = "Option::is_none"
     )]
     pub messaging_binding_projected_address: Option<String>,
+    /// The sender Twilio falls back to when the proxy address cannot deliver (RCS to
+    /// SMS); in Twilio's `createRcsWithFallback` example, not in its schema.
+    #[serde(
+        rename = "MessagingBinding.ProxyAddressFallback",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub messaging_binding_proxy_address_fallback: Option<String>,
     /// `RL` + 32 hex digits.
     #[serde(rename = "RoleSid", skip_serializing_if = "Option::is_none")]
     pub role_sid: Option<String>,
@@ -53,38 +60,16 @@ pub struct CreateServiceParticipantForm {
     pub date_updated: Option<String>,
 }
 
-/// How Twilio types a messaging binding, from its address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BindingType {
-    /// A phone number.
-    Sms,
-    /// `whatsapp:` and a phone number.
-    Whatsapp,
-    /// `rcs:` and a sender id or phone number.
-    Rcs,
-}
-
-impl BindingType {
-    /// The type of a binding to `address`.
-    fn of(address: Option<&str>) -> Self {
-        match address {
-            Some(a) if a.starts_with("whatsapp:") => BindingType::Whatsapp,
-            Some(a) if a.starts_with("rcs:") => BindingType::Rcs,
-            _ => BindingType::Sms,
-        }
-    }
-}
-
 /// `messaging_binding` of a v1 participant.
-// Untyped in Twilio's spec; these are the fields it documents. `type` is written from the
-// address, and read leniently: nothing here needs Twilio's own.
+// Untyped in Twilio's spec; these are the fields it documents. `type` is Twilio's own,
+// passed through (read leniently: a value that is not text is absent); written, the
+// participant's, else derived from the address.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MessagingBindingJson {
-    /// `sms`, `whatsapp` or `rcs`, from the address.
+    /// `sms`, `whatsapp`, `rcs`, ... as Twilio types the binding.
     #[serde(rename = "type", default, deserialize_with = "lenient")]
     #[schema(value_type = String, required = true)]
-    pub kind: Option<BindingType>,
+    pub kind: Option<String>,
     /// The participant's own number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
@@ -94,6 +79,9 @@ pub struct MessagingBindingJson {
     /// The group MMS number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projected_address: Option<String>,
+    /// The sender used when the proxy address cannot deliver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_address_fallback: Option<String>,
 }
 
 /// A v1 participant, in Twilio's snake_case shape.
@@ -186,6 +174,8 @@ impl CreateServiceParticipantForm {
                 address: self.messaging_binding_address,
                 proxy_address: self.messaging_binding_proxy_address,
                 projected_address: self.messaging_binding_projected_address,
+                proxy_address_fallback: self.messaging_binding_proxy_address_fallback,
+                kind: None,
             },
             role_sid: self.role_sid.unwrap_or_default(),
             date_created: form_date(self.date_created),
@@ -205,11 +195,119 @@ impl From<&NewServiceParticipant> for CreateServiceParticipantForm {
             messaging_binding_address: binding.address,
             messaging_binding_proxy_address: binding.proxy_address,
             messaging_binding_projected_address: binding.projected_address,
+            messaging_binding_proxy_address_fallback: binding.proxy_address_fallback,
             role_sid: r.role_sid.clone(),
             date_created: r.date_created.map(format_date),
             date_updated: r.date_updated.map(format_date),
         }
     }
+}
+
+/// Form fields of `POST /v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants/{Sid}`
+/// (an update), in the spec's order. Written, only the changed fields are sent; a cleared
+/// binding address is the literal `null`, as Twilio's spec says, and another cleared field
+/// is empty.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateServiceParticipantForm {
+    /// RFC 3339 creation date to record.
+    #[serde(rename = "DateCreated", skip_serializing_if = "Option::is_none")]
+    pub date_created: Option<String>,
+    /// RFC 3339 update date to record.
+    #[serde(rename = "DateUpdated", skip_serializing_if = "Option::is_none")]
+    pub date_updated: Option<String>,
+    /// Chat identity.
+    #[serde(rename = "Identity", skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// JSON text.
+    #[serde(rename = "Attributes", skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<String>,
+    /// `RL` + 32 hex digits.
+    #[serde(rename = "RoleSid", skip_serializing_if = "Option::is_none")]
+    pub role_sid: Option<String>,
+    /// The Twilio number the participant talks to; `null` clears it.
+    #[serde(
+        rename = "MessagingBinding.ProxyAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub messaging_binding_proxy_address: Option<String>,
+    /// The group MMS number; `null` clears it.
+    #[serde(
+        rename = "MessagingBinding.ProjectedAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub messaging_binding_projected_address: Option<String>,
+    /// Index of the last read message.
+    #[serde(
+        rename = "LastReadMessageIndex",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_read_message_index: Option<String>,
+    /// Timestamp of the last read message.
+    #[serde(rename = "LastReadTimestamp", skip_serializing_if = "Option::is_none")]
+    pub last_read_timestamp: Option<String>,
+}
+
+/// What Twilio's spec says a cleared binding address is sent as.
+const CLEARED_ADDRESS: &str = "null";
+
+impl From<&ServiceParticipantChanges> for UpdateServiceParticipantForm {
+    fn from(c: &ServiceParticipantChanges) -> Self {
+        let cleared_address = |a: &Option<Option<String>>| {
+            a.as_ref()
+                .map(|a| a.clone().unwrap_or_else(|| CLEARED_ADDRESS.to_owned()))
+        };
+        let cleared_text =
+            |a: &Option<Option<String>>| a.as_ref().map(|a| a.clone().unwrap_or_default());
+        UpdateServiceParticipantForm {
+            date_created: c.date_created.map(format_date),
+            // Unchanged: Twilio sets its own clock, as the local store does.
+            date_updated: c.date_updated.map(format_date),
+            identity: cleared_text(&c.identity),
+            attributes: c.attributes.clone(),
+            role_sid: cleared_text(&c.role_sid),
+            messaging_binding_proxy_address: cleared_address(&c.proxy_address),
+            messaging_binding_projected_address: cleared_address(&c.projected_address),
+            last_read_message_index: c
+                .last_read_message_index
+                .map(|i| i.map(|i| i.to_string()).unwrap_or_default()),
+            last_read_timestamp: cleared_text(&c.last_read_timestamp),
+        }
+    }
+}
+
+/// The `meta` of a v1 list page: Twilio's paging URLs.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct ListMeta {
+    /// Page number, from 0.
+    #[serde(default)]
+    pub page: Option<i64>,
+    /// Participants per page.
+    #[serde(default)]
+    pub page_size: Option<i64>,
+    /// Absolute URL of the first page.
+    #[serde(default)]
+    pub first_page_url: Option<String>,
+    /// Absolute URL of the previous page; null on the first.
+    #[serde(default)]
+    pub previous_page_url: Option<String>,
+    /// Absolute URL of this page.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Absolute URL of the next page; null on the last.
+    #[serde(default)]
+    pub next_page_url: Option<String>,
+    /// Always `participants`.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// A page of `GET /v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ListServiceParticipantsJson {
+    /// The page's participants.
+    pub participants: Vec<ServiceParticipantJson>,
+    /// Paging.
+    pub meta: ListMeta,
 }
 
 impl ServiceParticipantJson {
@@ -224,12 +322,13 @@ impl ServiceParticipantJson {
             identity: p.identity,
             attributes: Some(p.attributes),
             messaging_binding: p.messaging_binding.map(|b| MessagingBindingJson {
-                kind: Some(BindingType::of(
-                    b.address.as_deref().or(b.proxy_address.as_deref()),
-                )),
+                kind: b.kind.or_else(|| {
+                    MessagingBinding::kind_of(b.address.as_deref().or(b.proxy_address.as_deref()))
+                }),
                 address: b.address,
                 proxy_address: b.proxy_address,
                 projected_address: b.projected_address,
+                proxy_address_fallback: b.proxy_address_fallback,
             }),
             role_sid: p.role_sid,
             date_created: p.date_created,
@@ -261,6 +360,8 @@ impl ServiceParticipantJson {
                 address: b.address,
                 proxy_address: b.proxy_address,
                 projected_address: b.projected_address,
+                proxy_address_fallback: b.proxy_address_fallback,
+                kind: b.kind.filter(|k| !k.is_empty()),
             }),
             role_sid: self.role_sid,
             date_created: self.date_created,
@@ -292,6 +393,8 @@ mod tests {
                 address: Some("whatsapp:+18005550100".into()),
                 proxy_address: Some("whatsapp:+18005550199".into()),
                 projected_address: None,
+                proxy_address_fallback: None,
+                kind: None,
             }),
             role_sid: None,
             date_created: None,
@@ -348,6 +451,8 @@ mod tests {
                 address: None,
                 proxy_address: None,
                 projected_address: Some("+18005550100".into()),
+                proxy_address_fallback: None,
+                kind: None,
             }),
             role_sid: None,
             date_created: DateTime::parse_from_rfc3339("2015-12-16T22:18:37Z")

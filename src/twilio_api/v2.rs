@@ -129,7 +129,7 @@ impl AddressBody {
 impl From<Address> for AddressBody {
     fn from(a: Address) -> Self {
         AddressBody {
-            channel: Some(a.channel.as_str().to_owned()),
+            channel: Some(a.channel_text().to_owned()),
             address: Some(a.address),
             channel_id: a.channel_id,
         }
@@ -154,6 +154,46 @@ impl CreateParticipantBody {
             idempotency_key: String::new(),
         }
     }
+}
+
+impl From<&Participant> for CreateParticipantBody {
+    /// The whole participant as an update (`PUT`) carries it: Twilio's update takes
+    /// create's fields, and a field left out is no longer set.
+    fn from(p: &Participant) -> Self {
+        CreateParticipantBody {
+            name: p.name.clone(),
+            kind: p.kind.map(|k| k.to_string()),
+            profile_id: p.profile_id.clone(),
+            addresses: Some(p.addresses.iter().cloned().map(AddressBody::from).collect()),
+        }
+    }
+}
+
+/// The `meta` of a v2 list page: Twilio's own paging tokens.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListMeta {
+    /// Always `participants`.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Participants per page.
+    #[serde(default)]
+    pub page_size: Option<i64>,
+    /// The previous page's token; null on the first page.
+    #[serde(default)]
+    pub previous_token: Option<String>,
+    /// The next page's token; null on the last page.
+    #[serde(default)]
+    pub next_token: Option<String>,
+}
+
+/// A page of `GET /v2/Conversations/{ConversationId}/Participants`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ListParticipantsJson {
+    /// The page's participants.
+    pub participants: Vec<ParticipantJson>,
+    /// Paging.
+    pub meta: ListMeta,
 }
 
 impl From<&NewParticipant> for CreateParticipantBody {
@@ -221,6 +261,7 @@ mod tests {
                 channel: Channel::Sms,
                 address: "+18005550100".into(),
                 channel_id: None,
+                channel_name: None,
             }],
             created_at: DateTime::parse_from_rfc3339("2015-12-16T22:18:37Z")
                 .ok()
