@@ -446,7 +446,11 @@ impl TwilioBackend {
         };
         let list_url = self.v1_list_url(&query.chat_service_sid, &query.conversation_sid)?;
         let url = match &query.page.page_token {
-            Some(token) => pages::v1_follow(&list_url, &pages::decode(list, token)?)?,
+            Some(token) => {
+                let state = pages::decode(list, token)?;
+                let own = self.v1_state_list(query, &list_url, &state)?;
+                pages::v1_follow(&own, &state)?
+            }
             None => {
                 let mut url = list_url.clone();
                 url.query_pairs_mut()
@@ -469,9 +473,22 @@ impl TwilioBackend {
                 };
                 // Never another host, nor another list: Twilio's link is kept only as the
                 // path and query of this very list on the configured upstream.
-                let state = pages::v1_next(&list_url, &link).ok_or_else(|| {
-                    refuse("is not this list on the configured upstream (another host or path)")
-                })?;
+                // A conversation named by its unique name may come back named by its
+                // CH sid (the one its participants carry).
+                let by_sid = items
+                    .first()
+                    .map(|p| p.conversation_sid.as_str())
+                    .filter(|ch| {
+                        !crate::domain::is_conversation_sid(&query.conversation_sid)
+                            && crate::domain::is_conversation_sid(ch)
+                    })
+                    .map(|ch| self.v1_list_url(&query.chat_service_sid, ch))
+                    .transpose()?;
+                let state = pages::v1_next(&list_url, &link)
+                    .or_else(|| by_sid.as_ref().and_then(|u| pages::v1_next(u, &link)))
+                    .ok_or_else(|| {
+                        refuse("is not this list on the configured upstream (another host or path)")
+                    })?;
                 Some(
                     pages::encode(list, &state)
                         .ok_or_else(|| refuse("is too long to be a page token"))?,
@@ -537,6 +554,28 @@ impl TwilioBackend {
                 }
                 _ => Err(failure.error),
             },
+        }
+    }
+
+    /// The list a decoded v1 state names: `list_url` itself, or, for a conversation
+    /// named by its unique name, the same list under a CH sid (as Twilio's links may name
+    /// it). Anything else is not a token of this list.
+    fn v1_state_list(
+        &self,
+        query: &ListServiceParticipants,
+        list_url: &Url,
+        state: &str,
+    ) -> Result<Url, Error> {
+        let path = state.split('?').next().unwrap_or_default();
+        if path == list_url.path() || crate::domain::is_conversation_sid(&query.conversation_sid) {
+            return Ok(list_url.clone());
+        }
+        let segments: Vec<&str> = path.rsplit('/').take(2).collect();
+        match segments.get(1) {
+            Some(ch) if crate::domain::is_conversation_sid(ch) => {
+                self.v1_list_url(&query.chat_service_sid, ch)
+            }
+            _ => Err(crate::domain::page::bad_page_token()),
         }
     }
 
