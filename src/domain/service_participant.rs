@@ -223,10 +223,15 @@ impl NewServiceParticipant {
             conversation_sid: self.conversation_sid,
             identity: self.identity,
             attributes: self.attributes.unwrap_or_else(|| "{}".to_owned()),
-            // The kind Twilio reports, from the address (a chat participant's projected
-            // binding has no address, and no kind).
+            // The kind Twilio reports, from the address (Twilio types a chat
+            // participant's projected group MMS binding "sms", as its examples show).
             messaging_binding: self.messaging_binding.map(|mut b| {
-                b.kind = MessagingBinding::kind_of(b.address.as_deref());
+                b.kind = MessagingBinding::kind_of(
+                    b.address
+                        .as_deref()
+                        .or(b.proxy_address.as_deref())
+                        .or(b.projected_address.as_deref()),
+                );
                 b
             }),
             role_sid: self.role_sid,
@@ -576,7 +581,18 @@ const MAX_UNIQUE_NAME: usize = 256;
 /// one named otherwise as not found ([`is_conversation_sid`]).
 pub(crate) fn conversation(v: &mut Violations, chat_service_sid: &str, conversation_sid: &str) {
     rules::sid(v, "chat_service_sid", chat_service_sid, "IS", true);
-    if conversation_sid.starts_with("CH") && conversation_sid.len() == 34 {
+    // What looks like a sid (two capitals and some 32 hex digits) is held to a sid's
+    // rule: another resource's sid (`IS...`) or a mistyped one is a mistake, not a name.
+    let sid_shaped = (30..=40).contains(&conversation_sid.len())
+        && conversation_sid
+            .bytes()
+            .take(2)
+            .all(|b| b.is_ascii_uppercase())
+        && conversation_sid
+            .bytes()
+            .skip(2)
+            .all(|b| b.is_ascii_hexdigit());
+    if sid_shaped || (conversation_sid.starts_with("CH") && conversation_sid.len() == 34) {
         rules::sid(v, "conversation_sid", conversation_sid, "CH", true);
         return;
     }
@@ -584,12 +600,14 @@ pub(crate) fn conversation(v: &mut Violations, chat_service_sid: &str, conversat
         Some("required")
     } else if conversation_sid.chars().count() > MAX_UNIQUE_NAME
         || conversation_sid.chars().any(char::is_control)
-        || conversation_sid.contains('/')
+        // `%` and `\` too: a proxy that decodes or normalises paths twice would read
+        // them as separators.
+        || conversation_sid.contains(['/', '\\', '%'])
         || rules::is_dot_segment(conversation_sid)
     {
         Some(
             "must be a CH sid (CH and 32 hex digits) or the conversation's unique name \
-             (at most 256 characters, no '/', no control characters, not '.' or '..')",
+             (at most 256 characters, no '/', '\\' or '%', no control characters, not '.' or '..')",
         )
     } else {
         None

@@ -323,7 +323,12 @@ impl ServiceParticipantJson {
             attributes: Some(p.attributes),
             messaging_binding: p.messaging_binding.map(|b| MessagingBindingJson {
                 kind: b.kind.or_else(|| {
-                    MessagingBinding::kind_of(b.address.as_deref().or(b.proxy_address.as_deref()))
+                    MessagingBinding::kind_of(
+                        b.address
+                            .as_deref()
+                            .or(b.proxy_address.as_deref())
+                            .or(b.projected_address.as_deref()),
+                    )
                 }),
                 address: b.address,
                 proxy_address: b.proxy_address,
@@ -468,6 +473,66 @@ mod tests {
             form,
             "Identity=dana&MessagingBinding.ProjectedAddress=%2B18005550100\
              &DateCreated=2015-12-16T22%3A18%3A37Z"
+        );
+    }
+
+    #[test]
+    fn the_update_form_sends_only_changes_and_clears_addresses_with_null() {
+        let changes = ServiceParticipantChanges {
+            attributes: Some("{}".into()),
+            role_sid: Some(None),
+            proxy_address: Some(None),
+            projected_address: Some(Some("+18005550100".into())),
+            last_read_message_index: Some(Some(4)),
+            ..Default::default()
+        };
+        let form = serde_urlencoded::to_string(UpdateServiceParticipantForm::from(&changes))
+            .expect("form");
+        assert_eq!(
+            form,
+            "Attributes=%7B%7D&RoleSid=&MessagingBinding.ProxyAddress=null\
+             &MessagingBinding.ProjectedAddress=%2B18005550100&LastReadMessageIndex=4"
+        );
+        let none = serde_urlencoded::to_string(UpdateServiceParticipantForm::from(
+            &ServiceParticipantChanges::default(),
+        ))
+        .expect("form");
+        assert_eq!(none, "", "nothing changed, nothing sent");
+    }
+
+    #[test]
+    fn the_fallback_sender_is_forwarded_and_twilios_binding_type_is_kept() {
+        let binding = MessagingBinding {
+            address: Some("rcs:+18005550100".into()),
+            proxy_address: Some("rcs:brand_acme_agent".into()),
+            proxy_address_fallback: Some("+18005550199".into()),
+            ..Default::default()
+        };
+        let request = NewServiceParticipant {
+            chat_service_sid: "IS0123456789abcdef0123456789abcdef".into(),
+            conversation_sid: "CH0123456789abcdef0123456789abcdef".into(),
+            identity: None,
+            attributes: None,
+            messaging_binding: Some(binding),
+            role_sid: None,
+            date_created: None,
+            date_updated: None,
+            webhooks: Webhooks::Unsaid,
+            idempotency_key: None,
+        };
+        let form = serde_urlencoded::to_string(CreateServiceParticipantForm::from(&request))
+            .expect("form");
+        assert!(
+            form.contains("MessagingBinding.ProxyAddressFallback=%2B18005550199"),
+            "{form}"
+        );
+        let read: ServiceParticipantJson = serde_json::from_value(json!({"sid": SID,
+            "messaging_binding": {"type": "whatsapp", "address": "whatsapp:+18005550100"}}))
+        .expect("read");
+        let p = read.into_domain("ISx", "CHx");
+        assert_eq!(
+            p.messaging_binding.and_then(|b| b.kind).as_deref(),
+            Some("whatsapp")
         );
     }
 }

@@ -462,6 +462,19 @@ async fn prism_accepts_every_v1_request_the_facade_sends_and_its_examples_parse(
             },
         ),
         (
+            "RCS participant with an SMS fallback sender",
+            CreateServiceParticipantRequest {
+                identity: String::new(),
+                messaging_binding: Some(proto::MessagingBinding {
+                    address: "rcs:+15558675310".into(),
+                    proxy_address: "rcs:+15017122661".into(),
+                    proxy_address_fallback: "+15017122661".into(),
+                    ..Default::default()
+                }),
+                ..base.clone()
+            },
+        ),
+        (
             "WhatsApp participant, webhooks on",
             CreateServiceParticipantRequest {
                 identity: String::new(),
