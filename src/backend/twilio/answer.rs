@@ -180,11 +180,20 @@ impl<'a> V1Expected<'a> {
         }
     }
 
-    /// The answer to an update of `key`, by sid or by identity.
-    pub(super) fn updated(key: &'a ServiceParticipantRef) -> Self {
+    /// The answer to an update of `key`, by sid or by identity; `new_identity` is the
+    /// update's own identity change, if any (the answer then carries the new one).
+    pub(super) fn updated(
+        key: &'a ServiceParticipantRef,
+        new_identity: Option<&'a Option<String>>,
+    ) -> Self {
+        let fetched = Self::fetched(key);
         V1Expected {
             operation: Operation::UpdateServiceParticipant,
-            ..Self::fetched(key)
+            identity: match (fetched.identity, new_identity) {
+                (Some(_), Some(changed)) => changed.as_deref(),
+                (identity, _) => identity,
+            },
+            ..fetched
         }
     }
 

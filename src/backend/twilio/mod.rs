@@ -6,8 +6,10 @@
 //! built in `client`):
 //! - a bound on requests in flight, failing fast with RESOURCE_EXHAUSTED when full;
 //! - retries after gRFC A6 (exponential backoff, full jitter, `Retry-After` honoured):
-//!   fetches on connection errors, timeouts, 429 and 5xx; creates only where a second
-//!   attempt cannot create a second participant (`retry`, see [`RetryPolicy`]);
+//!   fetches, lists, updates (v2 `PUT`, v1 `POST` of values) and deletes on connection
+//!   errors, timeouts, 429 and 5xx; creates only where a second attempt cannot create a
+//!   second participant (`retry`, see [`RetryPolicy`]); a delete whose repeat finds
+//!   nothing after an attempt that may have landed is done;
 //! - a circuit breaker, failing fast with UNAVAILABLE while Twilio keeps failing
 //!   (`breaker`).
 //!
@@ -15,7 +17,8 @@
 //! contract's table. Its success answers are checked as strictly as requests
 //! (`answer.rs`): one that is not the participant asked for is [`Error::UpstreamProtocol`]
 //! (INTERNAL), never retried. Credentials live in [`Credentials`], a secret that never
-//! prints.
+//! prints. Lists hand out the facade's own page tokens (`pages`), bound to their list; a
+//! v1 next-page link is followed on the configured upstream only, never another host.
 
 mod answer;
 mod breaker;
@@ -521,7 +524,8 @@ impl TwilioBackend {
         let answer = self
             .exchange(ctx, Call::Idempotent, Route::V1_UPDATE, &url, build)
             .await?;
-        answer::service_participant(&answer, V1Expected::updated(key))
+        let expected = V1Expected::updated(key, update.changes.identity.as_ref());
+        answer::service_participant(&answer, expected)
     }
 
     /// `DELETE .../Participants/{Sid}`, 204. A 404 to a repeat, after an attempt that may

@@ -1035,3 +1035,50 @@ async fn a_v1_conversation_may_be_named_by_its_unique_name() {
         assert_bad_request(result, &["conversation_sid"], bad);
     }
 }
+
+#[tokio::test]
+async fn a_v1_update_by_identity_that_renames_expects_the_new_identity_back() {
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |_| {}).await;
+    let (service, conversation) = (sid("IS"), sid("CH"));
+    let (old, new) = (format!("old-{}", unique()), format!("new-{}", unique()));
+    let route = v1_fetch_path(&service, &conversation, &old);
+    let renamed = CreateServiceParticipantRequest {
+        chat_service_sid: service.clone(),
+        conversation_sid: conversation.clone(),
+        identity: new.clone(),
+        ..Default::default()
+    };
+    Mock::given(method("POST"))
+        .and(path(route.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(v1_answer(&sid("MB"), &renamed)))
+        .mount(&server)
+        .await;
+    let update = |identity: &str| UpdateServiceParticipantRequest {
+        service_participant: Some(proto::ServiceParticipant {
+            chat_service_sid: service.clone(),
+            conversation_sid: conversation.clone(),
+            sid: old.clone(),
+            identity: identity.to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    let updated = app
+        .client
+        .clone()
+        .update_service_participant(update(&new))
+        .await
+        .expect("renamed")
+        .into_inner();
+    assert_eq!(updated.identity, new);
+
+    // An answer with neither the old nor the new identity is refused.
+    let other = app
+        .client
+        .clone()
+        .update_service_participant(update(&format!("third-{}", unique())))
+        .await;
+    expect_code(other, Code::Internal);
+}
