@@ -537,4 +537,42 @@ mod tests {
             "must be a v2 participant id: conv_participant_ and an identifier"
         );
     }
+
+    #[test]
+    fn a_fallback_sender_is_phone_like_and_needs_a_proxy_address() {
+        let check = |proxy: Option<&str>, fallback: &str| {
+            let mut v = Violations::default();
+            let binding = messaging_binding(
+                &mut v,
+                "messaging_binding",
+                MessagingBinding {
+                    address: Some("rcs:+18005550100".into()),
+                    proxy_address: proxy.map(str::to_owned),
+                    proxy_address_fallback: Some(fallback.into()),
+                    ..Default::default()
+                },
+                false,
+            );
+            (v.into_result(), binding)
+        };
+        let (ok, binding) = check(Some("rcs:brand_acme_agent"), "+18005550199");
+        assert!(ok.is_ok(), "{ok:?}");
+        assert_eq!(
+            binding.proxy_address_fallback.as_deref(),
+            Some("+18005550199"),
+            "kept, never dropped"
+        );
+        let fields = |r: Result<(), Error>| match r {
+            Err(Error::InvalidArgument(f)) => f.into_iter().map(|f| f.field).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            fields(check(Some("rcs:brand_acme_agent"), "not a number").0)
+                .contains(&"messaging_binding.proxy_address_fallback".to_owned())
+        );
+        assert!(
+            fields(check(None, "+18005550199").0)
+                .contains(&"messaging_binding.proxy_address_fallback".to_owned())
+        );
+    }
 }
