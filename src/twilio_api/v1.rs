@@ -306,7 +306,8 @@ pub struct ListMeta {
 pub struct ListServiceParticipantsJson {
     /// The page's participants.
     pub participants: Vec<ServiceParticipantJson>,
-    /// Paging.
+    /// Paging (the spec requires no field of the page: absent, there is no next page).
+    #[serde(default)]
     pub meta: ListMeta,
 }
 
