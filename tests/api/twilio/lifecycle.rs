@@ -1082,3 +1082,86 @@ async fn a_v1_update_by_identity_that_renames_expects_the_new_identity_back() {
         .await;
     expect_code(other, Code::Internal);
 }
+
+#[tokio::test]
+async fn the_new_calls_map_twilios_statuses_per_the_contract() {
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |_| {}).await;
+    let table = [
+        (400, Code::InvalidArgument),
+        (401, Code::Unauthenticated),
+        (403, Code::PermissionDenied),
+        (404, Code::NotFound),
+        (409, Code::AlreadyExists),
+        (412, Code::FailedPrecondition),
+        (422, Code::InvalidArgument),
+        (501, Code::Unimplemented),
+    ];
+    for (status, code) in table {
+        let (service, conversation, mb) = (sid("IS"), sid("CH"), sid("MB"));
+        let route = v1_fetch_path(&service, &conversation, &mb);
+        for verb in ["DELETE", "POST"] {
+            Mock::given(method(verb))
+                .and(path(route.as_str()))
+                .respond_with(twilio_error(status, 20000 + i64::from(status), "refused"))
+                .expect(1)
+                .mount(&server)
+                .await;
+        }
+        Mock::given(method("GET"))
+            .and(path(v1_path(&service, &conversation)))
+            .respond_with(twilio_error(status, 20000 + i64::from(status), "refused"))
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let deleted = app
+            .client
+            .clone()
+            .delete_service_participant(delete_request(
+                &service,
+                &conversation,
+                &mb,
+                WebhookMode::Unspecified,
+            ))
+            .await;
+        let updated = app
+            .client
+            .clone()
+            .update_service_participant(UpdateServiceParticipantRequest {
+                service_participant: Some(proto::ServiceParticipant {
+                    chat_service_sid: service.clone(),
+                    conversation_sid: conversation.clone(),
+                    sid: mb.clone(),
+                    attributes: "{}".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await;
+        let listed = app
+            .client
+            .clone()
+            .list_service_participants(ListServiceParticipantsRequest {
+                chat_service_sid: service.clone(),
+                conversation_sid: conversation.clone(),
+                page_size: 0,
+                page_token: String::new(),
+            })
+            .await;
+
+        for (rpc, status_of) in [
+            ("delete", expect_code(deleted, code)),
+            ("update", expect_code(updated, code)),
+            ("list", expect_code(listed, code)),
+        ] {
+            let info = twilio_error_info(&status_of);
+            assert_eq!(
+                info.metadata.get("http_status").map(String::as_str),
+                Some(status.to_string().as_str()),
+                "{rpc} {status}"
+            );
+        }
+    }
+    server.verify().await;
+}
