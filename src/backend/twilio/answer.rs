@@ -331,7 +331,19 @@ pub(super) fn service_participant_page(
     let mut items = Vec::with_capacity(page.participants.len());
     for (i, raw) in page.participants.into_iter().enumerate() {
         let mut one = Violations::default();
-        items.push(check_service_participant(&mut one, raw, expected));
+        let p = check_service_participant(&mut one, raw, expected);
+        // A conversation named by its unique name is one conversation: one CH sid.
+        if let Some(first) = items
+            .first()
+            .map(|f: &ServiceParticipant| &f.conversation_sid)
+            && !first.eq_ignore_ascii_case(&p.conversation_sid)
+        {
+            one.add(
+                "conversation_sid",
+                "names another conversation than the page's other participants",
+            );
+        }
+        items.push(p);
         v.extend(one.prefixed(&format!("participants[{i}].")));
     }
     judge(answer.status, expected.operation, v)?;

@@ -1165,3 +1165,43 @@ async fn the_new_calls_map_twilios_statuses_per_the_contract() {
     }
     server.verify().await;
 }
+
+#[tokio::test]
+async fn a_unique_name_list_whose_participants_name_two_conversations_is_refused() {
+    let server = upstream().await;
+    let app = spawn_twilio_app(&server.uri(), |_| {}).await;
+    let service = sid("IS");
+    let name = format!("room-{}", unique());
+    Mock::given(method("GET"))
+        .and(path(v1_path(&service, &name)))
+        .respond_with(v1_page(
+            vec![
+                v1_participant(&service, &sid("CH")),
+                v1_participant(&service, &sid("CH")),
+            ],
+            "https://conversations.twilio.com/",
+            None,
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let result = app
+        .client
+        .clone()
+        .list_service_participants(ListServiceParticipantsRequest {
+            chat_service_sid: service,
+            conversation_sid: name,
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await;
+
+    let status = expect_code(result, Code::Internal);
+    assert!(
+        status
+            .message()
+            .contains("participants[1].conversation_sid"),
+        "{status:?}"
+    );
+}
