@@ -33,7 +33,7 @@ pub use service_participant::{
     DeleteServiceParticipant, MessagingBinding, NewServiceParticipant,
     SERVICE_PARTICIPANT_UPDATE_PATHS, ServiceParticipant, ServiceParticipantChanges,
     ServiceParticipantDraft, ServiceParticipantRef, ServiceParticipantUpdate,
-    ServiceParticipantUpdateDraft, Webhooks,
+    ServiceParticipantUpdateDraft, Webhooks, is_conversation_sid,
 };
 
 /// A value for an enumerated field as the caller sent it.

@@ -165,4 +165,35 @@ mod tests {
             assert!(matches!(err, Error::InvalidArgument(ref f) if f[0].field == "page_token"));
         }
     }
+
+    #[test]
+    fn a_v1_conversation_is_a_ch_sid_or_a_unique_name() {
+        let is = format!("IS{}", "0".repeat(32));
+        let ok =
+            |c: &str| ListServiceParticipants::validate(is.clone(), c.into(), 0, String::new());
+        for good in [
+            format!("CH{}", "a".repeat(32)),
+            "support-room".to_owned(),
+            "room with spaces".to_owned(),
+            "n".repeat(256),
+        ] {
+            assert!(ok(&good).is_ok(), "{good}");
+        }
+        for bad in [
+            String::new(),
+            "a/b".to_owned(),
+            ".".to_owned(),
+            "..".to_owned(),
+            "a\nb".to_owned(),
+            "n".repeat(257),
+            format!("CH{}", "z".repeat(32)),
+        ] {
+            assert!(ok(&bad).is_err(), "{bad:?}");
+        }
+        assert!(super::super::is_conversation_sid(&format!(
+            "CH{}",
+            "a".repeat(32)
+        )));
+        assert!(!super::super::is_conversation_sid("support-room"));
+    }
 }

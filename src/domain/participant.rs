@@ -67,6 +67,10 @@ pub enum Channel {
     Chat,
     /// Video identities.
     Video,
+    /// A channel this build does not know, as an upstream (Twilio) answer names it; the
+    /// address's `channel_name` holds Twilio's name. Refused in requests (`rules::address`),
+    /// never produced by the local store.
+    Other,
 }
 
 impl Channel {
@@ -87,9 +91,21 @@ pub struct Address {
     /// Optional channel-specific identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_id: Option<String>,
+    /// Twilio's name of the channel when `channel` is [`Channel::Other`]; `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_name: Option<String>,
 }
 
 impl Address {
+    /// Twilio's name of the address's channel (its own for a channel this build does not
+    /// know).
+    pub fn channel_text(&self) -> &str {
+        match (&self.channel, &self.channel_name) {
+            (Channel::Other, Some(name)) => name,
+            (channel, _) => channel.as_str(),
+        }
+    }
+
     /// The form under which two addresses count as the same for conflict detection:
     /// e-mail addresses compare case-insensitively, every other channel exactly.
     pub fn conflict_key(&self) -> String {

@@ -50,6 +50,11 @@ impl Violations {
         )
     }
 
+    /// Adds every violation of `other`.
+    pub(crate) fn extend(&mut self, other: Violations) {
+        self.0.extend(other.0);
+    }
+
     /// `Ok` when nothing was recorded, else INVALID_ARGUMENT with every violation.
     pub(crate) fn into_result(self) -> Result<(), Error> {
         if self.0.is_empty() {
@@ -271,6 +276,14 @@ fn is_whatsapp(s: &str) -> bool {
 /// can still look for duplicates; the address's own violations are recorded either way.
 pub(crate) fn address(v: &mut Violations, field: &str, draft: AddressDraft) -> Option<Address> {
     let channel = match draft.channel {
+        // OTHER names no channel: only upstream answers carry it, with Twilio's own name.
+        Raw::Known(Channel::Other) => {
+            v.add(
+                format!("{field}.channel"),
+                "unknown channel; expected VOICE, SMS, RCS, EMAIL, WHATSAPP, CHAT or VIDEO",
+            );
+            None
+        }
         Raw::Known(c) => Some(c),
         Raw::Unset => {
             v.add(format!("{field}.channel"), "required");
@@ -315,6 +328,8 @@ pub(crate) fn address(v: &mut Violations, field: &str, draft: AddressDraft) -> O
                 value.chars().count() <= MAX_IDENTITY && !has_control(value),
                 "an identity of at most 256 characters without control characters",
             ),
+            // Never parsed from a request; only upstream answers carry it.
+            Channel::Other => (!has_control(value), "free of control characters"),
         };
         if !ok {
             v.add(
@@ -328,6 +343,7 @@ pub(crate) fn address(v: &mut Violations, field: &str, draft: AddressDraft) -> O
         channel: channel?,
         address: draft.address,
         channel_id: Some(draft.channel_id).filter(|s| !s.is_empty()),
+        channel_name: None,
     })
 }
 
@@ -353,10 +369,13 @@ pub(crate) fn messaging_binding(
         address: binding.address.filter(|s| !s.is_empty()),
         proxy_address: binding.proxy_address.filter(|s| !s.is_empty()),
         projected_address: binding.projected_address.filter(|s| !s.is_empty()),
+        proxy_address_fallback: binding.proxy_address_fallback.filter(|s| !s.is_empty()),
+        kind: binding.kind.filter(|s| !s.is_empty()),
     };
     for (name, value) in [
         ("address", &binding.address),
         ("proxy_address", &binding.proxy_address),
+        ("proxy_address_fallback", &binding.proxy_address_fallback),
     ] {
         if let Some(value) = value
             && !is_phone_like(value)
@@ -370,6 +389,12 @@ pub(crate) fn messaging_binding(
         v.add(
             format!("{field}.projected_address"),
             "must be an E.164 number such as +18005550100",
+        );
+    }
+    if binding.proxy_address_fallback.is_some() && binding.proxy_address.is_none() {
+        v.add(
+            format!("{field}.proxy_address_fallback"),
+            "requires messaging_binding.proxy_address (it is the sender used when that one cannot deliver)",
         );
     }
     match (&binding.address, &binding.proxy_address) {
@@ -510,6 +535,44 @@ mod tests {
         assert_eq!(
             found[0].description,
             "must be a v2 participant id: conv_participant_ and an identifier"
+        );
+    }
+
+    #[test]
+    fn a_fallback_sender_is_phone_like_and_needs_a_proxy_address() {
+        let check = |proxy: Option<&str>, fallback: &str| {
+            let mut v = Violations::default();
+            let binding = messaging_binding(
+                &mut v,
+                "messaging_binding",
+                MessagingBinding {
+                    address: Some("rcs:+18005550100".into()),
+                    proxy_address: proxy.map(str::to_owned),
+                    proxy_address_fallback: Some(fallback.into()),
+                    ..Default::default()
+                },
+                false,
+            );
+            (v.into_result(), binding)
+        };
+        let (ok, binding) = check(Some("rcs:brand_acme_agent"), "+18005550199");
+        assert!(ok.is_ok(), "{ok:?}");
+        assert_eq!(
+            binding.proxy_address_fallback.as_deref(),
+            Some("+18005550199"),
+            "kept, never dropped"
+        );
+        let fields = |r: Result<(), Error>| match r {
+            Err(Error::InvalidArgument(f)) => f.into_iter().map(|f| f.field).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            fields(check(Some("rcs:brand_acme_agent"), "not a number").0)
+                .contains(&"messaging_binding.proxy_address_fallback".to_owned())
+        );
+        assert!(
+            fields(check(None, "+18005550199").0)
+                .contains(&"messaging_binding.proxy_address_fallback".to_owned())
         );
     }
 }

@@ -21,11 +21,36 @@ pub struct MessagingBinding {
     /// The Twilio number a chat participant is projected as in group MMS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projected_address: Option<String>,
+    /// The sender Twilio falls back to when `proxy_address` cannot deliver (RCS to SMS);
+    /// sent upstream as `MessagingBinding.ProxyAddressFallback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_address_fallback: Option<String>,
+    /// Twilio's kind of binding (`sms`, `whatsapp`, `rcs`, ...), as Twilio answers it or
+    /// the local store derives it from the address; set by the server, never by a request.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl MessagingBinding {
     fn is_empty(&self) -> bool {
-        self.address.is_none() && self.proxy_address.is_none() && self.projected_address.is_none()
+        self.address.is_none()
+            && self.proxy_address.is_none()
+            && self.projected_address.is_none()
+            && self.proxy_address_fallback.is_none()
+    }
+
+    /// Twilio's kind of a binding to `address`: `whatsapp`, `rcs` or `sms` (an E.164
+    /// number); `None` for none.
+    pub fn kind_of(address: Option<&str>) -> Option<String> {
+        let a = address?;
+        let kind = if a.starts_with("whatsapp:") {
+            "whatsapp"
+        } else if a.starts_with("rcs:") {
+            "rcs"
+        } else {
+            "sms"
+        };
+        Some(kind.to_owned())
     }
 }
 
@@ -73,7 +98,7 @@ impl ServiceParticipant {
 pub struct ServiceParticipantDraft {
     /// Required, `IS` + 32 hex.
     pub chat_service_sid: String,
-    /// Required, `CH` + 32 hex.
+    /// Required, `CH` + 32 hex, or (twilio mode) the conversation's unique name.
     pub conversation_sid: String,
     /// Chat identity.
     pub identity: String,
@@ -198,7 +223,17 @@ impl NewServiceParticipant {
             conversation_sid: self.conversation_sid,
             identity: self.identity,
             attributes: self.attributes.unwrap_or_else(|| "{}".to_owned()),
-            messaging_binding: self.messaging_binding,
+            // The kind Twilio reports, from the address (Twilio types a chat
+            // participant's projected group MMS binding "sms", as its examples show).
+            messaging_binding: self.messaging_binding.map(|mut b| {
+                b.kind = MessagingBinding::kind_of(
+                    b.address
+                        .as_deref()
+                        .or(b.proxy_address.as_deref())
+                        .or(b.projected_address.as_deref()),
+                );
+                b
+            }),
             role_sid: self.role_sid,
             date_created: Some(self.date_created.unwrap_or(now)),
             date_updated: Some(self.date_updated.unwrap_or(now)),
@@ -536,11 +571,55 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(0)
 }
 
-/// The conversation every v1 request names: a chat service (`IS`) and a conversation
-/// (`CH`) sid, both required.
+/// Longest conversation unique name, in characters.
+const MAX_UNIQUE_NAME: usize = 256;
+
+/// The conversation every v1 request names: a chat service (`IS`) sid, and the
+/// conversation by its `CH` sid or, as Twilio allows, by its unique name (non-empty, at
+/// most 256 characters, no control character, no `/`, not `.` or `..`). Only Twilio
+/// resolves unique names: the local store knows conversations by sid alone, and answers
+/// one named otherwise as not found ([`is_conversation_sid`]).
 pub(crate) fn conversation(v: &mut Violations, chat_service_sid: &str, conversation_sid: &str) {
     rules::sid(v, "chat_service_sid", chat_service_sid, "IS", true);
-    rules::sid(v, "conversation_sid", conversation_sid, "CH", true);
+    // What looks like a sid (two capitals and some 32 hex digits) is held to a sid's
+    // rule: another resource's sid (`IS...`) or a mistyped one is a mistake, not a name.
+    let sid_shaped = (30..=40).contains(&conversation_sid.len())
+        && conversation_sid
+            .bytes()
+            .take(2)
+            .all(|b| b.is_ascii_uppercase())
+        && conversation_sid
+            .bytes()
+            .skip(2)
+            .all(|b| b.is_ascii_hexdigit());
+    if sid_shaped || (conversation_sid.starts_with("CH") && conversation_sid.len() == 34) {
+        rules::sid(v, "conversation_sid", conversation_sid, "CH", true);
+        return;
+    }
+    let fault = if conversation_sid.is_empty() {
+        Some("required")
+    } else if conversation_sid.chars().count() > MAX_UNIQUE_NAME
+        || conversation_sid.chars().any(char::is_control)
+        // `%` and `\` too: a proxy that decodes or normalises paths twice would read
+        // them as separators.
+        || conversation_sid.contains(['/', '\\', '%'])
+        || rules::is_dot_segment(conversation_sid)
+    {
+        Some(
+            "must be a CH sid (CH and 32 hex digits) or the conversation's unique name \
+             (at most 256 characters, no '/', '\\' or '%', no control characters, not '.' or '..')",
+        )
+    } else {
+        None
+    };
+    if let Some(fault) = fault {
+        v.add("conversation_sid", fault);
+    }
+}
+
+/// Whether a valid request's `conversation_sid` is a `CH` sid, not a unique name.
+pub fn is_conversation_sid(conversation_sid: &str) -> bool {
+    rules::is_sid(conversation_sid, "CH")
 }
 
 #[cfg(test)]
@@ -589,7 +668,7 @@ mod tests {
         Some(MessagingBinding {
             address: Some("+15550000001".into()),
             proxy_address: Some("+18005550100".into()),
-            projected_address: None,
+            ..Default::default()
         })
     }
 

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::fields::{format_date, lenient, lenient_date, write_date};
 use crate::domain::{
     MessagingBinding, NewServiceParticipant, Page, Raw, ServiceParticipant,
-    ServiceParticipantDraft, ServiceParticipantUpdateDraft, Webhooks,
+    ServiceParticipantChanges, ServiceParticipantDraft, ServiceParticipantUpdateDraft, Webhooks,
 };
 
 /// Form fields of `POST /v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants`.
@@ -42,6 +42,13 @@ pub struct CreateServiceParticipantForm {
         skip_serializing_if = "Option::is_none"
     )]
     pub messaging_binding_projected_address: Option<String>,
+    /// The sender Twilio falls back to when the proxy address cannot deliver (RCS to
+    /// SMS); in Twilio's `createRcsWithFallback` example, not in its schema.
+    #[serde(
+        rename = "MessagingBinding.ProxyAddressFallback",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub messaging_binding_proxy_address_fallback: Option<String>,
     /// `RL` + 32 hex digits.
     #[serde(rename = "RoleSid", skip_serializing_if = "Option::is_none")]
     pub role_sid: Option<String>,
@@ -164,7 +171,10 @@ impl UpdateServiceParticipantForm {
 }
 
 /// `meta` of a v1 list, as Twilio writes it: absolute URLs a client follows as they are.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+// Written, every field; read (from Twilio), any may be missing (the spec requires none):
+// without `next_page_url` there is no next page.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
 pub struct PageMetaJson {
     /// The page's index, as the caller counted it (`Page`, 0 for the first).
     pub page: u32,
@@ -192,6 +202,7 @@ pub struct ListServiceParticipantsJson {
     /// The page's participants, oldest first.
     pub participants: Vec<ServiceParticipantJson>,
     /// Where the page sits, and the URLs of the pages around it.
+    #[serde(default)]
     pub meta: PageMetaJson,
 }
 
@@ -250,38 +261,16 @@ impl ListServiceParticipantsJson {
     }
 }
 
-/// How Twilio types a messaging binding, from its address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BindingType {
-    /// A phone number.
-    Sms,
-    /// `whatsapp:` and a phone number.
-    Whatsapp,
-    /// `rcs:` and a sender id or phone number.
-    Rcs,
-}
-
-impl BindingType {
-    /// The type of a binding to `address`.
-    fn of(address: Option<&str>) -> Self {
-        match address {
-            Some(a) if a.starts_with("whatsapp:") => BindingType::Whatsapp,
-            Some(a) if a.starts_with("rcs:") => BindingType::Rcs,
-            _ => BindingType::Sms,
-        }
-    }
-}
-
 /// `messaging_binding` of a v1 participant.
-// Untyped in Twilio's spec; these are the fields it documents. `type` is written from the
-// address, and read leniently: nothing here needs Twilio's own.
+// Untyped in Twilio's spec; these are the fields it documents. `type` is Twilio's own,
+// passed through (read leniently: a value that is not text is absent); written, the
+// participant's, else derived from the address.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MessagingBindingJson {
-    /// `sms`, `whatsapp` or `rcs`, from the address.
+    /// `sms`, `whatsapp`, `rcs`, ... as Twilio types the binding.
     #[serde(rename = "type", default, deserialize_with = "lenient")]
     #[schema(value_type = String, required = true)]
-    pub kind: Option<BindingType>,
+    pub kind: Option<String>,
     /// The participant's own number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
@@ -291,6 +280,9 @@ pub struct MessagingBindingJson {
     /// The group MMS number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projected_address: Option<String>,
+    /// The sender used when the proxy address cannot deliver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_address_fallback: Option<String>,
 }
 
 /// A v1 participant, in Twilio's snake_case shape.
@@ -383,6 +375,8 @@ impl CreateServiceParticipantForm {
                 address: self.messaging_binding_address,
                 proxy_address: self.messaging_binding_proxy_address,
                 projected_address: self.messaging_binding_projected_address,
+                proxy_address_fallback: self.messaging_binding_proxy_address_fallback,
+                kind: None,
             },
             role_sid: self.role_sid.unwrap_or_default(),
             date_created: form_date(self.date_created),
@@ -402,9 +396,38 @@ impl From<&NewServiceParticipant> for CreateServiceParticipantForm {
             messaging_binding_address: binding.address,
             messaging_binding_proxy_address: binding.proxy_address,
             messaging_binding_projected_address: binding.projected_address,
+            messaging_binding_proxy_address_fallback: binding.proxy_address_fallback,
             role_sid: r.role_sid.clone(),
             date_created: r.date_created.map(format_date),
             date_updated: r.date_updated.map(format_date),
+        }
+    }
+}
+
+/// What Twilio's spec says a cleared binding address is sent as.
+const CLEARED_ADDRESS: &str = "null";
+
+impl From<&ServiceParticipantChanges> for UpdateServiceParticipantForm {
+    fn from(c: &ServiceParticipantChanges) -> Self {
+        let cleared_address = |a: &Option<Option<String>>| {
+            a.as_ref()
+                .map(|a| a.clone().unwrap_or_else(|| CLEARED_ADDRESS.to_owned()))
+        };
+        let cleared_text =
+            |a: &Option<Option<String>>| a.as_ref().map(|a| a.clone().unwrap_or_default());
+        UpdateServiceParticipantForm {
+            date_created: c.date_created.map(format_date),
+            // Unchanged: Twilio sets its own clock, as the local store does.
+            date_updated: c.date_updated.map(format_date),
+            identity: cleared_text(&c.identity),
+            attributes: c.attributes.clone(),
+            role_sid: cleared_text(&c.role_sid),
+            messaging_binding_proxy_address: cleared_address(&c.proxy_address),
+            messaging_binding_projected_address: cleared_address(&c.projected_address),
+            last_read_message_index: c
+                .last_read_message_index
+                .map(|i| i.map(|i| i.to_string()).unwrap_or_default()),
+            last_read_timestamp: cleared_text(&c.last_read_timestamp),
         }
     }
 }
@@ -421,12 +444,18 @@ impl ServiceParticipantJson {
             identity: p.identity,
             attributes: Some(p.attributes),
             messaging_binding: p.messaging_binding.map(|b| MessagingBindingJson {
-                kind: Some(BindingType::of(
-                    b.address.as_deref().or(b.proxy_address.as_deref()),
-                )),
+                kind: b.kind.or_else(|| {
+                    MessagingBinding::kind_of(
+                        b.address
+                            .as_deref()
+                            .or(b.proxy_address.as_deref())
+                            .or(b.projected_address.as_deref()),
+                    )
+                }),
                 address: b.address,
                 proxy_address: b.proxy_address,
                 projected_address: b.projected_address,
+                proxy_address_fallback: b.proxy_address_fallback,
             }),
             role_sid: p.role_sid,
             date_created: p.date_created,
@@ -458,6 +487,8 @@ impl ServiceParticipantJson {
                 address: b.address,
                 proxy_address: b.proxy_address,
                 projected_address: b.projected_address,
+                proxy_address_fallback: b.proxy_address_fallback,
+                kind: b.kind.filter(|k| !k.is_empty()),
             }),
             role_sid: self.role_sid,
             date_created: self.date_created,
@@ -489,6 +520,8 @@ mod tests {
                 address: Some("whatsapp:+18005550100".into()),
                 proxy_address: Some("whatsapp:+18005550199".into()),
                 projected_address: None,
+                proxy_address_fallback: None,
+                kind: None,
             }),
             role_sid: None,
             date_created: None,
@@ -545,6 +578,8 @@ mod tests {
                 address: None,
                 proxy_address: None,
                 projected_address: Some("+18005550100".into()),
+                proxy_address_fallback: None,
+                kind: None,
             }),
             role_sid: None,
             date_created: DateTime::parse_from_rfc3339("2015-12-16T22:18:37Z")
@@ -646,5 +681,65 @@ mod tests {
         };
         let json = serde_json::to_value(ListServiceParticipantsJson::new(last, &at)).expect("json");
         assert_eq!(json["meta"]["next_page_url"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn the_update_form_sends_only_changes_and_clears_addresses_with_null() {
+        let changes = ServiceParticipantChanges {
+            attributes: Some("{}".into()),
+            role_sid: Some(None),
+            proxy_address: Some(None),
+            projected_address: Some(Some("+18005550100".into())),
+            last_read_message_index: Some(Some(4)),
+            ..Default::default()
+        };
+        let form = serde_urlencoded::to_string(UpdateServiceParticipantForm::from(&changes))
+            .expect("form");
+        assert_eq!(
+            form,
+            "Attributes=%7B%7D&RoleSid=&MessagingBinding.ProxyAddress=null\
+             &MessagingBinding.ProjectedAddress=%2B18005550100&LastReadMessageIndex=4"
+        );
+        let none = serde_urlencoded::to_string(UpdateServiceParticipantForm::from(
+            &ServiceParticipantChanges::default(),
+        ))
+        .expect("form");
+        assert_eq!(none, "", "nothing changed, nothing sent");
+    }
+
+    #[test]
+    fn the_fallback_sender_is_forwarded_and_twilios_binding_type_is_kept() {
+        let binding = MessagingBinding {
+            address: Some("rcs:+18005550100".into()),
+            proxy_address: Some("rcs:brand_acme_agent".into()),
+            proxy_address_fallback: Some("+18005550199".into()),
+            ..Default::default()
+        };
+        let request = NewServiceParticipant {
+            chat_service_sid: "IS0123456789abcdef0123456789abcdef".into(),
+            conversation_sid: "CH0123456789abcdef0123456789abcdef".into(),
+            identity: None,
+            attributes: None,
+            messaging_binding: Some(binding),
+            role_sid: None,
+            date_created: None,
+            date_updated: None,
+            webhooks: Webhooks::Unsaid,
+            idempotency_key: None,
+        };
+        let form = serde_urlencoded::to_string(CreateServiceParticipantForm::from(&request))
+            .expect("form");
+        assert!(
+            form.contains("MessagingBinding.ProxyAddressFallback=%2B18005550199"),
+            "{form}"
+        );
+        let read: ServiceParticipantJson = serde_json::from_value(json!({"sid": SID,
+            "messaging_binding": {"type": "whatsapp", "address": "whatsapp:+18005550100"}}))
+        .expect("read");
+        let p = read.into_domain("ISx", "CHx");
+        assert_eq!(
+            p.messaging_binding.and_then(|b| b.kind).as_deref(),
+            Some("whatsapp")
+        );
     }
 }

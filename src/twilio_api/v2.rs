@@ -177,8 +177,10 @@ impl UpdateParticipantBody {
 }
 
 /// `meta` of a v2 list, as Twilio writes it: tokens, not URLs.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+// Written, every field; read (from Twilio), any may be missing: without `nextToken`
+// there is no next page.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", default)]
 pub struct TokenMetaJson {
     /// The key of the list in the answer: `participants`.
     #[schema(example = "participants")]
@@ -199,6 +201,7 @@ pub struct ListParticipantsJson {
     /// The page's participants, oldest first.
     pub participants: Vec<ParticipantJson>,
     /// Where the page sits.
+    #[serde(default)]
     pub meta: TokenMetaJson,
 }
 
@@ -252,7 +255,7 @@ impl AddressBody {
 impl From<Address> for AddressBody {
     fn from(a: Address) -> Self {
         AddressBody {
-            channel: Some(a.channel.as_str().to_owned()),
+            channel: Some(a.channel_text().to_owned()),
             address: Some(a.address),
             channel_id: a.channel_id,
         }
@@ -275,6 +278,19 @@ impl CreateParticipantBody {
                 .map(AddressBody::into_draft)
                 .collect(),
             idempotency_key: String::new(),
+        }
+    }
+}
+
+impl From<&Participant> for CreateParticipantBody {
+    /// The whole participant as an update (`PUT`) carries it: Twilio's update takes
+    /// create's fields, and a field left out is no longer set.
+    fn from(p: &Participant) -> Self {
+        CreateParticipantBody {
+            name: p.name.clone(),
+            kind: p.kind.map(|k| k.to_string()),
+            profile_id: p.profile_id.clone(),
+            addresses: Some(p.addresses.iter().cloned().map(AddressBody::from).collect()),
         }
     }
 }
@@ -344,6 +360,7 @@ mod tests {
                 channel: Channel::Sms,
                 address: "+18005550100".into(),
                 channel_id: None,
+                channel_name: None,
             }],
             created_at: DateTime::parse_from_rfc3339("2015-12-16T22:18:37Z")
                 .ok()

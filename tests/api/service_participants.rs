@@ -108,7 +108,14 @@ async fn create_sms_binding_participant_then_fetch_by_sid_returns_it() {
     assert_eq!(fetched, created);
     assert!(is_lower_hex_sid(&created.sid, "MB"), "sid {}", created.sid);
     assert_eq!(created.identity, "");
-    assert_eq!(created.messaging_binding, request.messaging_binding);
+    assert_eq!(
+        created.messaging_binding,
+        request.messaging_binding.clone().map(|b| MessagingBinding {
+            r#type: "sms".into(),
+            ..b
+        }),
+        "the binding's type, as Twilio reports it, from the address"
+    );
     assert_eq!(created.attributes, "{}");
     assert!(created.url.ends_with(&format!(
         "/v1/Services/{}/Conversations/{}/Participants/{}",

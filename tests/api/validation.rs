@@ -932,7 +932,7 @@ async fn invalid_fetch_service_participant_requests_report_exactly_the_bad_field
         (
             "bad conversation_sid",
             FetchServiceParticipantRequest {
-                conversation_sid: "conv_1".into(),
+                conversation_sid: "conv/1".into(),
                 ..good()
             },
             vec!["conversation_sid"],

@@ -56,7 +56,7 @@ mod page_token;
 mod writer;
 
 use crate::backend::{CallContext, ParticipantBackend};
-use crate::domain::error::{Error, Resource, StoreFault};
+use crate::domain::error::{Error, FieldViolation, Resource, StoreFault};
 use crate::domain::{
     DeleteServiceParticipant, ListParticipants, ListServiceParticipants, NewParticipant,
     NewServiceParticipant, Page, Participant, ParticipantRef, ParticipantUpdate,
@@ -341,6 +341,22 @@ async fn observed<T>(
     out
 }
 
+/// The local store knows v1 conversations by their `CH` sid only: it has no conversation
+/// resources to resolve a unique name against (twilio mode passes unique names to Twilio).
+/// A unique name is therefore the same INVALID_ARGUMENT it always was here.
+fn by_sid(conversation_sid: &str) -> Result<(), Error> {
+    if crate::domain::is_conversation_sid(conversation_sid) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(vec![FieldViolation {
+            field: "conversation_sid".to_owned(),
+            description: "must be CH and 32 hex digits: the local backend knows conversations \
+                          by sid only (unique names are resolved by Twilio, in twilio mode)"
+                .to_owned(),
+        }]))
+    }
+}
+
 pub(super) fn closed() -> Error {
     Error::unavailable("the store is closed (the server is shutting down)", None)
 }
@@ -399,6 +415,7 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         query: ListServiceParticipants,
     ) -> Result<Page<ServiceParticipant>, Error> {
+        by_sid(&query.conversation_sid)?;
         let list = List::V1 {
             chat_service_sid: &query.chat_service_sid,
             conversation_sid: &query.conversation_sid,
@@ -422,6 +439,7 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         update: ServiceParticipantUpdate,
     ) -> Result<ServiceParticipant, Error> {
+        by_sid(&update.key.conversation_sid)?;
         observed(
             "update_service_participant",
             "UPDATE",
@@ -435,6 +453,7 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         request: DeleteServiceParticipant,
     ) -> Result<(), Error> {
+        by_sid(&request.key.conversation_sid)?;
         observed(
             "delete_service_participant",
             "DELETE",
@@ -505,6 +524,7 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         request: NewServiceParticipant,
     ) -> Result<ServiceParticipant, Error> {
+        by_sid(&request.conversation_sid)?;
         observed(
             "create_service_participant",
             "INSERT",
@@ -518,6 +538,7 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         key: ServiceParticipantRef,
     ) -> Result<ServiceParticipant, Error> {
+        by_sid(&key.conversation_sid)?;
         // Twilio accepts the identity in place of the sid. An identity may itself look
         // like a sid, so both are tried, the sid first. The cache holds records by sid:
         // a hit in this conversation is the sid match; anything else asks the store.

@@ -13,8 +13,9 @@
 //! Tolerated, because Twilio really answers it (its OpenAPI specs in `shared/specs`):
 //! - fields the spec makes optional or nullable may be absent: a v1 participant's parents
 //!   then come from the request's path, as before;
-//! - an address on a channel this build does not know is left out, not refused, so that a
-//!   channel Twilio adds does not break every answer that carries it;
+//! - an address on a channel this build does not know is kept, with Twilio's name of the
+//!   channel, not refused, so that a channel Twilio adds does not break every answer that
+//!   carries it;
 //! - a fetched v2 participant may have no address: the spec lets participants be created
 //!   inline with a conversation, or updated, without one. A created one may not: the
 //!   request carried at least one.
@@ -29,12 +30,12 @@ use super::client::Answer;
 use crate::domain::error::Error;
 use crate::domain::rules::{self as rules, V2Id, Violations};
 use crate::domain::{
-    NewParticipant, NewServiceParticipant, Participant, ParticipantRef, Raw, ServiceParticipant,
-    ServiceParticipantRef,
+    Address, Channel, NewParticipant, NewServiceParticipant, Participant, ParticipantRef, Raw,
+    ServiceParticipant, ServiceParticipantRef,
 };
 use crate::observability::metrics::METRICS;
-use crate::twilio_api::v1::ServiceParticipantJson;
-use crate::twilio_api::v2::ParticipantJson;
+use crate::twilio_api::v1::{ListServiceParticipantsJson, ServiceParticipantJson};
+use crate::twilio_api::v2::{AddressBody, ListParticipantsJson, ParticipantJson};
 
 /// The call an answer belongs to, as the metric's `operation` label names it (the RPC).
 // The variants are the RPCs' own names, which all end in "Participant".
@@ -45,6 +46,10 @@ pub(super) enum Operation {
     FetchParticipant,
     CreateServiceParticipant,
     FetchServiceParticipant,
+    ListParticipants,
+    UpdateParticipant,
+    ListServiceParticipants,
+    UpdateServiceParticipant,
 }
 
 impl Operation {
@@ -54,6 +59,10 @@ impl Operation {
             Operation::FetchParticipant => "FetchParticipant",
             Operation::CreateServiceParticipant => "CreateServiceParticipant",
             Operation::FetchServiceParticipant => "FetchServiceParticipant",
+            Operation::ListParticipants => "ListParticipants",
+            Operation::UpdateParticipant => "UpdateParticipant",
+            Operation::ListServiceParticipants => "ListServiceParticipants",
+            Operation::UpdateServiceParticipant => "UpdateServiceParticipant",
         }
     }
 }
@@ -71,6 +80,8 @@ const REASONS: &[&str] = &[
     "conversation_sid",
     "identity",
     "role_sid",
+    "participants",
+    "next_page",
 ];
 
 fn reason_of(field: &str) -> &'static str {
@@ -89,6 +100,8 @@ pub(super) struct V2Expected<'a> {
     conversation_id: &'a str,
     /// The participant fetched; `None` for a create (Twilio chooses the id).
     id: Option<&'a str>,
+    /// Whether the participant was just created with at least one address.
+    created: bool,
 }
 
 impl<'a> V2Expected<'a> {
@@ -98,6 +111,25 @@ impl<'a> V2Expected<'a> {
             operation: Operation::CreateParticipant,
             conversation_id: &request.conversation_id,
             id: None,
+            created: true,
+        }
+    }
+
+    /// A participant listed in `conversation_id`.
+    pub(super) fn listed(conversation_id: &'a str) -> Self {
+        V2Expected {
+            operation: Operation::ListParticipants,
+            conversation_id,
+            id: None,
+            created: false,
+        }
+    }
+
+    /// The answer to an update of `key` (the fetch before it, and the `PUT`).
+    pub(super) fn updated(key: &'a ParticipantRef) -> Self {
+        V2Expected {
+            operation: Operation::UpdateParticipant,
+            ..Self::fetched(key)
         }
     }
 
@@ -107,6 +139,7 @@ impl<'a> V2Expected<'a> {
             operation: Operation::FetchParticipant,
             conversation_id: &key.conversation_id,
             id: Some(&key.participant_id),
+            created: false,
         }
     }
 }
@@ -146,48 +179,132 @@ impl<'a> V1Expected<'a> {
             identity: (!by_sid).then_some(key.sid.as_str()),
         }
     }
+
+    /// The answer to an update of `key`, by sid or by identity; `new_identity` is the
+    /// update's own identity change, if any (the answer then carries the new one).
+    pub(super) fn updated(
+        key: &'a ServiceParticipantRef,
+        new_identity: Option<&'a Option<String>>,
+    ) -> Self {
+        let fetched = Self::fetched(key);
+        V1Expected {
+            operation: Operation::UpdateServiceParticipant,
+            identity: match (fetched.identity, new_identity) {
+                (Some(_), Some(changed)) => changed.as_deref(),
+                (identity, _) => identity,
+            },
+            ..fetched
+        }
+    }
+
+    /// A participant listed in a conversation.
+    pub(super) fn listed(chat_service_sid: &'a str, conversation_sid: &'a str) -> Self {
+        V1Expected {
+            operation: Operation::ListServiceParticipants,
+            chat_service_sid,
+            conversation_sid,
+            sid: None,
+            identity: None,
+        }
+    }
 }
 
 /// The v2 participant in `answer`, if it is the one `expected` describes.
 pub(super) fn participant(answer: &Answer, expected: V2Expected<'_>) -> Result<Participant, Error> {
-    let mut raw: ParticipantJson = decode(answer, expected.operation)?;
+    let raw: ParticipantJson = decode(answer, expected.operation)?;
     let mut v = Violations::default();
-    participant_id(&mut v, &raw.id, expected.id);
+    let p = check_participant(&mut v, raw, expected);
+    judge(answer.status, expected.operation, v)?;
+    Ok(p)
+}
+
+/// A page of v2 participants of `conversation_id`, each checked as a fetched one, and
+/// Twilio's next-page token.
+pub(super) fn participant_page(
+    answer: &Answer,
+    conversation_id: &str,
+) -> Result<(Vec<Participant>, Option<String>), Error> {
+    let expected = V2Expected::listed(conversation_id);
+    let page: ListParticipantsJson = decode(answer, expected.operation)?;
+    let mut v = Violations::default();
+    let mut items = Vec::with_capacity(page.participants.len());
+    for (i, raw) in page.participants.into_iter().enumerate() {
+        let mut one = Violations::default();
+        items.push(check_participant(&mut one, raw, expected));
+        v.extend(one.prefixed(&format!("participants[{i}].")));
+    }
+    judge(answer.status, expected.operation, v)?;
+    let next = page.meta.next_token.filter(|t| !t.is_empty());
+    Ok((items, next))
+}
+
+fn check_participant(
+    v: &mut Violations,
+    mut raw: ParticipantJson,
+    expected: V2Expected<'_>,
+) -> Participant {
+    participant_id(v, &raw.id, expected.id);
     same(
-        &mut v,
+        v,
         "conversation_id",
         &raw.conversation_id,
         expected.conversation_id,
         "names another conversation than the request's",
     );
-    rules::sid(&mut v, "account_id", &raw.account_id, "AC", true);
+    rules::sid(v, "account_id", &raw.account_id, "AC", true);
     let listed = std::mem::take(&mut raw.addresses);
-    if listed.is_empty() && expected.id.is_none() {
+    if listed.is_empty() && expected.created {
         v.add(
             "addresses",
             "is empty, but the participant was created with at least one address",
         );
     }
-    let mut unknown = 0;
     let mut addresses = Vec::with_capacity(listed.len());
     for (i, a) in listed.into_iter().enumerate() {
-        let draft = a.into_draft();
-        if !matches!(draft.channel, Raw::Known(_)) {
-            unknown += 1;
-            continue;
-        }
-        if let Some(address) = rules::address(&mut v, &format!("addresses[{i}]"), draft) {
+        let field = format!("addresses[{i}]");
+        if let Some(address) = answered_address(v, &field, a) {
             addresses.push(address);
         }
     }
-    judge(answer.status, expected.operation, v)?;
-    if unknown > 0 {
-        tracing::warn!(
-            dropped = unknown,
-            "upstream returned addresses on channels this build does not know; they are left out"
-        );
+    raw.into_domain(addresses)
+}
+
+/// An address from Twilio: one on a channel this build knows follows the request's rules;
+/// one on a channel it does not know is kept with Twilio's name of the channel
+/// ([`Channel::Other`]), so that a channel Twilio adds neither breaks nor disappears from
+/// answers (and a v2 update, which writes the whole participant back, keeps it).
+fn answered_address(v: &mut Violations, field: &str, a: AddressBody) -> Option<Address> {
+    let draft = a.into_draft();
+    let unknown = match &draft.channel {
+        Raw::Unknown(name) => Some(name.clone()),
+        Raw::Known(Channel::Other) => Some(Channel::Other.as_str().to_owned()),
+        _ => None,
+    };
+    match unknown {
+        Some(name) => {
+            rules::text(v, &format!("{field}.channel"), &name, rules::MAX_ID);
+            rules::text(
+                v,
+                &format!("{field}.address"),
+                &draft.address,
+                rules::MAX_ADDRESS,
+            );
+            rules::text(
+                v,
+                &format!("{field}.channel_id"),
+                &draft.channel_id,
+                rules::MAX_ID,
+            );
+            tracing::debug!("upstream returned an address on a channel this build does not know");
+            Some(Address {
+                channel: Channel::Other,
+                address: draft.address,
+                channel_id: Some(draft.channel_id).filter(|c| !c.is_empty()),
+                channel_name: Some(name),
+            })
+        }
+        None => rules::address(v, field, draft),
     }
-    Ok(raw.into_domain(addresses))
 }
 
 /// The v1 participant in `answer`, if it is the one `expected` describes. Parents Twilio
@@ -198,7 +315,59 @@ pub(super) fn service_participant(
 ) -> Result<ServiceParticipant, Error> {
     let raw: ServiceParticipantJson = decode(answer, expected.operation)?;
     let mut v = Violations::default();
-    rules::sid(&mut v, "sid", &raw.sid, "MB", true);
+    let p = check_service_participant(&mut v, raw, expected);
+    judge(answer.status, expected.operation, v)?;
+    Ok(p)
+}
+
+/// A page of v1 participants, each of the listed conversation, and Twilio's
+/// `next_page_url` as it gave it.
+pub(super) fn service_participant_page(
+    answer: &Answer,
+    expected: V1Expected<'_>,
+) -> Result<(Vec<ServiceParticipant>, Option<String>), Error> {
+    let page: ListServiceParticipantsJson = decode(answer, expected.operation)?;
+    let mut v = Violations::default();
+    let mut items = Vec::with_capacity(page.participants.len());
+    for (i, raw) in page.participants.into_iter().enumerate() {
+        let mut one = Violations::default();
+        let p = check_service_participant(&mut one, raw, expected);
+        // A conversation named by its unique name is one conversation: one CH sid.
+        if let Some(first) = items
+            .first()
+            .map(|f: &ServiceParticipant| &f.conversation_sid)
+            && !first.eq_ignore_ascii_case(&p.conversation_sid)
+        {
+            one.add(
+                "conversation_sid",
+                "names another conversation than the page's other participants",
+            );
+        }
+        items.push(p);
+        v.extend(one.prefixed(&format!("participants[{i}].")));
+    }
+    judge(answer.status, expected.operation, v)?;
+    let next = page.meta.next_page_url.filter(|u| !u.is_empty());
+    Ok((items, next))
+}
+
+/// Refuses an answer whose next-page link cannot be followed safely (another host,
+/// another list): INTERNAL, counted as an invalid answer.
+pub(super) fn bad_next_page(status: StatusCode, operation: Operation, what: &str) -> Error {
+    let mut v = Violations::default();
+    v.add("next_page", what);
+    match judge(status, operation, v) {
+        Err(e) => e,
+        Ok(()) => Error::UpstreamProtocol(what.to_owned()),
+    }
+}
+
+fn check_service_participant(
+    v: &mut Violations,
+    raw: ServiceParticipantJson,
+    expected: V1Expected<'_>,
+) -> ServiceParticipant {
+    rules::sid(v, "sid", &raw.sid, "MB", true);
     if let Some(sid) = expected.sid
         && rules::is_sid(&raw.sid, "MB")
         && !raw.sid.eq_ignore_ascii_case(sid)
@@ -206,8 +375,11 @@ pub(super) fn service_participant(
         v.add("sid", "names another participant than the one fetched");
     }
     if let Some(account) = &raw.account_sid {
-        rules::sid(&mut v, "account_sid", account, "AC", true);
+        rules::sid(v, "account_sid", account, "AC", true);
     }
+    // A conversation named by its unique name (twilio mode) is answered with its CH sid,
+    // which the request could not know: any CH sid is then accepted.
+    let by_name = !rules::is_sid(expected.conversation_sid, "CH");
     let parents = [
         (
             "chat_service_sid",
@@ -215,6 +387,7 @@ pub(super) fn service_participant(
             expected.chat_service_sid,
             "IS",
             "names another chat service than the request's",
+            false,
         ),
         (
             "conversation_sid",
@@ -222,12 +395,13 @@ pub(super) fn service_participant(
             expected.conversation_sid,
             "CH",
             "names another conversation than the request's",
+            by_name,
         ),
     ];
-    for (field, value, wanted, prefix, other) in parents {
+    for (field, value, wanted, prefix, other, any) in parents {
         if let Some(value) = value {
-            rules::sid(&mut v, field, value, prefix, true);
-            if rules::is_sid(value, prefix) && !value.eq_ignore_ascii_case(wanted) {
+            rules::sid(v, field, value, prefix, true);
+            if !any && rules::is_sid(value, prefix) && !value.eq_ignore_ascii_case(wanted) {
                 v.add(field, other);
             }
         }
@@ -241,10 +415,9 @@ pub(super) fn service_participant(
         );
     }
     if let Some(role) = &raw.role_sid {
-        rules::sid(&mut v, "role_sid", role, "RL", false);
+        rules::sid(v, "role_sid", role, "RL", false);
     }
-    judge(answer.status, expected.operation, v)?;
-    Ok(raw.into_domain(expected.chat_service_sid, expected.conversation_sid))
+    raw.into_domain(expected.chat_service_sid, expected.conversation_sid)
 }
 
 /// A v2 participant id: the rule for ids Twilio makes ([`rules::v2_id`]), and the one
@@ -404,7 +577,7 @@ mod tests {
     }
 
     #[test]
-    fn v2_addresses_follow_the_request_rules_and_unknown_channels_are_left_out() {
+    fn v2_addresses_follow_the_request_rules_and_unknown_channels_are_kept() {
         let key = fetch_key(ID);
         let fetched = |addresses| {
             participant(
@@ -416,8 +589,11 @@ mod tests {
             {"channel": "SMS", "address": "+18005550100"},
             {"channel": "CARRIER_PIGEON", "address": "loft 7"},
         ]))
-        .expect("unknown channels are left out");
-        assert_eq!(p.addresses.len(), 1);
+        .expect("unknown channels are kept");
+        assert_eq!(p.addresses.len(), 2);
+        assert_eq!(p.addresses[1].channel, crate::domain::Channel::Other);
+        assert_eq!(p.addresses[1].channel_text(), "CARRIER_PIGEON");
+        assert_eq!(p.addresses[1].address, "loft 7");
         assert!(
             fetched(json!([])).is_ok(),
             "a fetched participant may have none"

@@ -45,6 +45,26 @@ impl Route {
         method: "POST",
         template: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants",
     };
+    pub(super) const V2_LIST: Route = Route {
+        method: "GET",
+        template: "/v2/Conversations/{ConversationId}/Participants",
+    };
+    pub(super) const V2_UPDATE: Route = Route {
+        method: "PUT",
+        template: "/v2/Conversations/{ConversationId}/Participants/{id}",
+    };
+    pub(super) const V1_LIST: Route = Route {
+        method: "GET",
+        template: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants",
+    };
+    pub(super) const V1_UPDATE: Route = Route {
+        method: "POST",
+        template: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants/{Sid}",
+    };
+    pub(super) const V1_DELETE: Route = Route {
+        method: "DELETE",
+        template: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants/{Sid}",
+    };
     pub(super) const V1_FETCH: Route = Route {
         method: "GET",
         template: "/v1/Services/{ChatServiceSid}/Conversations/{ConversationSid}/Participants/{Sid}",

@@ -6,8 +6,10 @@
 //! built in `client`):
 //! - a bound on requests in flight, failing fast with RESOURCE_EXHAUSTED when full;
 //! - retries after gRFC A6 (exponential backoff, full jitter, `Retry-After` honoured):
-//!   fetches on connection errors, timeouts, 429 and 5xx; creates only where a second
-//!   attempt cannot create a second participant (`retry`, see [`RetryPolicy`]);
+//!   fetches, lists, updates (v2 `PUT`, v1 `POST` of values) and deletes on connection
+//!   errors, timeouts, 429 and 5xx; creates only where a second attempt cannot create a
+//!   second participant (`retry`, see [`RetryPolicy`]); a delete whose repeat finds
+//!   nothing after an attempt that may have landed is done;
 //! - a circuit breaker, failing fast with UNAVAILABLE while Twilio keeps failing
 //!   (`breaker`).
 //!
@@ -15,7 +17,8 @@
 //! contract's table. Its success answers are checked as strictly as requests
 //! (`answer.rs`): one that is not the participant asked for is [`Error::UpstreamProtocol`]
 //! (INTERNAL), never retried. Credentials live in [`Credentials`], a secret that never
-//! prints.
+//! prints. Lists hand out the facade's own page tokens (`pages`), bound to their list; a
+//! v1 next-page link is followed on the configured upstream only, never another host.
 
 mod answer;
 mod breaker;
@@ -25,6 +28,7 @@ mod errors;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod idempotency;
+mod pages;
 mod redact;
 mod retry;
 
@@ -40,14 +44,15 @@ pub use retry::RetryPolicy;
 use crate::backend::{CallContext, Credentials, ParticipantBackend};
 use crate::domain::error::Error;
 use crate::domain::{
-    NewParticipant, NewServiceParticipant, Participant, ParticipantRef, ServiceParticipant,
-    ServiceParticipantRef,
+    DeleteServiceParticipant, ListParticipants, ListServiceParticipants, NewParticipant,
+    NewServiceParticipant, Page, Participant, ParticipantRef, ParticipantUpdate,
+    ServiceParticipant, ServiceParticipantRef, ServiceParticipantUpdate,
 };
-use crate::twilio_api::v1::CreateServiceParticipantForm;
+use crate::twilio_api::v1::{CreateServiceParticipantForm, UpdateServiceParticipantForm};
 use crate::twilio_api::v2::CreateParticipantBody;
 use idempotency::{IdempotencyCache, idempotency_header};
 
-use answer::{V1Expected, V2Expected};
+use answer::{Operation, V1Expected, V2Expected};
 use breaker::CircuitBreaker;
 use client::Route;
 use retry::{Call, Failure};
@@ -331,6 +336,266 @@ impl TwilioBackend {
     }
 }
 
+/// The lifecycle beyond create and fetch: lists, updates and the v1 delete.
+impl TwilioBackend {
+    /// `GET /v2/Conversations/{id}/Participants?pageSize=&pageToken=`.
+    async fn list_v2(
+        &self,
+        ctx: &CallContext,
+        query: &ListParticipants,
+    ) -> Result<Page<Participant>, Error> {
+        let list = pages::List::V2 {
+            conversation_id: &query.conversation_id,
+        };
+        let upstream_token = match &query.page.page_token {
+            Some(token) => Some(pages::decode(list, token)?),
+            None => None,
+        };
+        let mut url = self.url(&[
+            "v2",
+            "Conversations",
+            &query.conversation_id,
+            "Participants",
+        ])?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("pageSize", &query.page.page_size.to_string());
+            if let Some(token) = &upstream_token {
+                q.append_pair("pageToken", token);
+            }
+        }
+        let answer = self
+            .exchange(ctx, Call::Fetch, Route::V2_LIST, &url, || {
+                self.http.get(url.clone())
+            })
+            .await?;
+        let (items, next) = answer::participant_page(&answer, &query.conversation_id)?;
+        let next_page_token = match next {
+            Some(next) => Some(pages::encode(list, &next).ok_or_else(|| {
+                answer::bad_next_page(
+                    answer.status,
+                    Operation::ListParticipants,
+                    "is too long to be a page token",
+                )
+            })?),
+            None => None,
+        };
+        Ok(Page {
+            items,
+            next_page_token,
+        })
+    }
+
+    /// Twilio's update is a `PUT` of the whole participant: fetch it, apply the changes,
+    /// and put the result back.
+    ///
+    /// Lost-update window: Twilio's v2 API offers no precondition (no ETag, no
+    /// If-Match), so a change another writer makes between our GET and our PUT is
+    /// overwritten by the PUT, which carries the participant as we read it plus our
+    /// changes. The window is one round trip; see docs/operations.md.
+    async fn update_v2(
+        &self,
+        ctx: &CallContext,
+        update: &ParticipantUpdate,
+    ) -> Result<Participant, Error> {
+        let key = &update.key;
+        let url = self.url(&[
+            "v2",
+            "Conversations",
+            &key.conversation_id,
+            "Participants",
+            &key.participant_id,
+        ])?;
+        let read = self
+            .exchange(ctx, Call::Fetch, Route::V2_FETCH, &url, || {
+                self.http.get(url.clone())
+            })
+            .await?;
+        let mut participant = answer::participant(&read, V2Expected::updated(key))?;
+        update
+            .changes
+            .apply(&mut participant, crate::domain::v2_now());
+        let body = CreateParticipantBody::from(&participant);
+        let answer = self
+            .exchange(ctx, Call::Idempotent, Route::V2_UPDATE, &url, || {
+                self.http.put(url.clone()).json(&body)
+            })
+            .await?;
+        answer::participant(&answer, V2Expected::updated(key))
+    }
+
+    /// The URL of a v1 conversation's participant list.
+    fn v1_list_url(&self, chat_service_sid: &str, conversation_sid: &str) -> Result<Url, Error> {
+        self.url(&[
+            "v1",
+            "Services",
+            chat_service_sid,
+            "Conversations",
+            conversation_sid,
+            "Participants",
+        ])
+    }
+
+    /// `GET /v1/Services/{IS}/Conversations/{CH}/Participants?PageSize=`, then Twilio's
+    /// `next_page_url`, followed on the configured upstream only.
+    async fn list_v1(
+        &self,
+        ctx: &CallContext,
+        query: &ListServiceParticipants,
+    ) -> Result<Page<ServiceParticipant>, Error> {
+        let list = pages::List::V1 {
+            chat_service_sid: &query.chat_service_sid,
+            conversation_sid: &query.conversation_sid,
+        };
+        let list_url = self.v1_list_url(&query.chat_service_sid, &query.conversation_sid)?;
+        let url = match &query.page.page_token {
+            Some(token) => {
+                let state = pages::decode(list, token)?;
+                let own = self.v1_state_list(query, &list_url, &state)?;
+                pages::v1_follow(&own, &state)?
+            }
+            None => {
+                let mut url = list_url.clone();
+                url.query_pairs_mut()
+                    .append_pair("PageSize", &query.page.page_size.to_string());
+                url
+            }
+        };
+        let answer = self
+            .exchange(ctx, Call::Fetch, Route::V1_LIST, &url, || {
+                self.http.get(url.clone())
+            })
+            .await?;
+        let expected = V1Expected::listed(&query.chat_service_sid, &query.conversation_sid);
+        let (items, next) = answer::service_participant_page(&answer, expected)?;
+        let next_page_token = match next {
+            None => None,
+            Some(link) => {
+                let refuse = |what| {
+                    answer::bad_next_page(answer.status, Operation::ListServiceParticipants, what)
+                };
+                // Never another host, nor another list: Twilio's link is kept only as the
+                // path and query of this very list on the configured upstream.
+                // A conversation named by its unique name may come back named by its
+                // CH sid (the one its participants carry).
+                let by_sid = items
+                    .first()
+                    .map(|p| p.conversation_sid.as_str())
+                    .filter(|ch| {
+                        !crate::domain::is_conversation_sid(&query.conversation_sid)
+                            && crate::domain::is_conversation_sid(ch)
+                    })
+                    .map(|ch| self.v1_list_url(&query.chat_service_sid, ch))
+                    .transpose()?;
+                let state = pages::v1_next(&list_url, &link)
+                    .or_else(|| by_sid.as_ref().and_then(|u| pages::v1_next(u, &link)))
+                    .ok_or_else(|| {
+                        refuse("is not this list on the configured upstream (another host or path)")
+                    })?;
+                Some(
+                    pages::encode(list, &state)
+                        .ok_or_else(|| refuse("is too long to be a page token"))?,
+                )
+            }
+        };
+        Ok(Page {
+            items,
+            next_page_token,
+        })
+    }
+
+    /// `POST .../Participants/{Sid}` with the changed fields only.
+    async fn update_v1(
+        &self,
+        ctx: &CallContext,
+        update: &ServiceParticipantUpdate,
+    ) -> Result<ServiceParticipant, Error> {
+        let key = &update.key;
+        let url = self.v1_participant_url(key)?;
+        let form = UpdateServiceParticipantForm::from(&update.changes);
+        let build = || {
+            let mut r = self.http.post(url.clone()).form(&form);
+            if let Some(value) = update.webhooks.header() {
+                r = r.header("X-Twilio-Webhook-Enabled", value);
+            }
+            r
+        };
+        // Retried like a PUT: the same values sent again leave the same participant.
+        let answer = self
+            .exchange(ctx, Call::Idempotent, Route::V1_UPDATE, &url, build)
+            .await?;
+        let expected = V1Expected::updated(key, update.changes.identity.as_ref());
+        answer::service_participant(&answer, expected)
+    }
+
+    /// `DELETE .../Participants/{Sid}`, 204. A 404 to a repeat, after an attempt that may
+    /// have landed (a timeout, a broken exchange, a 5xx), is that attempt's doing: the
+    /// delete is done. A 404 to the first attempt is NOT_FOUND.
+    async fn delete_v1(
+        &self,
+        ctx: &CallContext,
+        request: &DeleteServiceParticipant,
+    ) -> Result<(), Error> {
+        let url = self.v1_participant_url(&request.key)?;
+        let build = || {
+            let mut r = self.http.delete(url.clone());
+            if let Some(value) = request.webhooks.header() {
+                r = r.header("X-Twilio-Webhook-Enabled", value);
+            }
+            r
+        };
+        match self
+            .exchange(ctx, Call::Idempotent, Route::V1_DELETE, &url, build)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(failure) => match &failure.error {
+                Error::Upstream(e) if e.http_status == 404 && failure.maybe_landed => {
+                    tracing::info!(
+                        "a retried delete found the participant gone after an attempt that may have landed; done"
+                    );
+                    Ok(())
+                }
+                _ => Err(failure.error),
+            },
+        }
+    }
+
+    /// The list a decoded v1 state names: `list_url` itself, or, for a conversation
+    /// named by its unique name, the same list under a CH sid (as Twilio's links may name
+    /// it). Anything else is not a token of this list.
+    fn v1_state_list(
+        &self,
+        query: &ListServiceParticipants,
+        list_url: &Url,
+        state: &str,
+    ) -> Result<Url, Error> {
+        let path = state.split('?').next().unwrap_or_default();
+        if path == list_url.path() || crate::domain::is_conversation_sid(&query.conversation_sid) {
+            return Ok(list_url.clone());
+        }
+        let segments: Vec<&str> = path.rsplit('/').take(2).collect();
+        match segments.get(1) {
+            Some(ch) if crate::domain::is_conversation_sid(ch) => {
+                self.v1_list_url(&query.chat_service_sid, ch)
+            }
+            _ => Err(crate::domain::page::bad_page_token()),
+        }
+    }
+
+    fn v1_participant_url(&self, key: &ServiceParticipantRef) -> Result<Url, Error> {
+        self.url(&[
+            "v1",
+            "Services",
+            &key.chat_service_sid,
+            "Conversations",
+            &key.conversation_sid,
+            "Participants",
+            &key.sid,
+        ])
+    }
+}
+
 /// A retried v2 create whose 409 could not be resolved: the participant it names `what`.
 fn unsettled(what: &str, retry_after: Option<Duration>) -> Error {
     Error::unavailable(
@@ -344,51 +609,44 @@ fn unsettled(what: &str, retry_after: Option<Duration>) -> Error {
 
 #[async_trait]
 impl ParticipantBackend for TwilioBackend {
-    // LIFECYCLE-STUB: replaced by the lifecycle work; never merged to main as is.
     async fn list_participants(
         &self,
-        _ctx: &CallContext,
-        _query: crate::domain::ListParticipants,
-    ) -> Result<crate::domain::Page<Participant>, Error> {
-        Err(Error::Internal("ListParticipants is not built yet".into()))
+        ctx: &CallContext,
+        query: ListParticipants,
+    ) -> Result<Page<Participant>, Error> {
+        self.list_v2(ctx, &query).await
     }
 
     async fn update_participant(
         &self,
-        _ctx: &CallContext,
-        _update: crate::domain::ParticipantUpdate,
+        ctx: &CallContext,
+        update: ParticipantUpdate,
     ) -> Result<Participant, Error> {
-        Err(Error::Internal("UpdateParticipant is not built yet".into()))
+        self.update_v2(ctx, &update).await
     }
 
     async fn list_service_participants(
         &self,
-        _ctx: &CallContext,
-        _query: crate::domain::ListServiceParticipants,
-    ) -> Result<crate::domain::Page<ServiceParticipant>, Error> {
-        Err(Error::Internal(
-            "ListServiceParticipants is not built yet".into(),
-        ))
+        ctx: &CallContext,
+        query: ListServiceParticipants,
+    ) -> Result<Page<ServiceParticipant>, Error> {
+        self.list_v1(ctx, &query).await
     }
 
     async fn update_service_participant(
         &self,
-        _ctx: &CallContext,
-        _update: crate::domain::ServiceParticipantUpdate,
+        ctx: &CallContext,
+        update: ServiceParticipantUpdate,
     ) -> Result<ServiceParticipant, Error> {
-        Err(Error::Internal(
-            "UpdateServiceParticipant is not built yet".into(),
-        ))
+        self.update_v1(ctx, &update).await
     }
 
     async fn delete_service_participant(
         &self,
-        _ctx: &CallContext,
-        _request: crate::domain::DeleteServiceParticipant,
+        ctx: &CallContext,
+        request: DeleteServiceParticipant,
     ) -> Result<(), Error> {
-        Err(Error::Internal(
-            "DeleteServiceParticipant is not built yet".into(),
-        ))
+        self.delete_v1(ctx, &request).await
     }
 
     async fn create_participant(

@@ -57,8 +57,13 @@ impl RetryPolicy {
 /// Which retry rules a call follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Call {
-    /// A GET: safe to repeat.
+    /// A GET (fetch, list): safe to repeat.
     Fetch,
+    /// A write whose repeat has the effect of the first: a v2 update (`PUT` of the whole
+    /// participant), a v1 update (`POST` of values: the same values again), a v1 delete
+    /// (a repeat that finds the participant gone answers 404, which the delete settles as
+    /// done when an earlier attempt may have landed).
+    Idempotent,
     /// A v2 create: repeatable after an ambiguous failure, because a repeat that finds
     /// our own first attempt gets 409 with `X-Conflicting-Resource-Id`, resolved by
     /// `TwilioBackend::resolve_conflict`.
@@ -72,7 +77,9 @@ impl Call {
     fn retries(self, failed: Failed) -> bool {
         match failed {
             Failed::Status { status, .. } => match self {
-                Call::Fetch | Call::CreateV2 => matches!(status, 429 | 500 | 502 | 503 | 504),
+                Call::Fetch | Call::Idempotent | Call::CreateV2 => {
+                    matches!(status, 429 | 500 | 502 | 503 | 504)
+                }
                 Call::CreateV1 => status == 429,
             },
             Failed::Unreached => true,
@@ -404,12 +411,19 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn statuses_are_retried_per_the_calls_rules() {
-        for call in [Call::Fetch, Call::CreateV2, Call::CreateV1] {
+        for call in [
+            Call::Fetch,
+            Call::Idempotent,
+            Call::CreateV2,
+            Call::CreateV1,
+        ] {
             for code in [
                 400, 401, 403, 404, 409, 412, 422, 429, 499, 500, 501, 502, 503, 504, 505,
             ] {
                 let retried = match call {
-                    Call::Fetch | Call::CreateV2 => [429, 500, 502, 503, 504].contains(&code),
+                    Call::Fetch | Call::Idempotent | Call::CreateV2 => {
+                        [429, 500, 502, 503, 504].contains(&code)
+                    }
                     Call::CreateV1 => code == 429,
                 };
 
@@ -429,7 +443,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn ambiguous_failures_are_retried_except_by_a_v1_create() {
-        for call in [Call::Fetch, Call::CreateV2, Call::CreateV1] {
+        for call in [
+            Call::Fetch,
+            Call::Idempotent,
+            Call::CreateV2,
+            Call::CreateV1,
+        ] {
             let (ambiguous, seen) = run(
                 policy(3),
                 call,

@@ -20,7 +20,8 @@ impl ParticipantApi {
             address: b.address.unwrap_or_default(),
             proxy_address: b.proxy_address.unwrap_or_default(),
             projected_address: b.projected_address.unwrap_or_default(),
-            ..Default::default()
+            r#type: b.kind.unwrap_or_default(),
+            proxy_address_fallback: b.proxy_address_fallback.unwrap_or_default(),
         });
         proto::ServiceParticipant {
             url,
@@ -175,6 +176,8 @@ impl From<proto::CreateServiceParticipantRequest> for ServiceParticipantDraft {
                 address: Some(binding.address),
                 proxy_address: Some(binding.proxy_address),
                 projected_address: Some(binding.projected_address),
+                proxy_address_fallback: Some(binding.proxy_address_fallback),
+                kind: None,
             },
             role_sid: r.role_sid,
             date_created: r.date_created.map(raw_timestamp),
@@ -209,7 +212,7 @@ impl From<domain::Participant> for proto::Participant {
                     channel: proto_channel(a.channel).into(),
                     address: a.address,
                     channel_id: a.channel_id.unwrap_or_default(),
-                    ..Default::default()
+                    channel_name: a.channel_name.unwrap_or_default(),
                 })
                 .collect(),
             created_at: p.created_at.and_then(timestamp),
@@ -227,6 +230,8 @@ pub(super) fn proto_channel(c: Channel) -> proto::Channel {
         Channel::Whatsapp => proto::Channel::Whatsapp,
         Channel::Chat => proto::Channel::Chat,
         Channel::Video => proto::Channel::Video,
+        // Twilio's name is in the address's channel_name.
+        Channel::Other => proto::Channel::Unspecified,
     }
 }
 

@@ -173,3 +173,36 @@ async fn a_create_replayed_by_its_key_after_a_delete_answers_as_the_first_time()
     );
     app.stop().await;
 }
+
+/// Twilio resolves a v1 conversation's unique name; the local store has no conversations
+/// to resolve one against, so every v1 call naming one is INVALID_ARGUMENT on
+/// `conversation_sid`, as before unique names were accepted in twilio mode.
+#[tokio::test]
+async fn the_local_store_refuses_v1_conversations_named_by_unique_name() {
+    let app = spawn_app().await;
+    let service = create_v1_request().chat_service_sid;
+    let name = "support-room";
+    let create = app
+        .create_v1(CreateServiceParticipantRequest {
+            conversation_sid: name.to_owned(),
+            ..create_v1_request()
+        })
+        .await;
+    assert_bad_request(create, &["conversation_sid"], "create");
+    assert_bad_request(
+        app.fetch_v1(&service, name, "alice").await,
+        &["conversation_sid"],
+        "fetch",
+    );
+    assert_bad_request(
+        list_v1(&app, &service, name, 0, "").await,
+        &["conversation_sid"],
+        "list",
+    );
+    assert_bad_request(
+        delete_v1(&app, &service, name, "alice").await,
+        &["conversation_sid"],
+        "delete",
+    );
+    app.stop().await;
+}

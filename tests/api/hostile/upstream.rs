@@ -457,12 +457,21 @@ async fn real_answers_with_only_what_the_spec_requires_are_accepted() {
     assert!(fetched.addresses.is_empty());
     assert_eq!(
         created.addresses,
-        vec![proto::Address {
-            channel: Channel::Sms.into(),
-            address: request.addresses[0].address.clone(),
-            channel_id: String::new(),
-            ..Default::default()
-        }]
+        vec![
+            proto::Address {
+                channel: Channel::Sms.into(),
+                address: request.addresses[0].address.clone(),
+                channel_id: String::new(),
+                ..Default::default()
+            },
+            proto::Address {
+                channel: Channel::Unspecified.into(),
+                address: "loft 7".into(),
+                channel_name: "CARRIER_PIGEON".into(),
+                ..Default::default()
+            }
+        ],
+        "an address on a channel this build does not know is kept"
     );
     assert_eq!(v1.chat_service_sid, service, "parent from the path");
     server.verify().await;

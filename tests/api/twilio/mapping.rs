@@ -307,6 +307,12 @@ async fn twilios_v2_participant_parses_into_our_message_tolerating_what_it_does_
         vec![
             address(Channel::Sms, "+18005550100"),
             proto::Address {
+                channel: Channel::Unspecified.into(),
+                address: "loft 7".into(),
+                channel_name: "CARRIER_PIGEON".into(),
+                ..Default::default()
+            },
+            proto::Address {
                 channel: Channel::Whatsapp.into(),
                 address: "whatsapp:+18005550100".into(),
                 channel_id: "wa-1".into(),
@@ -314,7 +320,7 @@ async fn twilios_v2_participant_parses_into_our_message_tolerating_what_it_does_
             },
             address(Channel::Email, "dana@example.com"),
         ],
-        "the unknown channel is left out"
+        "the unknown channel is kept, with Twilio's name"
     );
     let created = p.created_at.expect("created_at");
     assert_eq!((created.seconds, created.nanos), (1_688_212_800, 0));
@@ -377,7 +383,14 @@ async fn twilios_v1_participant_parses_into_our_message_with_parents_from_the_pa
     );
     assert_eq!(p.identity, "");
     assert_eq!(p.attributes, "{ \"role\": \"driver\" }");
-    assert_eq!(p.messaging_binding, binding("+15558675310", "+15017122661"));
+    assert_eq!(
+        p.messaging_binding,
+        binding("+15558675310", "+15017122661").map(|b| proto::MessagingBinding {
+            r#type: "sms".into(),
+            ..b
+        }),
+        "Twilio's binding type passes through"
+    );
     assert_eq!(p.role_sid, "RLaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
     assert_eq!(p.date_created.map(|t| t.seconds), Some(1_450_304_317));
     assert_eq!(p.date_updated.map(|t| t.seconds), Some(1_450_304_318));

@@ -10,12 +10,15 @@
 //! - `idempotency`: the facade's idempotency key over an upstream that has none.
 //! - `resilience`: circuit breaker, in-flight limit, cancellation, start-up without
 //!   credentials, and no credential in any log line or error.
+//! - `lifecycle`: List, Update and Delete: requests, paging tokens, next-page links,
+//!   retries per operation, answer checks and the fidelity fields.
 //! - `prism`: every request of the four RPCs is valid against Twilio's spec.
 //!
 //! Here: the four RPCs as cases ([`Rpc`], [`Prepared`]: a fresh request, its upstream
 //! route and Twilio's success answer). The Twilio fakes are in `fixtures::upstream`.
 
 mod idempotency;
+mod lifecycle;
 mod mapping;
 mod prism;
 mod requests;

@@ -1,6 +1,6 @@
 //! The facade against the Prism mock server serving Twilio's official OpenAPI specs
 //! (`../shared/specs/twilio_conversations_v2.json` and `_v1.json`): every request the
-//! four RPCs send is valid against the spec (Prism answers a request that is not with
+//! RPCs send (the lifecycle's List, Update and Delete included) is valid against the spec (Prism answers a request that is not with
 //! 400/422 and its violations, and one without credentials with 401), and Prism's
 //! example answers parse into our messages, field for field.
 //!
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use participants_facade::proto::{
     self, Address, Channel, CreateParticipantRequest, CreateServiceParticipantRequest,
-    ParticipantType,
+    ParticipantType, WebhookMode,
 };
 use serde_json::{Value, json};
 use tonic::Code;
@@ -272,6 +272,7 @@ fn assert_v1_is(p: &proto::ServiceParticipant, example: &Value) {
                 address: text(&binding["address"]).to_owned(),
                 proxy_address: text(&binding["proxy_address"]).to_owned(),
                 projected_address: text(&binding["projected_address"]).to_owned(),
+                r#type: text(&binding["type"]).to_owned(),
                 ..Default::default()
             })
         );
@@ -461,6 +462,19 @@ async fn prism_accepts_every_v1_request_the_facade_sends_and_its_examples_parse(
             },
         ),
         (
+            "RCS participant with an SMS fallback sender",
+            CreateServiceParticipantRequest {
+                identity: String::new(),
+                messaging_binding: Some(proto::MessagingBinding {
+                    address: "rcs:+15558675310".into(),
+                    proxy_address: "rcs:+15017122661".into(),
+                    proxy_address_fallback: "+15017122661".into(),
+                    ..Default::default()
+                }),
+                ..base.clone()
+            },
+        ),
+        (
             "WhatsApp participant, webhooks on",
             CreateServiceParticipantRequest {
                 identity: String::new(),
@@ -524,4 +538,246 @@ async fn prism_accepts_every_v1_request_the_facade_sends_and_its_examples_parse(
         .await;
     assert_eq!(status, 401, "{body}");
     prism.assert_validated(2 + creates.len() + 2, 2).await;
+}
+
+#[tokio::test]
+async fn prism_accepts_every_v2_lifecycle_request_the_facade_sends() {
+    // Arrange: the examples' conversation and participant.
+    let prism = Prism::start("twilio_conversations_v2.json").await;
+    let app = spawn_twilio_app(&prism.url, |_| {}).await;
+    let (status, example) = prism
+        .direct(
+            reqwest::Method::POST,
+            &v2_path(&conversation_id()),
+            true,
+            |r| r.json(&json!({"addresses": [{"channel": "SMS", "address": phone()}]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{example}");
+    let conversation = text(&example["conversationId"]).to_owned();
+    let id = text(&example["id"]).to_owned();
+    let mut client = app.client.clone();
+
+    // Act and assert: a list, and its next page when Prism's example has one.
+    let page = accepted(
+        &prism,
+        "list",
+        client
+            .list_participants(proto::ListParticipantsRequest {
+                conversation_id: conversation.clone(),
+                page_size: 2,
+                page_token: String::new(),
+            })
+            .await,
+    )
+    .into_inner();
+    assert!(!page.participants.is_empty());
+    // The list itself; then each request below adds to it.
+    let mut sent = 1;
+    if !page.next_page_token.is_empty() {
+        accepted(
+            &prism,
+            "list, next page",
+            client
+                .list_participants(proto::ListParticipantsRequest {
+                    conversation_id: conversation.clone(),
+                    page_size: 2,
+                    page_token: page.next_page_token,
+                })
+                .await,
+        );
+        sent += 1;
+    }
+
+    // Updates: a GET and a PUT of the whole participant each.
+    let updates = [
+        (
+            "name only",
+            proto::Participant {
+                name: "Dana S.".into(),
+                ..Default::default()
+            },
+            vec!["name"],
+        ),
+        (
+            "every field",
+            proto::Participant {
+                name: "Dana Scully".into(),
+                r#type: ParticipantType::HumanAgent.into(),
+                profile_id: "mem_profile_0042".into(),
+                addresses: vec![
+                    address(Channel::Sms, &phone()),
+                    Address {
+                        channel: Channel::Whatsapp.into(),
+                        address: format!("whatsapp:{}", phone()),
+                        channel_id: "XE0123".into(),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+            vec!["name", "type", "profile_id", "addresses"],
+        ),
+        (
+            "cleared name and profile",
+            proto::Participant::default(),
+            vec!["name", "profile_id"],
+        ),
+    ];
+    for (case, values, paths) in updates {
+        let updated = accepted(
+            &prism,
+            case,
+            client
+                .update_participant(proto::UpdateParticipantRequest {
+                    participant: Some(proto::Participant {
+                        conversation_id: conversation.clone(),
+                        id: id.clone(),
+                        ..values
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: paths.into_iter().map(str::to_owned).collect(),
+                    }),
+                })
+                .await,
+        );
+        assert_eq!(updated.into_inner().id, id);
+        sent += 2;
+    }
+    prism.assert_validated(1 + sent, 0).await;
+}
+
+#[tokio::test]
+async fn prism_accepts_every_v1_lifecycle_request_the_facade_sends() {
+    // Arrange: the examples' service, conversation and participant.
+    let prism = Prism::start("twilio_conversations_v1.json").await;
+    let app = spawn_twilio_app(&prism.url, |_| {}).await;
+    let (status, example) = prism
+        .direct(
+            reqwest::Method::POST,
+            &v1_path(&sid("IS"), &sid("CH")),
+            true,
+            |r| r.form(&[("Identity", "dana")]),
+        )
+        .await;
+    assert_eq!(status, 201, "{example}");
+    let service = text(&example["chat_service_sid"]).to_owned();
+    let conversation = text(&example["conversation_sid"]).to_owned();
+    let mb = text(&example["sid"]).to_owned();
+    let mut client = app.client.clone();
+
+    // Act and assert: list.
+    let page = accepted(
+        &prism,
+        "list",
+        client
+            .list_service_participants(proto::ListServiceParticipantsRequest {
+                chat_service_sid: service.clone(),
+                conversation_sid: conversation.clone(),
+                page_size: 100,
+                page_token: String::new(),
+            })
+            .await,
+    )
+    .into_inner();
+    assert!(!page.participants.is_empty());
+    assert_eq!(
+        page.participants[0]
+            .messaging_binding
+            .as_ref()
+            .map(|b| b.r#type.as_str()),
+        Some("sms"),
+        "Twilio's binding type passes through"
+    );
+
+    // Updates: only the changed fields, in the spec's names.
+    let updates = [
+        (
+            "every field, webhooks on",
+            proto::ServiceParticipant {
+                identity: "dana".into(),
+                attributes: r#"{"role":"driver"}"#.into(),
+                role_sid: sid("RL"),
+                messaging_binding: Some(proto::MessagingBinding {
+                    projected_address: "+15017122661".into(),
+                    ..Default::default()
+                }),
+                date_created: Some(prost_types::Timestamp {
+                    seconds: 1_450_304_317,
+                    nanos: 0,
+                }),
+                date_updated: Some(prost_types::Timestamp {
+                    seconds: 1_450_304_318,
+                    nanos: 0,
+                }),
+                last_read_message_index: Some(3),
+                last_read_timestamp: "2016-03-24T21:05:50Z".into(),
+                ..Default::default()
+            },
+            None,
+            WebhookMode::Enabled,
+        ),
+        (
+            "cleared proxy and projected addresses (null), webhooks off",
+            proto::ServiceParticipant::default(),
+            Some(vec![
+                "messaging_binding.proxy_address",
+                "messaging_binding.projected_address",
+            ]),
+            WebhookMode::Disabled,
+        ),
+        (
+            "a new proxy address",
+            proto::ServiceParticipant {
+                messaging_binding: Some(proto::MessagingBinding {
+                    proxy_address: "+15017122662".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            None,
+            WebhookMode::Unspecified,
+        ),
+    ];
+    let sent_updates = updates.len();
+    for (case, values, paths, mode) in updates {
+        let updated = accepted(
+            &prism,
+            case,
+            client
+                .update_service_participant(proto::UpdateServiceParticipantRequest {
+                    service_participant: Some(proto::ServiceParticipant {
+                        chat_service_sid: service.clone(),
+                        conversation_sid: conversation.clone(),
+                        sid: mb.clone(),
+                        ..values
+                    }),
+                    update_mask: paths.map(|p| prost_types::FieldMask {
+                        paths: p.into_iter().map(str::to_owned).collect(),
+                    }),
+                    webhook_enabled: false,
+                    webhook_mode: mode.into(),
+                })
+                .await,
+        );
+        assert_eq!(updated.into_inner().sid, mb);
+    }
+
+    // Delete, with and without the webhook header.
+    for mode in [WebhookMode::Enabled, WebhookMode::Unspecified] {
+        accepted(
+            &prism,
+            "delete",
+            client
+                .delete_service_participant(proto::DeleteServiceParticipantRequest {
+                    chat_service_sid: service.clone(),
+                    conversation_sid: conversation.clone(),
+                    sid: mb.clone(),
+                    webhook_enabled: false,
+                    webhook_mode: mode.into(),
+                })
+                .await,
+        );
+    }
+    prism.assert_validated(1 + 1 + sent_updates + 2, 0).await;
 }

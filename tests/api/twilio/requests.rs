@@ -469,6 +469,16 @@ async fn hostile_identifiers_are_refused_before_any_upstream_request() {
             })
             .await;
         let v1_fetch = app.fetch_v1(bad, &sid("CH"), "MB1").await;
+        expect_code(v2_fetch, Code::InvalidArgument);
+        expect_code(v2_fetch_id, Code::InvalidArgument);
+        expect_code(v2_create, Code::InvalidArgument);
+        expect_code(v1_fetch, Code::InvalidArgument);
+        // A v1 conversation may be a unique name, which may hold `?`, `#`, spaces and
+        // any letter (they stay inside their path segment, percent-encoded); never `/`,
+        // `%`, `.` or `..`.
+        if ["a?b", "a#b", "ü", "a b"].contains(&bad) {
+            continue;
+        }
         let v1_fetch_ch = app.fetch_v1(&sid("IS"), bad, "MB1").await;
         let v1_create = app
             .create_v1(CreateServiceParticipantRequest {
@@ -476,10 +486,6 @@ async fn hostile_identifiers_are_refused_before_any_upstream_request() {
                 ..create_v1_request()
             })
             .await;
-        expect_code(v2_fetch, Code::InvalidArgument);
-        expect_code(v2_fetch_id, Code::InvalidArgument);
-        expect_code(v2_create, Code::InvalidArgument);
-        expect_code(v1_fetch, Code::InvalidArgument);
         expect_code(v1_fetch_ch, Code::InvalidArgument);
         expect_code(v1_create, Code::InvalidArgument);
     }
