@@ -337,40 +337,19 @@ impl ParticipantUpdateDraft {
             "participant.id"
         };
         rules::resource_id(&mut v, id_field, &self.participant_id);
-        let paths = match self.mask.filter(|m| !m.is_empty()) {
-            Some(paths) => {
-                for (i, path) in paths.iter().enumerate() {
-                    if !PARTICIPANT_UPDATE_PATHS.contains(&path.as_str()) {
-                        // The path is not quoted: it is any text the caller sent.
-                        v.add(
-                            format!("update_mask.paths[{i}]"),
-                            "unknown field; expected name, type, profile_id or addresses",
-                        );
-                    }
-                }
-                paths
-            }
-            None => {
-                let set = [
-                    !self.name.is_empty(),
-                    !matches!(self.kind, None | Some(Raw::Unset)),
-                    !self.profile_id.is_empty(),
-                    !self.addresses.is_empty(),
-                ];
-                PARTICIPANT_UPDATE_PATHS
-                    .iter()
-                    .zip(set)
-                    .filter(|(_, set)| *set)
-                    .map(|(path, _)| (*path).to_owned())
-                    .collect()
-            }
-        };
-        if paths.is_empty() {
-            v.add(
-                "update_mask",
-                "names no field to change; set a field or name it in update_mask",
-            );
-        }
+        let set = [
+            !self.name.is_empty(),
+            !matches!(self.kind, None | Some(Raw::Unset)),
+            !self.profile_id.is_empty(),
+            !self.addresses.is_empty(),
+        ];
+        let paths = rules::update_paths(
+            &mut v,
+            self.mask,
+            &PARTICIPANT_UPDATE_PATHS,
+            &set,
+            "name, type, profile_id or addresses",
+        );
         let named = |path: &str| paths.iter().any(|p| p == path);
         let mut changes = ParticipantChanges::default();
         if named("name") {

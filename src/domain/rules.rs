@@ -347,6 +347,45 @@ pub(crate) fn address(v: &mut Violations, field: &str, draft: AddressDraft) -> O
     })
 }
 
+/// The fields an update changes: the mask's paths when it names any (each one of `known`,
+/// else a violation on `update_mask.paths[i]` that says `expected`), else the paths of
+/// `known` whose field is `set`; none at all is a violation on `update_mask`.
+pub(crate) fn update_paths(
+    v: &mut Violations,
+    mask: Option<Vec<String>>,
+    known: &[&str],
+    set: &[bool],
+    expected: &str,
+) -> Vec<String> {
+    let paths: Vec<String> = match mask.filter(|m| !m.is_empty()) {
+        Some(paths) => {
+            for (i, path) in paths.iter().enumerate() {
+                if !known.contains(&path.as_str()) {
+                    // The path is not quoted: it is any text the caller sent.
+                    v.add(
+                        format!("update_mask.paths[{i}]"),
+                        format!("unknown field; expected {expected}"),
+                    );
+                }
+            }
+            paths
+        }
+        None => known
+            .iter()
+            .zip(set)
+            .filter(|(_, set)| **set)
+            .map(|(path, _)| (*path).to_owned())
+            .collect(),
+    };
+    if paths.is_empty() {
+        v.add(
+            "update_mask",
+            "names no field to change; set a field or name it in update_mask",
+        );
+    }
+    paths
+}
+
 /// What a binding's own or proxy address must be.
 pub(crate) const PHONE_LIKE: &str = "must be an E.164 number such as +18005550100, whatsapp: and an E.164 number, or rcs: and a sender id or E.164 number";
 

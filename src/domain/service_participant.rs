@@ -394,47 +394,26 @@ impl ServiceParticipantUpdateDraft {
         };
         let mut v = Violations::default();
         key.check(&mut v);
-        let paths = match self.mask.filter(|m| !m.is_empty()) {
-            Some(paths) => {
-                for (i, path) in paths.iter().enumerate() {
-                    if !SERVICE_PARTICIPANT_UPDATE_PATHS.contains(&path.as_str()) {
-                        // The path is not quoted: it is any text the caller sent.
-                        v.add(
-                            format!("update_mask.paths[{i}]"),
-                            "unknown field; expected identity, attributes, role_sid, \
-                             messaging_binding.proxy_address, messaging_binding.projected_address, \
-                             date_created, date_updated, last_read_message_index or last_read_timestamp",
-                        );
-                    }
-                }
-                paths
-            }
-            None => {
-                let set = [
-                    !self.identity.is_empty(),
-                    !self.attributes.is_empty(),
-                    !self.role_sid.is_empty(),
-                    !self.proxy_address.is_empty(),
-                    !self.projected_address.is_empty(),
-                    !matches!(self.date_created, None | Some(Raw::Unset)),
-                    !matches!(self.date_updated, None | Some(Raw::Unset)),
-                    !matches!(self.last_read_message_index, None | Some(Raw::Unset)),
-                    !self.last_read_timestamp.is_empty(),
-                ];
-                SERVICE_PARTICIPANT_UPDATE_PATHS
-                    .iter()
-                    .zip(set)
-                    .filter(|(_, set)| *set)
-                    .map(|(path, _)| (*path).to_owned())
-                    .collect()
-            }
-        };
-        if paths.is_empty() {
-            v.add(
-                "update_mask",
-                "names no field to change; set a field or name it in update_mask",
-            );
-        }
+        let set = [
+            !self.identity.is_empty(),
+            !self.attributes.is_empty(),
+            !self.role_sid.is_empty(),
+            !self.proxy_address.is_empty(),
+            !self.projected_address.is_empty(),
+            !matches!(self.date_created, None | Some(Raw::Unset)),
+            !matches!(self.date_updated, None | Some(Raw::Unset)),
+            !matches!(self.last_read_message_index, None | Some(Raw::Unset)),
+            !self.last_read_timestamp.is_empty(),
+        ];
+        let paths = rules::update_paths(
+            &mut v,
+            self.mask,
+            &SERVICE_PARTICIPANT_UPDATE_PATHS,
+            &set,
+            "identity, attributes, role_sid, messaging_binding.proxy_address, \
+             messaging_binding.projected_address, date_created, date_updated, \
+             last_read_message_index or last_read_timestamp",
+        );
         let named = |path: &str| paths.iter().any(|p| p == path);
         let mut c = ServiceParticipantChanges::default();
         if named("identity") {

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::error::{Conflict, Error, Resource};
 use crate::domain::{
-    CreateRequest, DeleteServiceParticipant, MessagingBinding, NewParticipant,
+    Address, CreateRequest, DeleteServiceParticipant, MessagingBinding, NewParticipant,
     NewServiceParticipant, Participant, ParticipantUpdate, ServiceParticipant,
     ServiceParticipantRef, ServiceParticipantUpdate,
 };
@@ -420,27 +420,30 @@ impl Identified for ServiceParticipant {
     }
 }
 
-pub(super) fn insert_participant(
+/// ALREADY_EXISTS naming the holder when a participant of the conversation other than
+/// `own_id` already has one of `addresses` (Twilio's v2 uniqueness rule).
+fn addresses_free(
     tx: &Connection,
-    writer: &Writer,
-    request: NewParticipant,
-) -> Result<Participant, Error> {
+    conversation_id: &str,
+    addresses: &[Address],
+    own_id: Option<&str>,
+) -> Result<(), Error> {
     let mut find = tx.prepare_cached(
         "SELECT participant_id FROM participant_addresses
          WHERE conversation_id = ?1 AND channel = ?2 AND address = ?3",
     )?;
-    for address in &request.addresses {
-        let existing: Option<String> = find
+    for address in addresses {
+        let holder: Option<String> = find
             .query_row(
                 params![
-                    request.conversation_id,
+                    conversation_id,
                     address.channel.as_str(),
                     address.conflict_key()
                 ],
                 |r| r.get(0),
             )
             .optional()?;
-        if let Some(conflicting_id) = existing {
+        if let Some(conflicting_id) = holder.filter(|holder| Some(holder.as_str()) != own_id) {
             return Err(Error::AlreadyExists {
                 resource: Resource::Participant,
                 conflicting_id,
@@ -448,6 +451,15 @@ pub(super) fn insert_participant(
             });
         }
     }
+    Ok(())
+}
+
+pub(super) fn insert_participant(
+    tx: &Connection,
+    writer: &Writer,
+    request: NewParticipant,
+) -> Result<Participant, Error> {
+    addresses_free(tx, &request.conversation_id, &request.addresses, None)?;
     let participant = request.into_participant(&writer.account_sid);
     tx.prepare_cached(
         "INSERT INTO participants (id, conversation_id, body, seq) VALUES (?1, ?2, ?3, ?4)",
@@ -595,29 +607,12 @@ pub(super) fn update_participant(
     };
     update.changes.apply(&mut participant, now);
     if update.changes.addresses.is_some() {
-        let mut find = tx.prepare_cached(
-            "SELECT participant_id FROM participant_addresses
-             WHERE conversation_id = ?1 AND channel = ?2 AND address = ?3",
+        addresses_free(
+            tx,
+            &participant.conversation_id,
+            &participant.addresses,
+            Some(&participant.id),
         )?;
-        for address in &participant.addresses {
-            let holder: Option<String> = find
-                .query_row(
-                    params![
-                        participant.conversation_id,
-                        address.channel.as_str(),
-                        address.conflict_key()
-                    ],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(conflicting_id) = holder.filter(|holder| *holder != participant.id) {
-                return Err(Error::AlreadyExists {
-                    resource: Resource::Participant,
-                    conflicting_id,
-                    conflict: Conflict::Address,
-                });
-            }
-        }
         let mut remove = tx.prepare_cached(
             "DELETE FROM participant_addresses
              WHERE conversation_id = ?1 AND channel = ?2 AND address = ?3 AND participant_id = ?4",
