@@ -272,3 +272,87 @@ async fn without_cors_configuration_no_cors_headers_are_sent() {
     assert_eq!(allow_origin(&rest), None, "{rest:?}");
     rest.expect_status(201);
 }
+
+/// The lifecycle RPCs are served over gRPC-Web like the others: a list, an update and a
+/// v1 delete, each answered with its message (or an empty one) and OK trailers.
+#[tokio::test]
+async fn grpc_web_lists_updates_and_deletes() {
+    use participants_facade::proto::{
+        DeleteServiceParticipantRequest, ListParticipantsRequest, ListParticipantsResponse,
+        UpdateParticipantRequest,
+    };
+    // Arrange
+    let app = spawn_app().await;
+    let request = create_request();
+    let created = app.create(request.clone()).await.expect("created");
+    let v1 = app
+        .create_v1(create_v1_request())
+        .await
+        .expect("v1 created");
+    let service = "/participants.v1.ParticipantService";
+
+    // Act
+    let listed = grpc_web_call(
+        &app,
+        &format!("{service}/ListParticipants"),
+        &ListParticipantsRequest {
+            conversation_id: request.conversation_id.clone(),
+            page_size: 10,
+            page_token: String::new(),
+        },
+        false,
+        &[],
+    )
+    .await;
+    let updated = grpc_web_call(
+        &app,
+        &format!("{service}/UpdateParticipant"),
+        &UpdateParticipantRequest {
+            participant: Some(Participant {
+                conversation_id: created.conversation_id.clone(),
+                id: created.id.clone(),
+                name: "Grace Hopper".into(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        },
+        true,
+        &[],
+    )
+    .await;
+    let deleted = grpc_web_call(
+        &app,
+        &format!("{service}/DeleteServiceParticipant"),
+        &DeleteServiceParticipantRequest {
+            chat_service_sid: v1.chat_service_sid.clone(),
+            conversation_sid: v1.conversation_sid.clone(),
+            sid: v1.sid.clone(),
+            ..Default::default()
+        },
+        false,
+        &[],
+    )
+    .await;
+
+    // Assert
+    for answer in [&listed, &updated, &deleted] {
+        assert_eq!(answer.http_status, 200, "{answer:?}");
+        assert_eq!(answer.grpc_status.as_deref(), Some("0"), "{answer:?}");
+        assert_eq!(answer.messages.len(), 1, "{answer:?}");
+    }
+    let page = ListParticipantsResponse::decode(listed.messages[0].as_slice()).expect("a page");
+    assert_eq!(page.participants, vec![created.clone()]);
+    assert_eq!(page.next_page_token, "");
+    let renamed = Participant::decode(updated.messages[0].as_slice()).expect("a Participant");
+    assert_eq!(renamed.name, "Grace Hopper");
+    assert_eq!(renamed.created_at, created.created_at);
+    assert!(
+        deleted.messages[0].is_empty(),
+        "google.protobuf.Empty encodes to nothing"
+    );
+    let sid = v1.sid.clone();
+    let gone = app
+        .fetch_v1(&v1.chat_service_sid, &v1.conversation_sid, &sid)
+        .await;
+    assert_eq!(gone.unwrap_err().code(), tonic::Code::NotFound);
+}
