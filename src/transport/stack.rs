@@ -1,15 +1,18 @@
-//! The one service behind the port: what every call passes through, as a tower stack
-//! built in one place ([`service`]), then the dispatch to the front that serves it.
+//! The one service behind the port: what every call passes through, in one place
+//! ([`service`] and [`Stack::serve`]), then the dispatch to the front that serves it.
 //!
-//! Each concern is one layer, an async fn of (state, request, next) made a tower layer by
-//! axum's `middleware::from_fn_with_state`. Layers hand what they learned to the layers
-//! inside them in the request's extensions: the [`Call`] (its protocol, whether it is
-//! exempt from limits), the [`Caller`] (the auth verdict), the [`TraceParent`], and at
-//! last the [`CallContext`] the fronts pass to the backend. A layer that refuses answers
-//! at once, in the caller's own framing ([`Call::refuse`]).
+//! CORS is a tower layer in front. Everything after it is one async function per call,
+//! each concern a plain step in the order it applies, with its comment: tracing, auth, the
+//! deadline, fair share, the whole body, load shedding, dispatch. (As separate
+//! `axum::middleware::from_fn` layers they cost, per call and layer, a clone of the stack
+//! inside, a boxed future and service, and the request taken apart and put back: several
+//! microseconds of server CPU per call.) What the steps learn stays in locals: the
+//! [`Call`] (its protocol, whether it is exempt from limits), the auth verdict and the
+//! caller's trace context end in the [`CallContext`] the fronts pass to the backend. A
+//! step that refuses answers at once, in the caller's own framing ([`Call::refuse`]).
 //!
-//! Slots are held until the answer has been sent, not only until it is ready: a layer
-//! that takes one wraps the response body ([`held_until_sent`]). For that reason the
+//! Slots are held until the answer has been sent, not only until it is ready: the
+//! response body is wrapped with them ([`held_until_sent`]). For that reason the
 //! in-flight limit is not tower's `ConcurrencyLimit`, which gives its permit back when
 //! the response future resolves, so a streaming answer (server reflection) would run
 //! outside the limit; and load is shed rather than queued, so the limit refuses at once
@@ -21,17 +24,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::extract::Request;
 use axum::response::Response;
 use http::HeaderValue;
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::Status;
 use tonic::service::Routes;
+use tonic_web::GrpcWebService;
 use tower::{Layer as _, ServiceBuilder, ServiceExt as _};
 use tower_http::cors::CorsLayer;
 use tracing::Instrument as _;
 
-use super::admission::{Peer, PeerShare, grpc_messages, held_until_sent, read_body};
+use super::admission::{Peer, PeerShare, PeerSlot, grpc_messages, held_until_sent, read_body};
 use super::auth::{Caller, InboundAuth};
 use crate::backend::CallContext;
 use crate::domain::error::{Error, FieldViolation};
@@ -57,7 +61,7 @@ pub(crate) struct Limits {
     pub per_peer: Arc<PeerShare>,
 }
 
-/// The stack, outermost layer first. Requests come from hyper; answers go back to it.
+/// The service behind the port. Requests come from hyper; answers go back to it.
 pub(crate) fn service(
     grpc: Routes,
     rest: axum::Router,
@@ -72,63 +76,205 @@ pub(crate) fn service(
 > + Clone
 + Send
 + 'static {
+    let stack = Arc::new(Stack {
+        auth,
+        limits,
+        grpc: tonic_web::GrpcWebLayer::new().layer(grpc),
+        rest,
+    });
     ServiceBuilder::new()
-        // Every layer below reads axum's body type.
+        // Every step below reads axum's body type.
         .map_request(|request: http::Request<hyper::body::Incoming>| request.map(Body::new))
         // CORS for browsers on other origins: preflights are answered here, before auth.
         .option_layer(cors)
+        // Then the steps of `Stack::serve`, in order, in one future per call.
+        .service(tower::service_fn(move |request: Request| {
+            let stack = stack.clone();
+            async move { Ok::<_, Infallible>(stack.serve(request).await) }
+        }))
+}
+
+/// What every call passes through after CORS, and the two fronts it is dispatched to.
+struct Stack {
+    auth: Arc<InboundAuth>,
+    limits: Limits,
+    /// gRPC and gRPC-Web (through tonic-web).
+    grpc: GrpcWebService<Routes>,
+    rest: axum::Router,
+}
+
+impl Stack {
+    /// One call, its steps in the order they apply.
+    async fn serve(&self, request: Request) -> Response {
         // What the call is (gRPC, gRPC-Web or REST; exempt or not), judged once from its
-        // head and left in its extensions for every layer below.
-        .map_request(Call::classify)
+        // head for every step below.
+        let call = Call::classify(&request);
         // Tracing: one server span per call, continuing the caller's trace; its duration
         // and outcome in the call metrics, a call dropped unanswered counted as cancelled.
-        .layer(from_fn(trace))
-        // Inbound auth (probes and /metrics exempt): the verdict goes inside as a
-        // `Caller`, with the credentials a passthrough caller brought.
-        .layer(from_fn_with_state(auth, authenticate))
+        let traced = ServerCall::start(&request, call.grpc);
+        let response = self
+            .admit(&call, traced.parent().clone(), request)
+            .instrument(traced.span().clone())
+            .await;
+        traced.finish(&response);
+        response
+    }
+
+    /// Auth and the deadline, then the rest of the call within that deadline.
+    async fn admit(
+        &self,
+        call: &Call,
+        trace: opentelemetry::Context,
+        mut request: Request,
+    ) -> Response {
+        // Inbound auth (probes and /metrics exempt): the verdict, with the credentials a
+        // passthrough caller brought, goes to the backend in the `CallContext`.
+        let caller = if call.exempt {
+            Caller::default()
+        } else {
+            match self.auth.check(request.headers()) {
+                Ok(caller) => caller,
+                Err(err) => return call.refuse(err),
+            }
+        };
         // The deadline: the shorter of the caller's `grpc-timeout` and
         // `--request-timeout`, answered DEADLINE_EXCEEDED / 504 when it passes (the call's
-        // future is dropped, which cancels its work); the `CallContext` for the backend.
-        .layer(from_fn_with_state(limits.clone(), deadline))
+        // future is dropped, which cancels its work, body reading included); the
+        // `CallContext` for the backend.
+        let now = tokio::time::Instant::now();
+        let caller_timeout = if call.exempt {
+            None
+        } else {
+            match caller_timeout(request.headers()) {
+                Ok(timeout) => timeout,
+                Err(err) => return call.refuse(err),
+            }
+        };
+        let request_timeout = self.limits.request_timeout;
+        let limit = caller_timeout.map_or(request_timeout, |t| t.min(request_timeout));
+        // What the fronts pass to the backend: the deadline (so an upstream call stops
+        // retrying in time) and the auth verdict.
+        request.extensions_mut().insert(CallContext {
+            deadline: caller_timeout.map(|t| now + t),
+            server_deadline: Some(now + request_timeout),
+            trace,
+            upstream_credentials: caller.upstream_credentials,
+        });
+        match tokio::time::timeout_at(now + limit, self.within_deadline(call, request)).await {
+            Ok(response) => response,
+            Err(_) => call.refuse(Error::DeadlineExceeded(format!(
+                "the call did not finish within its deadline ({limit:?})"
+            ))),
+        }
+    }
+
+    /// The limits, then dispatch; the slots taken are held until the answer is sent.
+    async fn within_deadline(&self, call: &Call, mut request: Request) -> Response {
         // The client address's fair share, taken before the body is read, so a client
         // trickling bodies holds only its own share.
-        .layer(from_fn_with_state(limits.per_peer.clone(), fair_share))
+        let slot = match request.extensions().get::<Peer>() {
+            Some(&Peer(ip)) if !call.exempt => match self.limits.per_peer.try_take(ip) {
+                Ok(slot) => Some(slot),
+                Err(err) => return call.refuse(err),
+            },
+            _ => None,
+        };
         // The whole body, within `--body-timeout` and a size bound; a gRPC call carries
-        // exactly one message of at most `--max-message-bytes`.
-        .layer(from_fn_with_state(limits.clone(), whole_body))
+        // exactly one message of at most `--max-message-bytes`. Server reflection, a
+        // bidirectional stream, has its body read as it comes.
+        if !call.streaming
+            && let Err(err) = self.whole_body(call, &mut request).await
+        {
+            return hold(call.refuse(err), None, slot);
+        }
         // Load shedding: past `--max-in-flight` a call is refused at once, not queued.
         // Only calls whose body is in count.
-        .layer(from_fn_with_state(limits, shed_load))
-        .service(dispatch(grpc, rest))
-}
+        let permit = if call.exempt {
+            None
+        } else {
+            match self.limits.in_flight.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let err = Error::ResourceExhausted(format!(
+                        "the server is at its limit of {} calls in flight; retry later",
+                        self.limits.max_in_flight
+                    ));
+                    return hold(call.refuse(err), None, slot);
+                }
+            }
+        };
+        // gRPC and gRPC-Web to the tonic routes, everything else to the REST router; both
+        // fronts call the same backend in process.
+        let response = if call.grpc {
+            let Ok(response) = self.grpc.clone().oneshot(request).await;
+            response.map(Body::new)
+        } else {
+            let Ok(response) = self.rest.clone().oneshot(request).await;
+            response
+        };
+        hold(response, permit, slot)
+    }
 
-/// gRPC and gRPC-Web (through tonic-web) to the tonic routes, everything else to the REST
-/// router; both fronts call the same backend in process.
-fn dispatch(
-    grpc: Routes,
-    rest: axum::Router,
-) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future = impl Send + 'static>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
-    let grpc = tonic_web::GrpcWebLayer::new().layer(grpc);
-    tower::service_fn(move |request: Request| {
-        let grpc = grpc.clone();
-        let rest = rest.clone();
-        async move {
-            if Call::of(&request).grpc {
-                let response = grpc.oneshot(request).await?;
-                Ok(response.map(Body::new))
-            } else {
-                rest.oneshot(request).await
+    /// Replaces the request's body with the whole of it (see [`read_body`]); a shorter
+    /// call deadline wins (its step answers). A gRPC call must carry exactly one message,
+    /// of at most `--max-message-bytes`: every method served here takes a single request.
+    async fn whole_body(&self, call: &Call, request: &mut Request) -> Result<(), Error> {
+        let limits = &self.limits;
+        let body = std::mem::take(request.body_mut());
+        let body = read_body(
+            request.headers(),
+            body,
+            limits.max_body_bytes,
+            limits.body_timeout,
+        )
+        .await?;
+        if call.grpc {
+            let content_type = request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .map_or(&b""[..], |v| v.as_bytes());
+            let messages = grpc_messages(content_type, &body);
+            // Judged here from the frame header, before tonic reads the message: gRPC's
+            // status-code table (and grpc-go, -java and C-core) answer RESOURCE_EXHAUSTED,
+            // where tonic's own refusal is OUT_OF_RANGE.
+            if messages.largest > limits.max_message_bytes as usize {
+                return Err(Error::Rejected {
+                    status: 413,
+                    message: format!(
+                        "the request message is larger than the limit of {} bytes",
+                        limits.max_message_bytes
+                    ),
+                });
+            }
+            if let Some(n) = messages.count.filter(|n| *n != 1) {
+                return Err(Error::Rejected {
+                    status: 501,
+                    message: format!(
+                        "a unary call must carry exactly one request message, this one carried {n}"
+                    ),
+                });
             }
         }
-    })
+        *request.body_mut() = Body::from(body);
+        Ok(())
+    }
 }
 
-/// What a call is, as the layers need to know it.
-#[derive(Debug, Clone, Default)]
+/// `response`, its body holding the in-flight permit and the fair-share slot until it has
+/// been sent (the permit given back first); as it is when it holds neither.
+fn hold(
+    response: Response,
+    permit: Option<OwnedSemaphorePermit>,
+    slot: Option<PeerSlot>,
+) -> Response {
+    if permit.is_none() && slot.is_none() {
+        return response;
+    }
+    response.map(|body| held_until_sent(body, (permit, slot)))
+}
+
+/// What a call is, as the steps need to know it.
+#[derive(Debug)]
 pub(crate) struct Call {
     /// gRPC or gRPC-Web (`application/grpc*`); otherwise REST.
     grpc: bool,
@@ -141,32 +287,20 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    fn classify(mut request: Request) -> Request {
+    fn classify(request: &Request) -> Call {
         let content_type = request.headers().get(http::header::CONTENT_TYPE);
         let grpc = content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let grpc_web = content_type
             .filter(|v| v.as_bytes().starts_with(b"application/grpc-web"))
             .cloned();
         let path = request.uri().path();
-        let call = Call {
+        Call {
             grpc,
             grpc_web,
             exempt: matches!(path, "/healthz" | "/readyz" | "/metrics")
                 || path.starts_with("/grpc.health.v1.Health/"),
             streaming: path.starts_with("/grpc.reflection."),
-        };
-        request.extensions_mut().insert(call);
-        request
-    }
-
-    /// The call's classification (the default, a plain REST call, if it was never
-    /// classified).
-    fn of(request: &Request) -> Call {
-        request
-            .extensions()
-            .get::<Call>()
-            .cloned()
-            .unwrap_or_default()
+        }
     }
 
     /// `err` answered in the caller's framing: a gRPC trailers-only answer (in gRPC-Web's
@@ -185,74 +319,6 @@ impl Call {
     }
 }
 
-/// The caller's trace context, as the server span extracted it from its headers.
-#[derive(Debug, Clone)]
-struct TraceParent(opentelemetry::Context);
-
-async fn trace(mut request: Request, next: Next) -> Response {
-    let call = ServerCall::start(&request, Call::of(&request).grpc);
-    request
-        .extensions_mut()
-        .insert(TraceParent(call.parent().clone()));
-    let response = next.run(request).instrument(call.span().clone()).await;
-    call.finish(&response);
-    response
-}
-
-async fn authenticate(
-    State(auth): State<Arc<InboundAuth>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let call = Call::of(&request);
-    let caller = if call.exempt {
-        Caller::default()
-    } else {
-        match auth.check(request.headers()) {
-            Ok(caller) => caller,
-            Err(err) => return call.refuse(err),
-        }
-    };
-    request.extensions_mut().insert(caller);
-    next.run(request).await
-}
-
-async fn deadline(State(limits): State<Limits>, mut request: Request, next: Next) -> Response {
-    let now = tokio::time::Instant::now();
-    let call = Call::of(&request);
-    let caller_timeout = if call.exempt {
-        None
-    } else {
-        match caller_timeout(request.headers()) {
-            Ok(timeout) => timeout,
-            Err(err) => return call.refuse(err),
-        }
-    };
-    let limit = caller_timeout.map_or(limits.request_timeout, |t| t.min(limits.request_timeout));
-    let extensions = request.extensions_mut();
-    let upstream_credentials = extensions
-        .remove::<Caller>()
-        .and_then(|caller| caller.upstream_credentials);
-    let trace = extensions
-        .remove::<TraceParent>()
-        .map(|TraceParent(parent)| parent)
-        .unwrap_or_default();
-    // What the fronts pass to the backend: the deadline (so an upstream call stops
-    // retrying in time) and the auth verdict.
-    extensions.insert(CallContext {
-        deadline: caller_timeout.map(|t| now + t),
-        server_deadline: Some(now + limits.request_timeout),
-        trace,
-        upstream_credentials,
-    });
-    match tokio::time::timeout_at(now + limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => call.refuse(Error::DeadlineExceeded(format!(
-            "the call did not finish within its deadline ({limit:?})"
-        ))),
-    }
-}
-
 /// The caller's `grpc-timeout`, if it sent one. A malformed value is refused: gRPC's
 /// HTTP/2 protocol spec leaves no room to guess what the caller meant.
 fn caller_timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, Error> {
@@ -266,89 +332,4 @@ fn caller_timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, Error> 
             description: "must be at most 8 digits followed by a unit: H, M, S, m, u or n".into(),
         }])),
     }
-}
-
-async fn fair_share(State(share): State<Arc<PeerShare>>, request: Request, next: Next) -> Response {
-    let call = Call::of(&request);
-    let peer = request.extensions().get::<Peer>().copied();
-    let slot = match peer {
-        Some(Peer(ip)) if !call.exempt => match share.try_take(ip) {
-            Ok(slot) => Some(slot),
-            Err(err) => return call.refuse(err),
-        },
-        _ => None,
-    };
-    next.run(request)
-        .await
-        .map(|body| held_until_sent(body, slot))
-}
-
-/// The request with its whole body read (see [`read_body`]); a shorter call deadline
-/// wins (the deadline layer answers). A gRPC call must carry exactly one message, of at
-/// most `--max-message-bytes`: every method served here takes a single request.
-async fn whole_body(State(limits): State<Limits>, request: Request, next: Next) -> Response {
-    let call = Call::of(&request);
-    if call.streaming {
-        return next.run(request).await;
-    }
-    let (parts, body) = request.into_parts();
-    let body = match read_body(
-        &parts.headers,
-        body,
-        limits.max_body_bytes,
-        limits.body_timeout,
-    )
-    .await
-    {
-        Ok(body) => body,
-        Err(err) => return call.refuse(err),
-    };
-    if call.grpc {
-        let content_type = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .map_or(&b""[..], |v| v.as_bytes());
-        let messages = grpc_messages(content_type, &body);
-        // Judged here from the frame header, before tonic reads the message: gRPC's
-        // status-code table (and grpc-go, -java and C-core) answer RESOURCE_EXHAUSTED,
-        // where tonic's own refusal is OUT_OF_RANGE.
-        if messages.largest > limits.max_message_bytes as usize {
-            return call.refuse(Error::Rejected {
-                status: 413,
-                message: format!(
-                    "the request message is larger than the limit of {} bytes",
-                    limits.max_message_bytes
-                ),
-            });
-        }
-        if let Some(n) = messages.count.filter(|n| *n != 1) {
-            return call.refuse(Error::Rejected {
-                status: 501,
-                message: format!(
-                    "a unary call must carry exactly one request message, this one carried {n}"
-                ),
-            });
-        }
-    }
-    next.run(Request::from_parts(parts, Body::from(body))).await
-}
-
-async fn shed_load(State(limits): State<Limits>, request: Request, next: Next) -> Response {
-    let call = Call::of(&request);
-    let permit = if call.exempt {
-        None
-    } else {
-        match limits.in_flight.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                return call.refuse(Error::ResourceExhausted(format!(
-                    "the server is at its limit of {} calls in flight; retry later",
-                    limits.max_in_flight
-                )));
-            }
-        }
-    };
-    next.run(request)
-        .await
-        .map(|body| held_until_sent(body, permit))
 }
