@@ -279,7 +279,7 @@ impl LocalBackend {
 impl LocalBackend {
     /// One page of `list`: checks the token (before any read), reads one row more than
     /// the page holds (to know whether another page follows) with `rows(conn, after_seq,
-    /// limit)` as `(seq, id, body)`, and signs the next page's token.
+    /// limit)` (each row through [`listed`]), and signs the next page's token.
     ///
     /// A row whose body `cache` holds decoded (the very same body) is not decoded again;
     /// the others are, and fill the cache as a fetch's read would (under a ticket taken
@@ -289,7 +289,7 @@ impl LocalBackend {
         list: List<'_>,
         page: &crate::domain::PageQuery,
         cache: Option<&FetchCache<T>>,
-        rows: impl FnOnce(&Connection, i64, i64) -> Result<Vec<Row>, Error>,
+        rows: impl FnOnce(&Connection, i64, i64) -> Result<Vec<(i64, Listed<T>)>, Error>,
     ) -> Result<Page<T>, Error> {
         let after = match &page.page_token {
             Some(token) => self.tokens.check(list, token)?,
@@ -302,24 +302,21 @@ impl LocalBackend {
         let mut found = self.read(|conn| rows(conn, after, limit))?;
         let next_page_token = if found.len() > size {
             found.truncate(size);
-            found
-                .last()
-                .map(|(seq, _, _)| self.tokens.issue(list, *seq))
+            found.last().map(|(seq, _)| self.tokens.issue(list, *seq))
         } else {
             None
         };
         let items = found
             .into_iter()
-            .map(|(_, id, body)| match (cache, ticket) {
-                (Some(cache), Some(ticket)) => match cache.decoded(&id, &body) {
-                    Some(record) => Ok(record),
-                    None => {
-                        let record: T = serde_json::from_str(&body)?;
+            .map(|(_, listed)| match listed {
+                Listed::Cached(record) => Ok(record),
+                Listed::Read { id, body } => {
+                    let record: T = serde_json::from_str(&body)?;
+                    if let (Some(cache), Some(ticket)) = (cache, ticket) {
                         cache.fill(ticket, &id, &record, body);
-                        Ok(record)
                     }
-                },
-                _ => Ok(serde_json::from_str(&body)?),
+                    Ok(record)
+                }
             })
             .collect::<Result<Vec<T>, Error>>()?;
         Ok(Page {
@@ -329,8 +326,35 @@ impl LocalBackend {
     }
 }
 
-/// A listed row: its `seq`, its id (the cache's key) and its body.
-type Row = (i64, String, String);
+/// A listed row's record: taken from the cache (which held it decoded from this very
+/// body), or its id and body, to be decoded.
+enum Listed<T> {
+    Cached(T),
+    Read { id: String, body: String },
+}
+
+/// A row of a list query, `(seq, id, body)`, as its `seq` and what [`LocalBackend::list`]
+/// needs of it; the body is copied out of SQLite only when the cache does not hold it.
+fn listed<T: Clone>(
+    cache: Option<&FetchCache<T>>,
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, Listed<T>)> {
+    let text = |idx: usize| {
+        row.get_ref(idx)?.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
+        })
+    };
+    let seq = row.get(0)?;
+    let (id, body) = (text(1)?, text(2)?);
+    let listed = match cache.and_then(|cache| cache.decoded(id, body)) {
+        Some(record) => Listed::Cached(record),
+        None => Listed::Read {
+            id: id.to_owned(),
+            body: body.to_owned(),
+        },
+    };
+    Ok((seq, listed))
+}
 
 /// A span for one store operation (OpenTelemetry database conventions; no statement text,
 /// no values).
@@ -412,7 +436,7 @@ impl ParticipantBackend for LocalBackend {
                 Ok(conn
                     .prepare_cached(LIST_PARTICIPANTS)?
                     .query_map(params![query.conversation_id, after, limit], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        listed(cache, row)
                     })?
                     .collect::<Result<Vec<_>, _>>()?)
             })
@@ -450,7 +474,7 @@ impl ParticipantBackend for LocalBackend {
                     .prepare_cached(LIST_SERVICE_PARTICIPANTS)?
                     .query_map(
                         params![query.chat_service_sid, query.conversation_sid, after, limit],
-                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                        |row| listed(cache, row),
                     )?
                     .collect::<Result<Vec<_>, _>>()?)
             })
