@@ -15,7 +15,13 @@
 //! comes first (and the writer then overwrites it) or it sees the new generation (and
 //! inserts nothing). A write anywhere makes concurrent fills skip the cache: they are
 //! merely not cached.
+//!
+//! An entry filled from a read also keeps the row's `body` it was decoded from. A list
+//! reads each row's body anyway and takes the cached record instead of decoding it again
+//! only when the two bodies are equal ([`FetchCache::decoded`]): the record is then
+//! exactly what decoding the row would give, whatever the generations did meanwhile.
 
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use prometheus::IntCounter;
@@ -25,11 +31,26 @@ use crate::observability::metrics::METRICS;
 
 /// Records of one table already read, by id, with their hit and miss counters.
 pub(super) struct FetchCache<T> {
-    entries: Cache<String, Arc<T>>,
+    entries: Cache<String, Arc<Cached<T>>>,
     /// Bumped by every invalidation; guards fills (see the module's comment).
     generation: Mutex<u64>,
     hits: IntCounter,
     misses: IntCounter,
+}
+
+/// A cached record, with the stored body it was decoded from when it came from a read.
+pub(super) struct Cached<T> {
+    record: T,
+    /// `None` for a record the writer put (it is not compared with rows).
+    body: Option<Box<str>>,
+}
+
+impl<T> Deref for Cached<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.record
+    }
 }
 
 /// The cache's generation when a fetch started reading the store.
@@ -54,7 +75,7 @@ impl<T: Clone> FetchCache<T> {
 
     /// The record cached under `id`, if there is one and `usable` accepts it; counted as
     /// a hit or a miss.
-    pub(super) fn get(&self, id: &str, usable: impl FnOnce(&T) -> bool) -> Option<Arc<T>> {
+    pub(super) fn get(&self, id: &str, usable: impl FnOnce(&T) -> bool) -> Option<Arc<Cached<T>>> {
         let found = self.entries.get(id).filter(|cached| usable(cached));
         match found {
             Some(_) => self.hits.inc(),
@@ -63,17 +84,28 @@ impl<T: Clone> FetchCache<T> {
         found
     }
 
+    /// The record stored as `body` under `id`, if the cache holds it decoded from that
+    /// very body; not counted (a list's lookups, not a fetch's).
+    pub(super) fn decoded(&self, id: &str, body: &str) -> Option<T> {
+        let cached = self.entries.get(id)?;
+        (cached.body.as_deref() == Some(body)).then(|| cached.record.clone())
+    }
+
     /// Taken before reading the store for a fill.
     pub(super) fn ticket(&self) -> Ticket {
         Ticket(*self.generation.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Caches `record`, read from the store after `ticket` was taken, unless a write
-    /// invalidated anything since (the record may then be the old version).
-    pub(super) fn fill(&self, ticket: Ticket, id: &str, record: &T) {
+    /// Caches `record`, decoded from `body` read from the store after `ticket` was taken,
+    /// unless a write invalidated anything since (the record may then be the old version).
+    pub(super) fn fill(&self, ticket: Ticket, id: &str, record: &T, body: String) {
         let generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
         if *generation == ticket.0 {
-            self.entries.insert(id.to_owned(), Arc::new(record.clone()));
+            let cached = Cached {
+                record: record.clone(),
+                body: Some(body.into_boxed_str()),
+            };
+            self.entries.insert(id.to_owned(), Arc::new(cached));
         }
     }
 
@@ -82,7 +114,11 @@ impl<T: Clone> FetchCache<T> {
     pub(super) fn changed(&self, id: &str, record: &T) {
         let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
         *generation += 1;
-        self.entries.insert(id.to_owned(), Arc::new(record.clone()));
+        let cached = Cached {
+            record: record.clone(),
+            body: None,
+        };
+        self.entries.insert(id.to_owned(), Arc::new(cached));
     }
 
     /// The record under `id` may have changed or is gone: removes the entry, and stops
@@ -106,12 +142,15 @@ mod tests {
         // ...the writer commits a change and updates the cache...
         cache.changed("a", &"new".to_owned());
         // ...and the fetch's fill with the old row comes last.
-        cache.fill(ticket, "a", &"old".to_owned());
-        assert_eq!(cache.get("a", |_| true).as_deref(), Some(&"new".to_owned()));
+        cache.fill(ticket, "a", &"old".to_owned(), "\"old\"".to_owned());
+        assert_eq!(
+            cache.get("a", |_| true).map(|c| String::clone(&c)),
+            Some("new".to_owned())
+        );
 
         let ticket = cache.ticket();
         cache.removed("a");
-        cache.fill(ticket, "a", &"old".to_owned());
+        cache.fill(ticket, "a", &"old".to_owned(), "\"old\"".to_owned());
         assert!(cache.get("a", |_| true).is_none());
     }
 
@@ -119,11 +158,33 @@ mod tests {
     fn a_fill_with_no_write_since_its_ticket_lands_and_a_later_change_replaces_it() {
         let cache = FetchCache::<String>::new("test", 16).expect("a cache");
         let ticket = cache.ticket();
-        cache.fill(ticket, "a", &"v1".to_owned());
-        assert_eq!(cache.get("a", |_| true).as_deref(), Some(&"v1".to_owned()));
+        cache.fill(ticket, "a", &"v1".to_owned(), "\"v1\"".to_owned());
+        assert_eq!(
+            cache.get("a", |_| true).map(|c| String::clone(&c)),
+            Some("v1".to_owned())
+        );
         cache.changed("a", &"v2".to_owned());
-        assert_eq!(cache.get("a", |_| true).as_deref(), Some(&"v2".to_owned()));
+        assert_eq!(
+            cache.get("a", |_| true).map(|c| String::clone(&c)),
+            Some("v2".to_owned())
+        );
         cache.removed("a");
         assert!(cache.get("a", |_| true).is_none());
+    }
+
+    #[test]
+    fn a_list_takes_a_cached_record_only_for_the_very_body_it_read() {
+        let cache = FetchCache::<String>::new("test", 16).expect("a cache");
+        assert_eq!(cache.decoded("a", "\"v1\""), None);
+        let ticket = cache.ticket();
+        cache.fill(ticket, "a", &"v1".to_owned(), "\"v1\"".to_owned());
+        assert_eq!(cache.decoded("a", "\"v1\""), Some("v1".to_owned()));
+        // A row read after an update (another body) is decoded, never served the old copy.
+        assert_eq!(cache.decoded("a", "\"v2\""), None);
+        // The writer's entry has no body: rows are decoded, not matched against it.
+        cache.changed("a", &"v2".to_owned());
+        assert_eq!(cache.decoded("a", "\"v2\""), None);
+        cache.removed("a");
+        assert_eq!(cache.decoded("a", "\"v1\""), None);
     }
 }

@@ -88,12 +88,12 @@ use writer::{Write, Writer};
 
 /// A page of a v2 conversation: rows after the last `seq` shown, oldest first, along the
 /// index `participants_by_conversation`.
-const LIST_PARTICIPANTS: &str = "SELECT seq, body FROM participants
+const LIST_PARTICIPANTS: &str = "SELECT seq, id, body FROM participants
      WHERE conversation_id = ?1 AND seq > ?2
      ORDER BY seq
      LIMIT ?3";
 /// A page of a v1 conversation, along `service_participants_by_conversation`.
-const LIST_SERVICE_PARTICIPANTS: &str = "SELECT seq, body FROM service_participants
+const LIST_SERVICE_PARTICIPANTS: &str = "SELECT seq, sid, body FROM service_participants
      WHERE chat_service_sid = ?1 AND conversation_sid = ?2 AND seq > ?3
      ORDER BY seq
      LIMIT ?4";
@@ -279,12 +279,17 @@ impl LocalBackend {
 impl LocalBackend {
     /// One page of `list`: checks the token (before any read), reads one row more than
     /// the page holds (to know whether another page follows) with `rows(conn, after_seq,
-    /// limit)`, and signs the next page's token.
-    fn list<T: serde::de::DeserializeOwned>(
+    /// limit)` (each row through [`listed`]), and signs the next page's token.
+    ///
+    /// A row whose body `cache` holds decoded (the very same body) is not decoded again;
+    /// the others are, and fill the cache as a fetch's read would (under a ticket taken
+    /// before the read).
+    fn list<T: serde::de::DeserializeOwned + Clone>(
         &self,
         list: List<'_>,
         page: &crate::domain::PageQuery,
-        rows: impl FnOnce(&Connection, i64, i64) -> Result<Vec<(i64, String)>, Error>,
+        cache: Option<&FetchCache<T>>,
+        rows: impl FnOnce(&Connection, i64, i64) -> Result<Vec<(i64, Listed<T>)>, Error>,
     ) -> Result<Page<T>, Error> {
         let after = match &page.page_token {
             Some(token) => self.tokens.check(list, token)?,
@@ -292,6 +297,8 @@ impl LocalBackend {
         };
         let size = usize::try_from(page.page_size).unwrap_or(usize::MAX);
         let limit = i64::from(page.page_size) + 1;
+        // Taken before the read: a write committed after it keeps this read's copies out.
+        let ticket = cache.map(|cache| cache.ticket());
         let mut found = self.read(|conn| rows(conn, after, limit))?;
         let next_page_token = if found.len() > size {
             found.truncate(size);
@@ -301,13 +308,52 @@ impl LocalBackend {
         };
         let items = found
             .into_iter()
-            .map(|(_, body)| Ok(serde_json::from_str(&body)?))
+            .map(|(_, listed)| match listed {
+                Listed::Cached(record) => Ok(record),
+                Listed::Read { id, body } => {
+                    let record: T = serde_json::from_str(&body)?;
+                    if let (Some(cache), Some(ticket)) = (cache, ticket) {
+                        cache.fill(ticket, &id, &record, body);
+                    }
+                    Ok(record)
+                }
+            })
             .collect::<Result<Vec<T>, Error>>()?;
         Ok(Page {
             items,
             next_page_token,
         })
     }
+}
+
+/// A listed row's record: taken from the cache (which held it decoded from this very
+/// body), or its id and body, to be decoded.
+enum Listed<T> {
+    Cached(T),
+    Read { id: String, body: String },
+}
+
+/// A row of a list query, `(seq, id, body)`, as its `seq` and what [`LocalBackend::list`]
+/// needs of it; the body is copied out of SQLite only when the cache does not hold it.
+fn listed<T: Clone>(
+    cache: Option<&FetchCache<T>>,
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, Listed<T>)> {
+    let text = |idx: usize| {
+        row.get_ref(idx)?.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
+        })
+    };
+    let seq = row.get(0)?;
+    let (id, body) = (text(1)?, text(2)?);
+    let listed = match cache.and_then(|cache| cache.decoded(id, body)) {
+        Some(record) => Listed::Cached(record),
+        None => Listed::Read {
+            id: id.to_owned(),
+            body: body.to_owned(),
+        },
+    };
+    Ok((seq, listed))
 }
 
 /// A span for one store operation (OpenTelemetry database conventions; no statement text,
@@ -385,11 +431,12 @@ impl ParticipantBackend for LocalBackend {
             conversation_id: &query.conversation_id,
         };
         observed("list_participants", "SELECT", async {
-            self.list(list, &query.page, |conn, after, limit| {
+            let cache = self.participants.as_deref();
+            self.list(list, &query.page, cache, |conn, after, limit| {
                 Ok(conn
                     .prepare_cached(LIST_PARTICIPANTS)?
                     .query_map(params![query.conversation_id, after, limit], |row| {
-                        Ok((row.get(0)?, row.get(1)?))
+                        listed(cache, row)
                     })?
                     .collect::<Result<Vec<_>, _>>()?)
             })
@@ -421,12 +468,13 @@ impl ParticipantBackend for LocalBackend {
             conversation_sid: &query.conversation_sid,
         };
         observed("list_service_participants", "SELECT", async {
-            self.list(list, &query.page, |conn, after, limit| {
+            let cache = self.service_participants.as_deref();
+            self.list(list, &query.page, cache, |conn, after, limit| {
                 Ok(conn
                     .prepare_cached(LIST_SERVICE_PARTICIPANTS)?
                     .query_map(
                         params![query.chat_service_sid, query.conversation_sid, after, limit],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
+                        |row| listed(cache, row),
                     )?
                     .collect::<Result<Vec<_>, _>>()?)
             })
@@ -500,7 +548,7 @@ impl ParticipantBackend for LocalBackend {
         let started = Instant::now();
         // Taken before the read: a write committed after it keeps this copy out.
         let ticket = self.participants.as_ref().map(|cache| cache.ticket());
-        let found: Option<Participant> = self.read(|conn| {
+        let found: Option<(Participant, String)> = self.read(|conn| {
             conn.prepare_cached(
                 "SELECT body FROM participants WHERE id = ?1 AND conversation_id = ?2",
             )?
@@ -508,13 +556,13 @@ impl ParticipantBackend for LocalBackend {
                 row.get::<_, String>(0)
             })
             .optional()?
-            .map(|body| Ok(serde_json::from_str(&body)?))
+            .map(|body| Ok((serde_json::from_str(&body)?, body)))
             .transpose()
         })?;
         record_store("fetch_participant", started);
-        let participant = found.ok_or_else(not_found)?;
+        let (participant, body) = found.ok_or_else(not_found)?;
         if let (Some(cache), Some(ticket)) = (&self.participants, ticket) {
-            cache.fill(ticket, &participant.id, &participant);
+            cache.fill(ticket, &participant.id, &participant, body);
         }
         Ok(participant)
     }
@@ -563,22 +611,22 @@ impl ParticipantBackend for LocalBackend {
                AND (sid = ?1 OR identity = ?1)
              ORDER BY sid = ?1 DESC
              LIMIT 1";
-        let found: Option<ServiceParticipant> = self.read(|conn| {
+        let found: Option<(ServiceParticipant, String)> = self.read(|conn| {
             conn.prepare_cached(sql)?
                 .query_row(
                     params![key.sid, key.chat_service_sid, key.conversation_sid],
                     |row| row.get::<_, String>(0),
                 )
                 .optional()?
-                .map(|body| Ok(serde_json::from_str(&body)?))
+                .map(|body| Ok((serde_json::from_str(&body)?, body)))
                 .transpose()
         })?;
         record_store("fetch_service_participant", started);
-        let participant = found.ok_or(Error::NotFound {
+        let (participant, body) = found.ok_or(Error::NotFound {
             resource: Resource::ServiceParticipant,
         })?;
         if let (Some(cache), Some(ticket)) = (&self.service_participants, ticket) {
-            cache.fill(ticket, &participant.sid, &participant);
+            cache.fill(ticket, &participant.sid, &participant, body);
         }
         Ok(participant)
     }

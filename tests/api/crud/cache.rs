@@ -1,6 +1,6 @@
 //! The fetch cache after updates and deletes: a fetch never answers with a record older
 //! than the last acknowledged write, by id, sid or identity, also while other fetches race
-//! the writes.
+//! the writes; a list (which takes cached records for the rows it read) neither.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +59,63 @@ async fn a_fetch_after_an_update_shows_the_update() {
         app.fetch_v1(&service, &chat, &v1.identity).await,
         Code::NotFound,
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_list_after_an_update_or_a_delete_shows_it() {
+    let app = spawn_app().await;
+    // v2: fetched and listed (both fill the cache), one updated, listed again.
+    let conversation = conversation_id();
+    let mut v2 = create_v2_many(&app, &conversation, 3).await;
+    for p in &v2 {
+        app.fetch(&conversation, &p.id).await.unwrap();
+    }
+    assert_eq!(walk_v2(&app, &conversation, 2).await, v2);
+    v2[1] = update_v2(
+        &app,
+        Participant {
+            name: "Listed anew".into(),
+            ..v2_key(&v2[1])
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(walk_v2(&app, &conversation, 2).await, v2);
+    assert_eq!(walk_v2(&app, &conversation, 50).await, v2);
+
+    // v1: fetched and listed, one updated, one deleted, listed again.
+    let (service, chat) = (sid("IS"), sid("CH"));
+    let mut v1 = create_v1_many(&app, &service, &chat, 3).await;
+    for p in &v1 {
+        app.fetch_v1(&service, &chat, &p.sid).await.unwrap();
+    }
+    let listed = walk_v1(&app, &service, &chat, 2).await;
+    assert_eq!(
+        listed.iter().map(v1_record).collect::<Vec<_>>(),
+        v1.iter().map(v1_record).collect::<Vec<_>>()
+    );
+    v1[0] = update_v1(
+        &app,
+        ServiceParticipant {
+            attributes: r#"{"v":2}"#.into(),
+            ..v1_key(&v1[0], &v1[0].sid)
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    delete_v1(&app, &service, &chat, &v1[2].sid).await.unwrap();
+    v1.truncate(2);
+    for size in [2, 50] {
+        let listed = walk_v1(&app, &service, &chat, size).await;
+        assert_eq!(
+            listed.iter().map(v1_record).collect::<Vec<_>>(),
+            v1.iter().map(v1_record).collect::<Vec<_>>(),
+            "pages of {size}"
+        );
+    }
     app.stop().await;
 }
 
