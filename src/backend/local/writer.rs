@@ -454,6 +454,43 @@ fn addresses_free(
     Ok(())
 }
 
+/// The address rows that make a v2 participant's addresses unique in its conversation:
+/// the rows of `before` (the addresses it held) removed, one row per address it holds now
+/// added. Callers check with [`addresses_free`] first.
+fn set_address_rows(
+    tx: &Connection,
+    participant: &Participant,
+    before: &[Address],
+) -> Result<(), Error> {
+    let rows = [
+        (
+            "DELETE FROM participant_addresses
+             WHERE conversation_id = ?1 AND channel = ?2 AND address = ?3 AND participant_id = ?4",
+            before,
+        ),
+        (
+            "INSERT INTO participant_addresses (conversation_id, channel, address, participant_id)
+             VALUES (?1, ?2, ?3, ?4)",
+            participant.addresses.as_slice(),
+        ),
+    ];
+    for (sql, addresses) in rows {
+        if addresses.is_empty() {
+            continue;
+        }
+        let mut statement = tx.prepare_cached(sql)?;
+        for address in addresses {
+            statement.execute(params![
+                participant.conversation_id,
+                address.channel.as_str(),
+                address.conflict_key(),
+                participant.id
+            ])?;
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn insert_participant(
     tx: &Connection,
     writer: &Writer,
@@ -470,18 +507,7 @@ pub(super) fn insert_participant(
         serde_json::to_string(&participant)?,
         next_seq(tx)?
     ])?;
-    let mut add = tx.prepare_cached(
-        "INSERT INTO participant_addresses (conversation_id, channel, address, participant_id)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for address in &participant.addresses {
-        add.execute(params![
-            participant.conversation_id,
-            address.channel.as_str(),
-            address.conflict_key(),
-            participant.id
-        ])?;
-    }
+    set_address_rows(tx, &participant, &[])?;
     Ok(participant)
 }
 
@@ -613,30 +639,7 @@ pub(super) fn update_participant(
             &participant.addresses,
             Some(&participant.id),
         )?;
-        let mut remove = tx.prepare_cached(
-            "DELETE FROM participant_addresses
-             WHERE conversation_id = ?1 AND channel = ?2 AND address = ?3 AND participant_id = ?4",
-        )?;
-        for address in &before {
-            remove.execute(params![
-                participant.conversation_id,
-                address.channel.as_str(),
-                address.conflict_key(),
-                participant.id
-            ])?;
-        }
-        let mut add = tx.prepare_cached(
-            "INSERT INTO participant_addresses (conversation_id, channel, address, participant_id)
-             VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for address in &participant.addresses {
-            add.execute(params![
-                participant.conversation_id,
-                address.channel.as_str(),
-                address.conflict_key(),
-                participant.id
-            ])?;
-        }
+        set_address_rows(tx, &participant, &before)?;
     }
     tx.prepare_cached("UPDATE participants SET body = ?2 WHERE id = ?1")?
         .execute(params![
