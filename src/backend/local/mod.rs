@@ -227,6 +227,7 @@ impl LocalBackend {
             health: health.clone(),
             participants: participants.clone(),
             service_participants: service_participants.clone(),
+            next_seq: std::cell::Cell::new(0),
         };
         std::thread::Builder::new()
             .name("store-writer".into())

@@ -48,6 +48,12 @@ pub(super) struct Writer {
     /// The fetch caches, brought up to date after each commit, before callers hear of it.
     pub(super) participants: Option<Arc<FetchCache<Participant>>>,
     pub(super) service_participants: Option<Arc<FetchCache<ServiceParticipant>>>,
+    /// The next `seq` to give within the group being applied: read from the `sequence`
+    /// row when the group's transaction begins, written back once before it commits.
+    /// (One `UPDATE ... RETURNING` per create cost the writer a statement and, under each
+    /// create's savepoint, a sub-journal copy of the row's page: a quarter fewer durable
+    /// creates a second.)
+    pub(super) next_seq: std::cell::Cell<i64>,
 }
 
 /// Whether a write changed an existing record (which the fetch cache may hold).
@@ -150,6 +156,8 @@ impl Writer {
             let mut tx =
                 conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             self.purge_expired(&tx)?;
+            let first_seq = read_seq(&tx)?;
+            self.next_seq.set(first_seq);
             for write in writes.drain(..) {
                 let outcome = match write {
                     Write::Participant(req, reply) => Outcome::Participant(
@@ -184,6 +192,12 @@ impl Writer {
                     self.health.saw(err);
                 }
                 outcomes.push(outcome);
+            }
+            // In the same transaction as the rows that took them: a `seq` is never given
+            // twice, and one a rolled-back create took is simply skipped.
+            if self.next_seq.get() != first_seq {
+                tx.prepare_cached("UPDATE sequence SET next = ?1 WHERE id = 1")?
+                    .execute(params![self.next_seq.get()])?;
             }
             tx.commit()?;
             Ok(())
@@ -505,7 +519,7 @@ pub(super) fn insert_participant(
         participant.id,
         participant.conversation_id,
         serde_json::to_string(&participant)?,
-        next_seq(tx)?
+        writer.take_seq()
     ])?;
     set_address_rows(tx, &participant, &[])?;
     Ok(participant)
@@ -539,16 +553,25 @@ pub(super) fn insert_service_participant(
         binding.address,
         binding.proxy_address,
         serde_json::to_string(&participant)?,
-        next_seq(tx)?
+        writer.take_seq()
     ])?;
     Ok(participant)
 }
 
-/// The next insertion key: from the `sequence` row, so never given twice.
-fn next_seq(tx: &Connection) -> Result<i64, Error> {
+/// The `sequence` row: the next insertion key, as the last committed group left it.
+fn read_seq(tx: &Connection) -> Result<i64, Error> {
     Ok(tx
-        .prepare_cached("UPDATE sequence SET next = next + 1 WHERE id = 1 RETURNING next - 1")?
+        .prepare_cached("SELECT next FROM sequence WHERE id = 1")?
         .query_row([], |r| r.get(0))?)
+}
+
+impl Writer {
+    /// The next insertion key of the group being applied (see [`Writer::next_seq`]).
+    fn take_seq(&self) -> i64 {
+        let seq = self.next_seq.get();
+        self.next_seq.set(seq + 1);
+        seq
+    }
 }
 
 /// Runs `f` under its own savepoint: an error rolls back only this write, not the others
