@@ -22,16 +22,20 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	// Client-side health checking (healthCheckConfig): a replica turning NOT_SERVING
+	// (draining) stops getting calls at once.
+	_ "google.golang.org/grpc/health"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
-// docs/operations.md, "Client-side load balancing and retries": spread calls over every
-// address the name resolves to, and retry UNAVAILABLE with backoff. Only UNAVAILABLE: the
+// docs/operations.md ("Balancing"): spread calls over every address the name resolves
+// to, watch each one's health, and retry UNAVAILABLE with backoff. Only UNAVAILABLE: the
 // server never answers it for a call that may have taken effect.
 const serviceConfig = `{
   "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": "participants.v1.ParticipantService"},
   "methodConfig": [{
     "name": [{"service": "participants.v1.ParticipantService"}],
     "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.2s", "maxBackoff": "2s",

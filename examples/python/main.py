@@ -31,11 +31,14 @@ from participants.v1 import participants_pb2_grpc as pb_grpc  # noqa: E402
 
 SERVICE = "participants.v1.ParticipantService"
 
-# docs/operations.md, "Client-side load balancing and retries": spread calls over every
-# address the name resolves to, and retry UNAVAILABLE (a replica going away) with backoff.
+# docs/operations.md ("Balancing"): spread calls over every address the name resolves
+# to, and retry UNAVAILABLE (a replica going away) with backoff.
 # Only UNAVAILABLE: the server never answers it for a call that may have taken effect.
 SERVICE_CONFIG = {
     "loadBalancingConfig": [{"round_robin": {}}],
+    # Watch each server's health stream; a replica turning NOT_SERVING (draining) stops
+    # getting calls at once.
+    "healthCheckConfig": {"serviceName": SERVICE},
     "methodConfig": [
         {
             "name": [{"service": SERVICE}],
