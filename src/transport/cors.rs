@@ -25,7 +25,14 @@ pub(crate) fn layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     Ok(Some(
         CorsLayer::new()
             .allow_origin(allow_origin)
-            .allow_methods([http::Method::GET, http::Method::POST, http::Method::OPTIONS])
+            // PUT and DELETE: the REST front's v2 update and v1 delete.
+            .allow_methods([
+                http::Method::GET,
+                http::Method::POST,
+                http::Method::PUT,
+                http::Method::DELETE,
+                http::Method::OPTIONS,
+            ])
             .allow_headers([
                 http::header::AUTHORIZATION,
                 http::header::CONTENT_TYPE,

@@ -214,6 +214,14 @@ async fn cors_preflight_and_calls_allow_the_configured_origin_only() {
             .to_ascii_uppercase();
         assert!(methods.contains("POST"), "{answer:?}");
     }
+    // The REST front's update and delete are callable from browsers too.
+    let methods = rest
+        .header("access-control-allow-methods")
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    for method in ["GET", "PUT", "DELETE"] {
+        assert!(methods.contains(method), "{method} allowed: {methods}");
+    }
     let allowed = grpc_web
         .header("access-control-allow-headers")
         .unwrap_or_default()
