@@ -21,6 +21,9 @@ use crate::fixtures::*;
 
 const SERVICE: &str = "participants.v1.ParticipantService";
 
+/// Extra request headers.
+type Headers = Vec<(&'static str, &'static str)>;
+
 fn url(addr: std::net::SocketAddr, rpc: &str) -> String {
     format!("http://{addr}/{SERVICE}/{rpc}")
 }
@@ -356,15 +359,11 @@ async fn errors_are_connects_error_json_with_the_grpc_details() {
     });
     let create_json = |body: &str| ("CreateParticipant", "application/json", body.to_owned());
     let huge = format!(r#"{{"name":"{}"}}"#, "n".repeat(300_000));
+    // (case, (rpc, content type, body), extra headers, HTTP status, code, detail check)
     type Check = fn(&Value, &str);
-    let cases: Vec<(
-        &str,
-        (&str, &str, String),
-        Vec<(&str, &str)>,
-        u16,
-        &str,
-        Check,
-    )> = vec![
+    type Request = (&'static str, &'static str, String);
+    type Case = (&'static str, Request, Headers, u16, &'static str, Check);
+    let cases: Vec<Case> = vec![
         (
             "invalid argument",
             create_json(r#"{"conversationId":"","addresses":[]}"#),

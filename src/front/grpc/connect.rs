@@ -440,15 +440,11 @@ fn error_with_status(status: &Status, http: StatusCode) -> Response {
         Code::Ok => Code::Unknown,
         code => code,
     };
-    let mut body = serde_json::Map::new();
-    body.insert("code".into(), code_name(code).into());
-    if !status.message().is_empty() {
-        body.insert("message".into(), status.message().into());
-    }
-    let details = details_json(status.details());
-    if !details.is_empty() {
-        body.insert("details".into(), details.into());
-    }
+    let body = ErrorBody {
+        code: code_name(code),
+        message: status.message(),
+        details: details_json(status.details()),
+    };
     let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| br#"{"code":"internal"}"#.to_vec());
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = http;
@@ -460,8 +456,28 @@ fn error_with_status(status: &Status, http: StatusCode) -> Response {
     response
 }
 
+/// Connect's error JSON, its fields in the spec's order.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    code: &'static str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    message: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    details: Vec<Detail>,
+}
+
+/// One error detail: its type's full name, its bytes (unpadded standard base64), and its
+/// JSON for reading (clients must not depend on it).
+#[derive(Debug, serde::Serialize)]
+struct Detail {
+    r#type: String,
+    value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    debug: Option<serde_json::Value>,
+}
+
 /// The details of a `grpc-status-details-bin` (`google.rpc.Status`) in Connect's form.
-fn details_json(encoded: &[u8]) -> Vec<serde_json::Value> {
+fn details_json(encoded: &[u8]) -> Vec<Detail> {
     if encoded.is_empty() {
         return Vec::new();
     }
@@ -473,18 +489,11 @@ fn details_json(encoded: &[u8]) -> Vec<serde_json::Value> {
         .iter()
         .map(|any| {
             let name = any.type_url.rsplit('/').next().unwrap_or_default();
-            let mut detail = serde_json::Map::new();
-            detail.insert("type".into(), name.into());
-            detail.insert(
-                "value".into(),
-                base64::engine::general_purpose::STANDARD_NO_PAD
-                    .encode(&any.value)
-                    .into(),
-            );
-            if let Some(debug) = debug_json(name, &any.value) {
-                detail.insert("debug".into(), debug);
+            Detail {
+                r#type: name.to_owned(),
+                value: base64::engine::general_purpose::STANDARD_NO_PAD.encode(&any.value),
+                debug: debug_json(name, &any.value),
             }
-            serde_json::Value::Object(detail)
         })
         .collect()
 }
@@ -501,6 +510,7 @@ fn debug_json(name: &str, value: &[u8]) -> Option<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         pairs
@@ -585,8 +595,8 @@ mod tests {
             description: "required".into(),
         }])
         .into();
-        let details = details_json(status.details());
-        assert_eq!(details.len(), 1, "{details:?}");
+        let details = serde_json::to_value(details_json(status.details())).expect("JSON");
+        assert_eq!(details.as_array().map(Vec::len), Some(1), "{details:?}");
         assert_eq!(details[0]["type"], "google.rpc.BadRequest");
         let value = details[0]["value"].as_str().expect("value");
         assert!(!value.ends_with('='), "unpadded: {value}");
@@ -596,15 +606,45 @@ mod tests {
         );
     }
 
-    #[test]
-    fn json_errors_name_the_field_never_the_value() {
-        let input = SERVICE
+    fn input_of(method: &str) -> MessageDescriptor {
+        SERVICE
             .as_ref()
             .expect("descriptors")
             .methods()
-            .find(|m| m.name() == "CreateParticipant")
+            .find(|m| m.name() == method)
             .expect("method")
-            .input();
+            .input()
+    }
+
+    #[test]
+    fn the_json_mapping_reads_what_protobuf_allows() {
+        let input = input_of("UpdateServiceParticipant");
+        let read = |json: &str| {
+            let message = json_to_proto(&input, json.as_bytes()).expect(json);
+            proto::UpdateServiceParticipantRequest::decode(message.encode_to_vec().as_slice())
+                .expect("decodes as the generated type")
+        };
+        let from_strings = read(
+            r#"{"serviceParticipant":{"lastReadMessageIndex":"5","dateCreated":"2026-11-30T10:00:00Z"},
+                "updateMask":"lastReadMessageIndex,dateCreated","webhookMode":"WEBHOOK_MODE_DISABLED"}"#,
+        );
+        let from_numbers = read(
+            r#"{"service_participant":{"last_read_message_index":5,"date_created":"2026-11-30T11:00:00+01:00"},
+                "update_mask":"lastReadMessageIndex,dateCreated","webhook_mode":2}"#,
+        );
+        assert_eq!(from_strings, from_numbers);
+        let p = from_strings.service_participant.expect("participant");
+        assert_eq!(p.last_read_message_index, Some(5));
+        assert_eq!(p.date_created.map(|t| t.seconds), Some(1_796_032_800));
+        assert_eq!(
+            from_strings.update_mask.expect("mask").paths,
+            ["last_read_message_index", "date_created"]
+        );
+    }
+
+    #[test]
+    fn json_errors_name_the_field_never_the_value() {
+        let input = input_of("CreateParticipant");
         let err = json_to_proto(
             &input,
             br#"{"addresses":[{"address":"+18005550100","channel":["PIGEON"]}]}"#,
