@@ -29,7 +29,8 @@
 //! `BENCH_TMPDIR` (parent of the data directories; default Cargo's target/tmp, so the
 //! store is on the project's disk even where /tmp is a tmpfs), `BENCH_SERVER_LOG` (the
 //! server's RUST_LOG, default `warn`; for diagnostics only), `BENCH_SERVER_ARGS` (extra
-//! flags for the server, split on whitespace, e.g. `--cache-entries 0`).
+//! flags for the server, split on whitespace, e.g. `--cache-entries 0`),
+//! `BENCH_CONNECT_HTTP` (`2`, the default, or `1.1`: the HTTP version of the Connect calls).
 
 // Test and bench code: a failed unwrap is a failed run, and helpers are `pub` for the
 // crate's own modules.
@@ -555,20 +556,30 @@ async fn connect_call(
         .map_err(|e| fail(format!("Connect answer is not JSON: {e}")))
 }
 
-/// `count` HTTP/2 (prior knowledge) clients for Connect calls, one connection each (a
-/// reqwest client multiplexes its calls to one host over one HTTP/2 connection).
+/// `count` clients for Connect calls. Over HTTP/2 (prior knowledge; the default) each is
+/// one connection (a reqwest client multiplexes its calls to one host over one HTTP/2
+/// connection); over HTTP/1.1 (`BENCH_CONNECT_HTTP=1.1`) each keeps at most as many
+/// connections as it has calls in flight, and the whole run at most `concurrency`.
 fn http_clients(count: usize) -> Vec<reqwest::Client> {
     (0..count)
         .map(|_| {
-            reqwest::Client::builder()
+            let builder = reqwest::Client::builder()
                 .no_proxy()
-                .http2_prior_knowledge()
                 .tcp_nodelay(true)
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("reqwest client")
+                .timeout(Duration::from_secs(10));
+            let builder = if connect_http1() {
+                builder.http1_only()
+            } else {
+                builder.http2_prior_knowledge()
+            };
+            builder.build().expect("reqwest client")
         })
         .collect()
+}
+
+/// `BENCH_CONNECT_HTTP=1.1`: Connect calls over HTTP/1.1 instead of HTTP/2.
+fn connect_http1() -> bool {
+    std::env::var("BENCH_CONNECT_HTTP").is_ok_and(|v| v == "1.1")
 }
 
 /// Runs one workload at one concurrency over `channels` (gRPC) or `clients` (Connect)
@@ -781,6 +792,10 @@ async fn bench(settings: Settings) {
         settings.secs, settings.warmup, settings.max_requests
     );
     println!("data dir: under {}", settings.tmp_parent.display());
+    println!(
+        "connect:  JSON over HTTP/{} (reqwest)",
+        if connect_http1() { "1.1" } else { "2" }
+    );
     println!(
         "loadavg:  {} (other processes compete for the same cores)",
         std::fs::read_to_string("/proc/loadavg")
