@@ -13,9 +13,13 @@
 //!    worker walking the pages with next_page_token), `CreateParticipant` (durable: fsynced
 //!    before it is acknowledged), `UpdateParticipant` (a new name for a pre-created
 //!    participant, durable) and `DeleteServiceParticipant` (v1 participants created for it
-//!    just before its run, untimed; durable).
-//!    Every workload at one concurrency uses the same connections: `min(concurrency, 4)`
-//!    HTTP/2 connections, worker `i` on connection `i % n`.
+//!    just before its run, untimed; durable). `FetchParticipant` and `CreateParticipant`
+//!    are each followed by the same call over Connect with JSON bodies (reqwest, HTTP/2),
+//!    at the same concurrency in the same run: the Connect/gRPC ratios are the Connect
+//!    layer's cost (JSON both ways, the in-process hop to the gRPC routes).
+//!    Every workload at one concurrency uses the same number of connections:
+//!    `min(concurrency, 4)` HTTP/2 connections (tonic channels for gRPC, one reqwest client
+//!    each for Connect), worker `i` on connection `i % n`.
 //! 4. Prints the table, the ratios and the targets (pass/fail text), peak RSS, and stops
 //!    the server with SIGTERM.
 //!
@@ -25,7 +29,8 @@
 //! `BENCH_TMPDIR` (parent of the data directories; default Cargo's target/tmp, so the
 //! store is on the project's disk even where /tmp is a tmpfs), `BENCH_SERVER_LOG` (the
 //! server's RUST_LOG, default `warn`; for diagnostics only), `BENCH_SERVER_ARGS` (extra
-//! flags for the server, split on whitespace, e.g. `--cache-entries 0`).
+//! flags for the server, split on whitespace, e.g. `--cache-entries 0`),
+//! `BENCH_CONNECT_HTTP` (`2`, the default, or `1.1`: the HTTP version of the Connect calls).
 
 // Test and bench code: a failed unwrap is a failed run, and helpers are `pub` for the
 // crate's own modules.
@@ -264,18 +269,22 @@ fn fsync_probe(dir: &Path, rounds: usize) -> Vec<u64> {
 enum Workload {
     Health,
     Fetch,
+    ConnectFetch,
     List,
     Create,
+    ConnectCreate,
     Update,
     Delete,
 }
 
 impl Workload {
-    const ALL: [Workload; 6] = [
+    const ALL: [Workload; 8] = [
         Workload::Health,
         Workload::Fetch,
+        Workload::ConnectFetch,
         Workload::List,
         Workload::Create,
+        Workload::ConnectCreate,
         Workload::Update,
         Workload::Delete,
     ];
@@ -284,8 +293,10 @@ impl Workload {
         match self {
             Workload::Health => "Health/Check",
             Workload::Fetch => "FetchParticipant",
+            Workload::ConnectFetch => "Connect Fetch",
             Workload::List => "ListParticipants",
             Workload::Create => "CreateParticipant",
+            Workload::ConnectCreate => "Connect Create",
             Workload::Update => "UpdateParticipant",
             Workload::Delete => "DeleteServicePart",
         }
@@ -294,6 +305,8 @@ impl Workload {
 
 /// What the workers share.
 struct Fixture {
+    /// The server's base URL, for Connect calls.
+    url: String,
     /// (conversation_id, participant_id) of the pre-created participants.
     targets: Vec<(String, String)>,
     /// Makes every created address unique across the whole run.
@@ -362,6 +375,7 @@ async fn worker(
     concurrency: usize,
     index: usize,
     channel: Channel,
+    http: reqwest::Client,
     fixture: Arc<Fixture>,
     measured: Arc<AtomicU64>,
     measure_from: Instant,
@@ -371,6 +385,11 @@ async fn worker(
     let mut health = HealthClient::new(channel.clone());
     let mut participants = ParticipantServiceClient::new(channel);
     let conversation = format!("conv_bench_c{concurrency}_w{index}");
+    let connect_url = |rpc: &str| format!("{}/{SERVICE}/{rpc}", fixture.url);
+    let (connect_fetch, connect_create) = (
+        connect_url("FetchParticipant"),
+        connect_url("CreateParticipant"),
+    );
     let mut out = WorkerOutcome {
         latencies: Vec::new(),
         errors: 0,
@@ -406,6 +425,27 @@ async fn worker(
                     })
                     .await
                     .map(drop)
+            }
+            Workload::ConnectFetch => {
+                let (conversation_id, participant_id) =
+                    &fixture.targets[next_target % fixture.targets.len()];
+                next_target += 1;
+                let body = serde_json::json!({
+                    "conversationId": conversation_id,
+                    "participantId": participant_id,
+                });
+                connect_call(&http, &connect_fetch, &body).await
+            }
+            Workload::ConnectCreate => {
+                let request = fixture.create_request(conversation.clone());
+                let body = serde_json::json!({
+                    "conversationId": request.conversation_id,
+                    "addresses": [{
+                        "channel": "CHANNEL_SMS",
+                        "address": request.addresses[0].address,
+                    }],
+                });
+                connect_call(&http, &connect_create, &body).await
             }
             Workload::List => participants
                 .list_participants(ListParticipantsRequest {
@@ -484,13 +524,73 @@ async fn worker(
     out
 }
 
-/// Runs one workload at one concurrency over `channels` and collects its numbers.
+/// One Connect JSON call: the body sent, the answer read whole and parsed as JSON (as a
+/// client would), anything but a 200 an error.
+async fn connect_call(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<(), tonic::Status> {
+    let fail = |what: String| tonic::Status::internal(what);
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "1")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| fail(format!("Connect call failed: {e}")))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| fail(format!("Connect answer unreadable: {e}")))?;
+    if status != 200 {
+        return Err(fail(format!(
+            "Connect answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        )));
+    }
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .map(drop)
+        .map_err(|e| fail(format!("Connect answer is not JSON: {e}")))
+}
+
+/// `count` clients for Connect calls. Over HTTP/2 (prior knowledge; the default) each is
+/// one connection (a reqwest client multiplexes its calls to one host over one HTTP/2
+/// connection); over HTTP/1.1 (`BENCH_CONNECT_HTTP=1.1`) each keeps at most as many
+/// connections as it has calls in flight, and the whole run at most `concurrency`.
+fn http_clients(count: usize) -> Vec<reqwest::Client> {
+    (0..count)
+        .map(|_| {
+            let builder = reqwest::Client::builder()
+                .no_proxy()
+                .tcp_nodelay(true)
+                .timeout(Duration::from_secs(10));
+            let builder = if connect_http1() {
+                builder.http1_only()
+            } else {
+                builder.http2_prior_knowledge()
+            };
+            builder.build().expect("reqwest client")
+        })
+        .collect()
+}
+
+/// `BENCH_CONNECT_HTTP=1.1`: Connect calls over HTTP/1.1 instead of HTTP/2.
+fn connect_http1() -> bool {
+    std::env::var("BENCH_CONNECT_HTTP").is_ok_and(|v| v == "1.1")
+}
+
+/// Runs one workload at one concurrency over `channels` (gRPC) or `clients` (Connect)
+/// and collects its numbers.
 async fn run(
     server: &Server,
     settings: &Settings,
     workload: Workload,
     concurrency: usize,
     channels: &[Channel],
+    clients: &[reqwest::Client],
     fixture: &Arc<Fixture>,
 ) -> RunResult {
     let measured = Arc::new(AtomicU64::new(0));
@@ -504,6 +604,7 @@ async fn run(
                 concurrency,
                 i,
                 channels[i % channels.len()].clone(),
+                clients[i % clients.len()].clone(),
                 fixture.clone(),
                 measured.clone(),
                 measure_from,
@@ -571,6 +672,7 @@ async fn connect(url: &str, count: usize) -> Vec<Channel> {
 /// Creates the participants the Fetch workload reads, 16 at a time over one connection.
 async fn prepare(url: &str) -> Arc<Fixture> {
     let fixture = Arc::new(Fixture {
+        url: url.to_owned(),
         targets: Vec::new(),
         next_address: AtomicU64::new(0),
         deletable: std::sync::Mutex::default(),
@@ -606,6 +708,7 @@ async fn prepare(url: &str) -> Arc<Fixture> {
     made.sort_by_key(|(i, _)| *i);
     let next = fixture.next_address.load(Ordering::Relaxed);
     Arc::new(Fixture {
+        url: url.to_owned(),
         targets: made.into_iter().map(|(_, t)| t).collect(),
         next_address: AtomicU64::new(next),
         deletable: std::sync::Mutex::default(),
@@ -690,6 +793,10 @@ async fn bench(settings: Settings) {
     );
     println!("data dir: under {}", settings.tmp_parent.display());
     println!(
+        "connect:  JSON over HTTP/{} (reqwest)",
+        if connect_http1() { "1.1" } else { "2" }
+    );
+    println!(
         "loadavg:  {} (other processes compete for the same cores)",
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
@@ -760,6 +867,7 @@ async fn bench(settings: Settings) {
     let mut results = Vec::new();
     for concurrency in CONCURRENCY {
         let channels = connect(&url, concurrency.min(MAX_CONNECTIONS)).await;
+        let clients = http_clients(concurrency.min(MAX_CONNECTIONS));
         for workload in Workload::ALL {
             if workload == Workload::Delete {
                 // Enough v1 participants for the measured window at the Create rate, and
@@ -775,6 +883,7 @@ async fn bench(settings: Settings) {
                 workload,
                 concurrency,
                 &channels,
+                &clients,
                 &fixture,
             )
             .await;
@@ -875,6 +984,15 @@ async fn bench(settings: Settings) {
             rps(Workload::Delete) / create,
         );
     }
+    println!("ratios (throughput), Connect JSON against gRPC, same run and concurrency:");
+    for c in CONCURRENCY {
+        let rps = |w| find(&results, w, c).rps();
+        println!(
+            "  c={c:<3} Connect JSON Fetch/gRPC Fetch = {:.3}   Connect JSON Create/gRPC Create = {:.3}",
+            rps(Workload::ConnectFetch) / rps(Workload::Fetch),
+            rps(Workload::ConnectCreate) / rps(Workload::Create),
+        );
+    }
     println!();
 
     let create_fetch_64 =
@@ -913,6 +1031,20 @@ async fn bench(settings: Settings) {
         format!("{update_create_64:.3}x"),
         update_create_64 >= 0.8,
     );
+    for c in CONCURRENCY {
+        let rps = |w| find(&results, w, c).rps();
+        for (name, connect, grpc) in [
+            ("Fetch", Workload::ConnectFetch, Workload::Fetch),
+            ("Create", Workload::ConnectCreate, Workload::Create),
+        ] {
+            let ratio = rps(connect) / rps(grpc);
+            target(
+                &format!("Connect JSON >= 0.6x gRPC, {name} at c={c}"),
+                format!("{ratio:.3}x"),
+                ratio >= 0.6,
+            );
+        }
+    }
     target(
         "idle RSS < 20 MiB",
         format!("{:.1} MiB", mib(idle_rss)),

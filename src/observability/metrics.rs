@@ -21,14 +21,16 @@ const BUCKETS: &[f64] = &[
 /// Every metric of the process.
 pub(crate) struct Metrics {
     registry: Registry,
-    /// gRPC calls served, by full method and status code name.
+    /// RPCs served (gRPC, gRPC-Web, Connect), by full method, status code name and
+    /// system (`grpc`, `connectrpc`).
     pub rpc_duration: HistogramVec,
     /// REST requests served, by method, route template and status code.
     pub http_duration: HistogramVec,
-    /// Calls being served now, by protocol (`grpc`, `http`).
+    /// Calls being served now, by protocol (`grpc`, `connect`, `http`).
     in_flight: IntGaugeVec,
-    /// The two children of `in_flight`, looked up once.
+    /// The children of `in_flight`, looked up once.
     in_flight_grpc: IntGauge,
+    in_flight_connect: IntGauge,
     in_flight_http: IntGauge,
     /// Upstream (Twilio) request attempts, by method, route template and status code
     /// (`error` when no answer came).
@@ -73,8 +75,8 @@ impl Metrics {
             registry: Registry::new(),
             rpc_duration: histogram(
                 "rpc_server_call_duration_seconds",
-                "gRPC calls served, by method and status code",
-                &["rpc_method", "rpc_status_code"],
+                "RPCs served (gRPC, gRPC-Web, Connect), by method, status code and system",
+                &["rpc_method", "rpc_status_code", "rpc_system_name"],
             ),
             http_duration: histogram(
                 "http_server_request_duration_seconds",
@@ -86,6 +88,7 @@ impl Metrics {
                 ],
             ),
             in_flight_grpc: in_flight.with_label_values(&["grpc"]),
+            in_flight_connect: in_flight.with_label_values(&["connect"]),
             in_flight_http: in_flight.with_label_values(&["http"]),
             in_flight,
             upstream_duration: histogram(
@@ -171,12 +174,12 @@ impl Metrics {
         m
     }
 
-    /// Calls being served now over gRPC (`true`) or REST.
-    pub(crate) fn in_flight(&self, grpc: bool) -> &IntGauge {
-        if grpc {
-            &self.in_flight_grpc
-        } else {
-            &self.in_flight_http
+    /// Calls being served now over `protocol`.
+    pub(crate) fn in_flight(&self, protocol: super::Protocol) -> &IntGauge {
+        match protocol {
+            super::Protocol::Grpc => &self.in_flight_grpc,
+            super::Protocol::Connect => &self.in_flight_connect,
+            super::Protocol::Http => &self.in_flight_http,
         }
     }
 

@@ -26,7 +26,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 pub(crate) use client::ClientAttempt;
 pub use init::{BSP_MAX_EXPORT_BATCH_SIZE, BSP_MAX_QUEUE_SIZE, Telemetry, init};
-pub(crate) use server::{RouteTemplate, ServerCall, record_route};
+pub(crate) use server::{Protocol, RouteTemplate, RpcCode, ServerCall, record_route};
 
 /// Whether OpenTelemetry spans are built and exported (set once by [`init`]).
 static EXPORTING: AtomicBool = AtomicBool::new(false);

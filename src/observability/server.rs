@@ -67,12 +67,44 @@ pub(super) fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
+/// The protocol a call came in, as its span and metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// gRPC or gRPC-Web (`application/grpc*`).
+    Grpc,
+    /// Connect, unary (`application/json` or `application/proto` on a service path).
+    Connect,
+    /// REST, probes, `/metrics`: everything else.
+    Http,
+}
+
+impl Protocol {
+    /// An RPC (gRPC or Connect): named by its method, counted by its status code.
+    fn is_rpc(self) -> bool {
+        self != Protocol::Http
+    }
+
+    /// `rpc.system.name` (OpenTelemetry's RPC conventions 1.44: `grpc`, `connectrpc`),
+    /// also the `rpc_system_name` label of the call metrics.
+    fn system_name(self) -> &'static str {
+        match self {
+            Protocol::Connect => "connectrpc",
+            _ => "grpc",
+        }
+    }
+}
+
+/// The status code of an RPC answer that does not carry it in gRPC's headers (a Connect
+/// answer), left in the response's extensions by whoever wrote the answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RpcCode(pub tonic::Code);
+
 /// A call being served: its server span, its timer and its in-flight slot.
 pub(crate) struct ServerCall {
     span: Span,
     parent: opentelemetry::Context,
     started: Instant,
-    grpc: bool,
+    protocol: Protocol,
     method: String,
     finished: bool,
 }
@@ -80,9 +112,9 @@ pub(crate) struct ServerCall {
 impl ServerCall {
     /// Opens the server span of a call, continuing the caller's trace from its
     /// `traceparent`/`tracestate`/`baggage` headers (gRPC metadata are headers too).
-    pub(crate) fn start<B>(request: &http::Request<B>, grpc: bool) -> ServerCall {
+    pub(crate) fn start<B>(request: &http::Request<B>, protocol: Protocol) -> ServerCall {
         let path = request.uri().path();
-        let method = if grpc {
+        let method = if protocol.is_rpc() {
             path.trim_start_matches('/').to_owned()
         } else {
             request.method().as_str().to_owned()
@@ -107,14 +139,18 @@ impl ServerCall {
             trace_id = Empty,
             span_id = Empty,
         );
-        if grpc {
-            span.record("rpc.system.name", "grpc");
+        if protocol.is_rpc() {
+            span.record("rpc.system.name", protocol.system_name());
             span.record("rpc.method", method.as_str());
             if semconv().old_too {
                 // The older conventions split the name into `rpc.service` and a short
                 // `rpc.method`; `rpc.method` keeps the current, fully qualified value.
                 let service = method.split_once('/').map_or(method.as_str(), |(s, _)| s);
-                span.record("rpc.system", "grpc");
+                let system = match protocol {
+                    Protocol::Connect => "connect_rpc",
+                    _ => "grpc",
+                };
+                span.record("rpc.system", system);
                 span.record("rpc.service", service);
             }
         } else {
@@ -127,12 +163,12 @@ impl ServerCall {
             let _ = span.set_parent(parent.clone());
         }
         record_ids(&span, &parent);
-        METRICS.in_flight(grpc).inc();
+        METRICS.in_flight(protocol).inc();
         ServerCall {
             span,
             parent,
             started: Instant::now(),
-            grpc,
+            protocol,
             method,
             finished: false,
         }
@@ -150,7 +186,8 @@ impl ServerCall {
 
     /// Records the outcome. For gRPC the status is read from the response headers, where
     /// tonic puts an error status (trailers-only answer); a unary call whose headers carry
-    /// no status succeeded (its OK status follows in the trailers).
+    /// no status succeeded (its OK status follows in the trailers). A Connect answer
+    /// carries its code in the response's extensions ([`RpcCode`]).
     pub(crate) fn finish(mut self, response: &http::Response<axum::body::Body>) {
         self.finished = true;
         let elapsed = self.started.elapsed().as_secs_f64();
@@ -161,16 +198,19 @@ impl ServerCall {
             elapsed_ms = elapsed * 1e3,
             "call served"
         );
-        if self.grpc {
-            let code = response
-                .headers()
-                .get("grpc-status")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<i32>().ok())
-                .map_or(tonic::Code::Ok, tonic::Code::from);
+        if self.protocol.is_rpc() {
+            let code = match response.extensions().get::<RpcCode>() {
+                Some(RpcCode(code)) => *code,
+                None => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .map_or(tonic::Code::Ok, tonic::Code::from),
+            };
             let name = code_name(code);
             self.span.record("rpc.response.status_code", name);
-            if semconv().old_too {
+            if semconv().old_too && self.protocol == Protocol::Grpc {
                 self.span.record("rpc.grpc.status_code", code as i32);
             }
             // Server-side errors, per the RPC conventions; client errors are not.
@@ -188,7 +228,7 @@ impl ServerCall {
             }
             METRICS
                 .rpc_duration
-                .with_label_values(&[self.method.as_str(), name])
+                .with_label_values(&[self.method.as_str(), name, self.protocol.system_name()])
                 .observe(elapsed);
         } else {
             self.span
@@ -216,11 +256,15 @@ impl Drop for ServerCall {
         if !self.finished {
             let elapsed = self.started.elapsed().as_secs_f64();
             self.span.record("error.type", "cancelled");
-            if self.grpc {
+            if self.protocol.is_rpc() {
                 self.span.record("rpc.response.status_code", "CANCELLED");
                 METRICS
                     .rpc_duration
-                    .with_label_values(&[self.method.as_str(), "CANCELLED"])
+                    .with_label_values(&[
+                        self.method.as_str(),
+                        "CANCELLED",
+                        self.protocol.system_name(),
+                    ])
                     .observe(elapsed);
             } else {
                 self.span.record("http.response.status_code", 499_i64);
@@ -230,7 +274,7 @@ impl Drop for ServerCall {
                     .observe(elapsed);
             }
         }
-        METRICS.in_flight(self.grpc).dec();
+        METRICS.in_flight(self.protocol).dec();
     }
 }
 

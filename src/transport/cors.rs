@@ -1,4 +1,4 @@
-//! CORS for browser clients (gRPC-Web and REST) from other origins, when configured.
+//! CORS for browser clients (gRPC-Web, Connect and REST) from other origins, when configured.
 
 use std::time::Duration;
 
@@ -39,6 +39,8 @@ pub(crate) fn layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
                 header("x-grpc-web"),
                 header("x-user-agent"),
                 header("grpc-timeout"),
+                header("connect-protocol-version"),
+                header("connect-timeout-ms"),
                 header("idempotency-key"),
                 header("x-twilio-webhook-enabled"),
                 header("traceparent"),

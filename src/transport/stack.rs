@@ -1,6 +1,10 @@
 //! The one service behind the port: what every call passes through, in one place
 //! ([`service`] and [`Stack::serve`]), then the dispatch to the front that serves it.
 //!
+//! Three protocols reach the fronts: gRPC and gRPC-Web (tonic, through tonic-web),
+//! Connect (the same tonic routes, its bodies and answers translated by
+//! `front::grpc::connect`) and REST (the axum router).
+//!
 //! CORS is a tower layer in front. Everything after it is one async function per call,
 //! each concern a plain step in the order it applies, with its comment: tracing, auth, the
 //! deadline, fair share, the whole body, load shedding, dispatch. (As separate
@@ -39,8 +43,9 @@ use super::admission::{Peer, PeerShare, PeerSlot, grpc_messages, held_until_sent
 use super::auth::{Caller, InboundAuth};
 use crate::backend::CallContext;
 use crate::domain::error::{Error, FieldViolation};
-use crate::front::grpc::parse_grpc_timeout;
-use crate::observability::ServerCall;
+use crate::front::grpc::connect::{self, ConnectCall};
+use crate::front::grpc::{parse_connect_timeout, parse_grpc_timeout};
+use crate::observability::{Protocol, ServerCall};
 
 /// Per-call limits applied in front of both fronts.
 #[derive(Clone)]
@@ -79,7 +84,8 @@ pub(crate) fn service(
     let stack = Arc::new(Stack {
         auth,
         limits,
-        grpc: tonic_web::GrpcWebLayer::new().layer(grpc),
+        grpc: tonic_web::GrpcWebLayer::new().layer(grpc.clone()),
+        routes: grpc,
         rest,
     });
     ServiceBuilder::new()
@@ -100,18 +106,20 @@ struct Stack {
     limits: Limits,
     /// gRPC and gRPC-Web (through tonic-web).
     grpc: GrpcWebService<Routes>,
+    /// The same routes, called in process for Connect calls.
+    routes: Routes,
     rest: axum::Router,
 }
 
 impl Stack {
     /// One call, its steps in the order they apply.
     async fn serve(&self, request: Request) -> Response {
-        // What the call is (gRPC, gRPC-Web or REST; exempt or not), judged once from its
-        // head for every step below.
+        // What the call is (gRPC, gRPC-Web, Connect or REST; exempt or not), judged once
+        // from its head for every step below.
         let call = Call::classify(&request);
         // Tracing: one server span per call, continuing the caller's trace; its duration
         // and outcome in the call metrics, a call dropped unanswered counted as cancelled.
-        let traced = ServerCall::start(&request, call.grpc);
+        let traced = ServerCall::start(&request, call.protocol());
         let response = self
             .admit(&call, traced.parent().clone(), request)
             .instrument(traced.span().clone())
@@ -137,15 +145,22 @@ impl Stack {
                 Err(err) => return call.refuse(err),
             }
         };
-        // The deadline: the shorter of the caller's `grpc-timeout` and
-        // `--request-timeout`, answered DEADLINE_EXCEEDED / 504 when it passes (the call's
+        // A Connect call its head alone refuses (unknown method, content type, protocol
+        // version, compressed body), answered in Connect's error JSON.
+        if let Kind::Connect(connect) = &call.kind
+            && let Some(refusal) = connect.refusal()
+        {
+            return refusal;
+        }
+        // The deadline: the shorter of the caller's `grpc-timeout` (`Connect-Timeout-Ms`
+        // for Connect) and `--request-timeout`, answered DEADLINE_EXCEEDED / 504 when it passes (the call's
         // future is dropped, which cancels its work, body reading included); the
         // `CallContext` for the backend.
         let now = tokio::time::Instant::now();
         let caller_timeout = if call.exempt {
             None
         } else {
-            match caller_timeout(request.headers()) {
+            match caller_timeout(&call.kind, request.headers()) {
                 Ok(timeout) => timeout,
                 Err(err) => return call.refuse(err),
             }
@@ -203,14 +218,22 @@ impl Stack {
                 }
             }
         };
-        // gRPC and gRPC-Web to the tonic routes, everything else to the REST router; both
-        // fronts call the same backend in process.
-        let response = if call.grpc {
-            let Ok(response) = self.grpc.clone().oneshot(request).await;
-            response.map(Body::new)
-        } else {
-            let Ok(response) = self.rest.clone().oneshot(request).await;
-            response
+        // gRPC and gRPC-Web to the tonic routes, Connect to the same routes as gRPC (its
+        // answer translated back), everything else to the REST router; both fronts call
+        // the same backend in process.
+        let response = match &call.kind {
+            Kind::Grpc { .. } => {
+                let Ok(response) = self.grpc.clone().oneshot(request).await;
+                response.map(Body::new)
+            }
+            Kind::Connect(connect) => {
+                let Ok(response) = self.routes.clone().oneshot(request).await;
+                connect.answer(response).await
+            }
+            Kind::Rest => {
+                let Ok(response) = self.rest.clone().oneshot(request).await;
+                response
+            }
         };
         hold(response, permit, slot)
     }
@@ -218,6 +241,7 @@ impl Stack {
     /// Replaces the request's body with the whole of it (see [`read_body`]); a shorter
     /// call deadline wins (its step answers). A gRPC call must carry exactly one message,
     /// of at most `--max-message-bytes`: every method served here takes a single request.
+    /// A Connect call's body becomes that one gRPC message, its head a gRPC head.
     async fn whole_body(&self, call: &Call, request: &mut Request) -> Result<(), Error> {
         let limits = &self.limits;
         let body = std::mem::take(request.body_mut());
@@ -228,7 +252,13 @@ impl Stack {
             limits.body_timeout,
         )
         .await?;
-        if call.grpc {
+        if let Kind::Connect(connect) = &call.kind {
+            let frame = connect.grpc_body(body, limits.max_message_bytes as usize)?;
+            ConnectCall::grpc_head(request.headers_mut());
+            *request.body_mut() = Body::from(frame);
+            return Ok(());
+        }
+        if matches!(call.kind, Kind::Grpc { .. }) {
             let content_type = request
                 .headers()
                 .get(http::header::CONTENT_TYPE)
@@ -276,52 +306,96 @@ fn hold(
 /// What a call is, as the steps need to know it.
 #[derive(Debug)]
 pub(crate) struct Call {
-    /// gRPC or gRPC-Web (`application/grpc*`); otherwise REST.
-    grpc: bool,
-    /// The content type of a gRPC-Web call, which its refusals are answered in.
-    grpc_web: Option<HeaderValue>,
+    /// Its protocol, and what its answers need of it.
+    kind: Kind,
     /// Probes and `/metrics`: no credentials, no limits, no caller deadline.
     exempt: bool,
     /// Server reflection, a bidirectional stream: its body is read as it comes.
     streaming: bool,
 }
 
+/// A call's protocol.
+#[derive(Debug)]
+enum Kind {
+    /// gRPC or gRPC-Web (`application/grpc*`), with the content type of a gRPC-Web call,
+    /// which its refusals are answered in.
+    Grpc { web: Option<HeaderValue> },
+    /// Connect (`application/json` or `application/proto` on a method path).
+    Connect(ConnectCall),
+    /// Everything else.
+    Rest,
+}
+
 impl Call {
     fn classify(request: &Request) -> Call {
         let content_type = request.headers().get(http::header::CONTENT_TYPE);
-        let grpc = content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let grpc_web = content_type
-            .filter(|v| v.as_bytes().starts_with(b"application/grpc-web"))
-            .cloned();
         let path = request.uri().path();
+        let kind = if content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")) {
+            Kind::Grpc {
+                web: content_type
+                    .filter(|v| v.as_bytes().starts_with(b"application/grpc-web"))
+                    .cloned(),
+            }
+        } else if let Some(connect) =
+            ConnectCall::classify(request.method(), path, request.headers())
+        {
+            Kind::Connect(connect)
+        } else {
+            Kind::Rest
+        };
         Call {
-            grpc,
-            grpc_web,
+            kind,
             exempt: matches!(path, "/healthz" | "/readyz" | "/metrics")
                 || path.starts_with("/grpc.health.v1.Health/"),
             streaming: path.starts_with("/grpc.reflection."),
         }
     }
 
+    /// The protocol its span and metrics name.
+    fn protocol(&self) -> Protocol {
+        match self.kind {
+            Kind::Grpc { .. } => Protocol::Grpc,
+            Kind::Connect(_) => Protocol::Connect,
+            Kind::Rest => Protocol::Http,
+        }
+    }
+
     /// `err` answered in the caller's framing: a gRPC trailers-only answer (in gRPC-Web's
-    /// content type for gRPC-Web callers, who check it), or Twilio's error body.
+    /// content type for gRPC-Web callers, who check it), Connect's error JSON, or
+    /// Twilio's error body.
     fn refuse(&self, err: Error) -> Response {
-        if !self.grpc {
-            return crate::front::rest::error_response(&err);
+        match &self.kind {
+            Kind::Rest => crate::front::rest::error_response(&err),
+            Kind::Connect(_) => connect::error_response(&Status::from(err)),
+            Kind::Grpc { web } => {
+                let mut response = Status::from(err).into_http::<Body>();
+                if let Some(content_type) = web {
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONTENT_TYPE, content_type.clone());
+                }
+                response
+            }
         }
-        let mut response = Status::from(err).into_http::<Body>();
-        if let Some(content_type) = &self.grpc_web {
-            response
-                .headers_mut()
-                .insert(http::header::CONTENT_TYPE, content_type.clone());
-        }
-        response
     }
 }
 
-/// The caller's `grpc-timeout`, if it sent one. A malformed value is refused: gRPC's
-/// HTTP/2 protocol spec leaves no room to guess what the caller meant.
-fn caller_timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, Error> {
+/// The caller's `grpc-timeout` (`Connect-Timeout-Ms` for a Connect call), if it sent
+/// one. A malformed value is refused: neither protocol's spec leaves room to guess what
+/// the caller meant.
+fn caller_timeout(kind: &Kind, headers: &http::HeaderMap) -> Result<Option<Duration>, Error> {
+    if let Kind::Connect(_) = kind {
+        let Some(value) = headers.get("connect-timeout-ms") else {
+            return Ok(None);
+        };
+        return match parse_connect_timeout(value.as_bytes()) {
+            Some(timeout) => Ok(Some(timeout)),
+            None => Err(Error::InvalidArgument(vec![FieldViolation {
+                field: "connect-timeout-ms".into(),
+                description: "must be at most 10 digits: the timeout in milliseconds".into(),
+            }])),
+        };
+    }
     let Some(value) = headers.get("grpc-timeout") else {
         return Ok(None);
     };

@@ -10,6 +10,7 @@
 
 mod auth;
 mod concurrency;
+mod connect;
 mod crud;
 mod deadlines;
 mod discovery;

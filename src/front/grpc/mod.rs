@@ -2,16 +2,19 @@
 //! [`ParticipantBackend`]. Each method converts the protobuf request into a domain draft,
 //! validates it, calls the backend, and converts the result back; errors become statuses
 //! in `status.rs`. Protobuf types go no further than this module (`convert.rs`).
+//! `connect.rs` serves the same methods over Connect (unary, JSON or binary), through the
+//! same routes.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+pub(crate) mod connect;
 mod convert;
 pub(crate) mod status;
 mod timeout;
 
-pub(crate) use timeout::parse_grpc_timeout;
+pub(crate) use timeout::{parse_connect_timeout, parse_grpc_timeout};
 
 use tonic::service::Routes;
 use tonic_health::ServingStatus;

@@ -1,4 +1,5 @@
-//! The caller's deadline as gRPC sends it: the `grpc-timeout` header.
+//! The caller's deadline as gRPC sends it (the `grpc-timeout` header) and as Connect sends
+//! it (`Connect-Timeout-Ms`).
 
 use std::time::Duration;
 
@@ -24,9 +25,35 @@ pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
+/// Parses a `Connect-Timeout-Ms` header value (Connect protocol: a non-negative integer
+/// of at most 10 ASCII digits, in milliseconds).
+pub(crate) fn parse_connect_timeout(value: &[u8]) -> Option<Duration> {
+    if value.is_empty() || value.len() > 10 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let ms = value
+        .iter()
+        .fold(0_u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some(Duration::from_millis(ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_timeout_header_is_parsed_per_the_spec() {
+        assert_eq!(parse_connect_timeout(b"1"), Some(Duration::from_millis(1)));
+        assert_eq!(
+            parse_connect_timeout(b"9999999999"),
+            Some(Duration::from_millis(9_999_999_999))
+        );
+        assert_eq!(parse_connect_timeout(b"12345678901"), None);
+        assert_eq!(parse_connect_timeout(b""), None);
+        assert_eq!(parse_connect_timeout(b"-5"), None);
+        assert_eq!(parse_connect_timeout(b"5s"), None);
+        assert_eq!(parse_connect_timeout(b" 5"), None);
+    }
 
     #[test]
     fn grpc_timeout_header_is_parsed_per_the_spec() {

@@ -120,3 +120,30 @@ async fn refusals_and_timeouts_answer_grpc_web_callers_in_grpc_web_framing() {
         timed_out.header("grpc-status"),
     );
 }
+
+#[tokio::test]
+async fn load_shedding_answers_connect_callers_in_connects_error_json() {
+    // Arrange: one call in flight at most, and one held.
+    let shedding = spawn_app_configured(|c| c.server.max_in_flight = 1).await;
+    let _held = hold_until_shedding(&shedding).await;
+
+    // Act: a Connect JSON create.
+    let refused = send(
+        http_client()
+            .post(format!("http://{}{CREATE_PARTICIPANT}", shedding.addr))
+            .header("content-type", "application/json")
+            .body(r#"{"conversationId":"conv_x"}"#),
+    )
+    .await;
+
+    // Assert: Connect's error JSON with the HTTP status of resource_exhausted, not a gRPC
+    // trailers-only answer nor Twilio's body.
+    refused.expect_status(429);
+    assert_eq!(
+        refused.header("content-type"),
+        Some("application/json"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.json()["code"], "resource_exhausted", "{refused:?}");
+    assert!(refused.header("grpc-status").is_none(), "{refused:?}");
+}

@@ -17,6 +17,7 @@
 //! names they expect, the conventions' finer checks, personal data that must not leak, a
 //! loopback Twilio and the twilio-mode child).
 
+mod connect;
 mod export;
 mod metrics;
 mod propagation;
