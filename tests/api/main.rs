@@ -22,6 +22,7 @@ mod lifecycle;
 mod observability;
 mod participants;
 mod persistence;
+mod postgres_fixture;
 mod rest;
 mod sdk;
 mod service_participants;
