@@ -9,8 +9,9 @@ well-formed. This says whether the files agree with each other and with the prog
                  build context (deploy/Dockerfile.dockerignore) holds what the build needs.
   manifests DIR  the rendered Kubernetes manifests in DIR (one file per kustomization):
                  hardening, gRPC probes on the right port and health service, drain times
-                 against terminationGracePeriodSeconds, credentials only from Secrets, one
-                 writer for the local backend, selectors that select something.
+                 against terminationGracePeriodSeconds, credentials and the database URL
+                 only from Secrets, one writer for the embedded store, no data volume for
+                 the shared (PostgreSQL) one, selectors that select something.
   compose        deploy/compose.yaml and the collector configuration it mounts.
   env-keys HELP DIR
                  every PARTICIPANTS_* variable the manifests and compose.yaml set is one the
@@ -51,6 +52,9 @@ DEFAULTS = {
     "PARTICIPANTS_REQUEST_TIMEOUT": "30s",
 }
 CREDENTIALS = ("TWILIO_AUTH_TOKEN", "TWILIO_API_KEY", "TWILIO_API_SECRET")
+# The shared store's PostgreSQL URL: it holds a password, so it is a secret like them.
+DATABASE_URL = "PARTICIPANTS_DATABASE_URL"
+SECRET_ENV = CREDENTIALS + (DATABASE_URL,)
 # Variables the program reads that are not its own flags.
 FOREIGN_ENV = re.compile(r"^(TWILIO_ACCOUNT_SID|TWILIO_AUTH_TOKEN|TWILIO_API_KEY|TWILIO_API_SECRET|RUST_LOG|OTEL_[A-Z0-9_]+)$")
 DEBIAN_RELEASES = {"bookworm": "12", "trixie": "13"}
@@ -319,7 +323,7 @@ def check_container_hardening(report: Report, where: str, pod: dict, container: 
 
 
 def check_facade(report: Report, where: str, doc: dict, pod: dict, container: dict, sidecar: bool,
-                 configmaps: dict, secrets_in_examples: set, dockerfile_uid: str) -> None:
+                 configmaps: dict, secrets_in_examples: dict, dockerfile_uid: str) -> None:
     name = f"{where} {container['name']}"
     report.check(container.get("image") == expected_image(), f"{name}: image {expected_image()} (components/image)",
                  f"found {container.get('image')}")
@@ -330,6 +334,8 @@ def check_facade(report: Report, where: str, doc: dict, pod: dict, container: di
     # Effective environment: program defaults, then ConfigMaps, then literal env.
     env = dict(DEFAULTS)
     secret_refs = []
+    # (variable, Secret, key) for every variable taken from a Secret by secretKeyRef.
+    secret_keys = []
     for source in container.get("envFrom") or []:
         if "configMapRef" in source:
             ref = source["configMapRef"]["name"]
@@ -341,7 +347,9 @@ def check_facade(report: Report, where: str, doc: dict, pod: dict, container: di
         if "value" in var:
             env[var["name"]] = var["value"]
         elif "secretKeyRef" in (var.get("valueFrom") or {}):
-            secret_refs.append(var["valueFrom"]["secretKeyRef"]["name"])
+            ref = var["valueFrom"]["secretKeyRef"]
+            secret_refs.append(ref["name"])
+            secret_keys.append((var["name"], ref["name"], ref["key"]))
     try:
         drain = seconds(env["PARTICIPANTS_DRAIN_DELAY"])
         grace = seconds(env["PARTICIPANTS_SHUTDOWN_GRACE"])
@@ -384,13 +392,29 @@ def check_facade(report: Report, where: str, doc: dict, pod: dict, container: di
     configured = {k for cm in (container.get("envFrom") or []) if "configMapRef" in cm
                   for k in configmaps.get(cm["configMapRef"]["name"], {})}
     literal = {v["name"] for v in container.get("env") or [] if "value" in v}
-    leaked = sorted((configured | literal) & set(CREDENTIALS))
-    report.check(not leaked, f"{name}: no Twilio credential in a ConfigMap or literal env", f"found {leaked}")
+    leaked = sorted((configured | literal) & set(SECRET_ENV))
+    report.check(not leaked, f"{name}: no Twilio credential or database URL in a ConfigMap or literal env",
+                 f"found {leaked}")
+    for ref in sorted(set(secret_refs)):
+        report.check(ref in secrets_in_examples, f"{name}: Secret {ref} is documented by a *.example.yaml")
+    for variable, ref, key in secret_keys:
+        report.check(key in secrets_in_examples.get(ref, set()),
+                     f"{name}: {variable} comes from key {key} of Secret {ref}, which its example has")
+    shared_store = any(variable == DATABASE_URL for variable, _, _ in secret_keys)
     backend = env["PARTICIPANTS_BACKEND"]
     if backend == "twilio":
         report.check(bool(secret_refs), f"{name}: twilio credentials come from a Secret ({', '.join(secret_refs) or 'none'})")
-        for ref in secret_refs:
-            report.check(ref in secrets_in_examples, f"{name}: Secret {ref} is documented by a *.example.yaml")
+    elif backend == "local" and shared_store:
+        # The shared store: participants in PostgreSQL, so the replicas are interchangeable
+        # and nothing of theirs needs keeping.
+        mounts = {m["mountPath"] for m in container.get("volumeMounts") or []}
+        report.check(not sidecar and doc.get("kind") == "Deployment",
+                     f"{name}: local backend on PostgreSQL is a Deployment (stateless replicas)")
+        report.check(not doc.get("spec", {}).get("volumeClaimTemplates") and
+                     not any("persistentVolumeClaim" in v for v in pod.get("volumes") or []),
+                     f"{name}: no persistent volume (the data is in PostgreSQL)")
+        report.check(env["PARTICIPANTS_DATA_DIR"] not in mounts,
+                     f"{name}: no data directory mounted (PARTICIPANTS_DATA_DIR is unused with a database URL)")
     elif backend == "local":
         data_dir = env["PARTICIPANTS_DATA_DIR"]
         mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts") or []}
@@ -412,8 +436,18 @@ def check_manifests(report: Report, rendered: Path) -> None:
     users = [a for k, a in stages[-1]["body"] if k == "USER"]
     dockerfile_uid = users[-1].split(":")[0] if users else "?"
     examples = sorted(KUBERNETES.rglob("*.example.yaml"))
-    secrets_in_examples = {d["metadata"]["name"] for f in examples for d in yaml.safe_load_all(f.read_text())
+    # Secret name -> its keys, for every Secret a *.example.yaml documents.
+    secrets_in_examples = {d["metadata"]["name"]: set(d.get("stringData") or {}) | set(d.get("data") or {})
+                           for f in examples for d in yaml.safe_load_all(f.read_text())
                            if d and d.get("kind") == "Secret"}
+    for example in examples:
+        for doc in yaml.safe_load_all(example.read_text()):
+            url = ((doc or {}).get("stringData") or {}).get(DATABASE_URL) if (doc or {}).get("kind") == "Secret" else None
+            if url is not None:
+                where = f"{example.relative_to(ROOT)} Secret/{doc['metadata']['name']}"
+                report.check(re.match(r"^postgres(ql)?://", url) is not None, f"{where}: {DATABASE_URL} is a postgres:// URL")
+                report.check("REPLACE" in url.upper(), f"{where}: {DATABASE_URL} holds a placeholder, not a password",
+                             "an example must never carry a real password")
 
     # Every manifest file is rendered by some kustomization, or is an example validated alone.
     referenced: set[Path] = set()
@@ -485,7 +519,7 @@ def check_manifests(report: Report, rendered: Path) -> None:
                 service = doc["spec"].get("serviceName")
                 report.check(any(d["kind"] == "Service" and d["metadata"]["name"] == service and d["spec"].get("clusterIP") == "None" for d in docs),
                              f"{where} StatefulSet/{name}: its governing Service {service} is headless and present")
-    report.check(facades >= 3, f"{facades} participants-facade containers checked (shared service, local, sidecar)")
+    report.check(facades >= 4, f"{facades} participants-facade containers checked (shared service, local, postgres, sidecar)")
 
 
 # --------------------------------------------------------------------------- compose
