@@ -30,5 +30,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     // Flushing waits on the exporter: keep it off the async workers.
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    if let Err(e) = &served
+        && let Some(refused) = e.downcast_ref::<app::StartRefused>()
+    {
+        // Like a bad flag: one line, exit code 2.
+        eprintln!("participants-facade: {refused}");
+        std::process::exit(2);
+    }
     served
 }

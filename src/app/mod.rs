@@ -24,6 +24,8 @@ use tonic_health::ServingStatus;
 pub use signals::shutdown_signal;
 
 use crate::backend::local::{LocalBackend, StoreOptions};
+use crate::backend::postgres::keys::SharedKeys;
+use crate::backend::postgres::{PgBackend, PgOptions};
 use crate::backend::twilio::{RetryPolicy, TwilioBackend, UpstreamConfig};
 use crate::backend::{Credentials, ParticipantBackend};
 use crate::config::{BackendKind, Config};
@@ -117,13 +119,51 @@ fn check(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// A start refused for a reason the operator must fix (the shared store unreachable, its
+/// URL refused, its schema newer than this build): `main` prints it on one line and exits
+/// with code 2, as for a bad flag.
+#[derive(Debug)]
+pub struct StartRefused(pub String);
+
+impl std::fmt::Display for StartRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartRefused {}
+
+/// The shared store's settings, when `--database-url` is set.
+fn pg_options(config: &Config) -> Option<PgOptions> {
+    let url = config.database.url.as_ref()?;
+    Some(PgOptions {
+        url: url.expose().to_owned(),
+        redacted_url: url.redacted(),
+        account_sid: config.account_sid.clone(),
+        idempotency_ttl: config.idempotency_ttl,
+        pool_size: config.database.pool_size as usize,
+        connect_timeout: config.database.connect_timeout,
+    })
+}
+
 /// Opens the configured backend.
-pub fn open_backend(
+pub async fn open_backend(
     config: &Config,
     upstream_credentials: Option<Credentials>,
 ) -> anyhow::Result<Arc<dyn ParticipantBackend>> {
-    match config.backend {
-        BackendKind::Local => {
+    let refused = |e: crate::domain::error::Error| {
+        let detail = match e {
+            crate::domain::error::Error::Internal(detail) => detail,
+            other => other.to_string(),
+        };
+        anyhow::Error::new(StartRefused(format!("shared store: {detail}")))
+    };
+    match (config.backend, pg_options(config)) {
+        (BackendKind::Local, Some(options)) => {
+            let store = PgBackend::open(&options).await.map_err(refused)?;
+            Ok(Arc::new(store))
+        }
+        (BackendKind::Local, None) => {
             let store = LocalBackend::open(&StoreOptions {
                 data_dir: config.store.data_dir.clone(),
                 account_sid: config.account_sid.clone(),
@@ -140,12 +180,16 @@ pub fn open_backend(
             })?;
             Ok(Arc::new(store))
         }
-        BackendKind::Twilio => {
+        (BackendKind::Twilio, shared) => {
             let credentials = match upstream_credentials {
                 Some(c) => c,
                 None => Credentials::from_env().map_err(anyhow::Error::msg)?,
             };
-            let backend = TwilioBackend::new(upstream_config(config, credentials))?;
+            let keys = match shared {
+                Some(options) => Some(SharedKeys::open(&options).await.map_err(refused)?),
+                None => None,
+            };
+            let backend = TwilioBackend::new(upstream_config(config, credentials), keys)?;
             Ok(Arc::new(backend))
         }
     }
@@ -211,7 +255,7 @@ pub async fn run(
         _ => None,
     };
     survive_file_size_limit();
-    let backend = open_backend(&config, upstream_credentials)?;
+    let backend = open_backend(&config, upstream_credentials).await?;
     let (routes, health) = crate::front::grpc::routes(
         backend.clone(),
         &public_url(&config, local),

@@ -4,13 +4,16 @@
 
 mod credentials;
 pub mod local;
+mod observe;
+mod page_token;
+pub mod postgres;
 pub mod twilio;
 
 pub use credentials::Credentials;
 
 use async_trait::async_trait;
 
-use crate::domain::error::Error;
+use crate::domain::error::{Error, FieldViolation};
 use crate::domain::{
     DeleteServiceParticipant, ListParticipants, ListServiceParticipants, NewParticipant,
     NewServiceParticipant, Page, Participant, ParticipantRef, ParticipantUpdate,
@@ -112,4 +115,21 @@ pub trait ParticipantBackend: Send + Sync + 'static {
 
     /// Flushes and releases what the backend holds. Calls after this fail with UNAVAILABLE.
     async fn close(&self);
+}
+
+/// The stores (embedded and PostgreSQL) know v1 conversations by their `CH` sid only: they
+/// have no conversation resources to resolve a unique name against (twilio mode passes
+/// unique names to Twilio). A unique name is therefore the same INVALID_ARGUMENT it always
+/// was there.
+pub(crate) fn conversation_by_sid(conversation_sid: &str) -> Result<(), Error> {
+    if crate::domain::is_conversation_sid(conversation_sid) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(vec![FieldViolation {
+            field: "conversation_sid".to_owned(),
+            description: "must be CH and 32 hex digits: the local backend knows conversations \
+                          by sid only (unique names are resolved by Twilio, in twilio mode)"
+                .to_owned(),
+        }]))
+    }
 }

@@ -113,6 +113,10 @@ pub struct Config {
     #[command(flatten)]
     pub store: StoreSettings,
 
+    /// The shared store: PostgreSQL.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
     /// The twilio backend's calls.
     #[command(flatten)]
     pub upstream: UpstreamSettings,
@@ -284,6 +288,126 @@ pub struct StoreSettings {
     pub skip_integrity_check: bool,
 }
 
+/// The shared store, for several replicas: a PostgreSQL database.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Shared store (PostgreSQL)")]
+pub struct DatabaseSettings {
+    /// A `postgres://` URL: the local backend keeps participants and idempotency keys in
+    /// that database instead of `--data-dir`, so several replicas serve one data set; the
+    /// twilio backend keeps its idempotency keys there, shared by every replica. A secret
+    /// (it may hold a password): never logged. Unset: the embedded store.
+    #[arg(
+        long = "database-url",
+        id = "database_url",
+        env = "PARTICIPANTS_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub url: Option<DatabaseUrl>,
+
+    /// Connections each replica keeps to the database (reads, writes and health probes
+    /// share them; concurrent creates are batched onto few of them).
+    #[arg(
+        long = "database-pool-size",
+        id = "database_pool_size",
+        env = "PARTICIPANTS_DATABASE_POOL_SIZE",
+        value_name = "N",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(2..=1000)
+    )]
+    pub pool_size: u32,
+
+    /// Longest wait for a new connection to the database (start-up, and reconnecting after
+    /// an outage); a call that cannot get one in time fails UNAVAILABLE.
+    #[arg(long = "database-connect-timeout", id = "database_connect_timeout", env = "PARTICIPANTS_DATABASE_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub connect_timeout: Duration,
+}
+
+/// A database URL: a secret. `Debug` and [`DatabaseUrl::redacted`] show it with the
+/// password replaced; only [`DatabaseUrl::expose`] gives the whole text, for the driver.
+///
+/// Parsing never fails (clap would quote a refused value, password and all, in its
+/// error): [`Config::check`] checks it and names only the redacted form.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(DatabaseUrl(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl DatabaseUrl {
+    /// The whole URL, password included: for the database driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password (in the user info or a `password` query parameter)
+    /// replaced by `***`: what logs and errors may show.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+
+    /// Refuses what is not a `postgres://` (or `postgresql://`) URL with a host, naming
+    /// only the redacted form.
+    pub fn check(&self) -> Result<(), String> {
+        let refuse = |why: &str| {
+            Err(format!(
+                "invalid value '{}' for '--database-url <URL>': {why}",
+                self.redacted()
+            ))
+        };
+        let Ok(url) = url::Url::parse(&self.0) else {
+            return refuse("not a URL (expected postgres://USER:PASSWORD@HOST:PORT/DATABASE)");
+        };
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return refuse("the scheme must be postgres:// or postgresql://");
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return refuse("the URL names no host");
+        }
+        Ok(())
+    }
+}
+
+/// `url` with any password replaced by `***`; text that is not a URL is replaced whole
+/// (it could be a password).
+fn redact_url(text: &str) -> String {
+    let Ok(mut url) = url::Url::parse(text) else {
+        return "<not a URL, not shown>".to_owned();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    if url
+        .query_pairs()
+        .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+    {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.eq_ignore_ascii_case("password") {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
 /// The twilio backend's calls to Twilio.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Twilio backend")]
@@ -386,6 +510,9 @@ impl Config {
                     .into(),
             );
         }
+        if let Some(url) = &self.database.url {
+            url.check()?;
+        }
         Ok(())
     }
 
@@ -454,5 +581,43 @@ mod tests {
         ] {
             assert!(Config::try_parse_from(args).is_err(), "{args:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod database_url_tests {
+    use super::*;
+
+    #[test]
+    fn the_password_never_shows() {
+        for (text, shown) in [
+            (
+                "postgres://app:s3cret@db.internal:5432/participants",
+                "postgres://app:***@db.internal:5432/participants",
+            ),
+            (
+                "postgresql://app@db/participants?password=s3cret&sslmode=require",
+                "postgresql://app@db/participants?password=***&sslmode=require",
+            ),
+            ("host=db password=s3cret", "<not a URL, not shown>"),
+        ] {
+            let url: DatabaseUrl = text.parse().expect("never fails");
+            assert_eq!(url.redacted(), shown);
+            assert_eq!(format!("{url:?}"), shown);
+            assert!(!format!("{:?}", url.check()).contains("s3cret"));
+        }
+    }
+
+    #[test]
+    fn only_postgres_urls_with_a_host_pass() {
+        let check = |text: &str| text.parse::<DatabaseUrl>().expect("parses").check();
+        assert!(check("postgres://app:pw@127.0.0.1:5432/db").is_ok());
+        assert!(check("postgresql://app@localhost/db").is_ok());
+        for bad in ["mysql://app:pw@db/x", "postgres:///db", "nonsense", ""] {
+            let refusal = check(bad).expect_err(bad);
+            assert!(refusal.contains("--database-url"), "{refusal}");
+        }
+        let refusal = check("mysql://app:hunter2@db/x").expect_err("scheme");
+        assert!(!refusal.contains("hunter2"), "{refusal}");
     }
 }

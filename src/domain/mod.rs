@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 /// The server's clock as each API's participants carry it: milliseconds (v2), whole
 /// seconds (v1, as Twilio writes them).
+pub use participant::next_updated_at;
 pub use participant::now as v2_now;
 pub use service_participant::now as v1_now;
 

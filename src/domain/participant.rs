@@ -442,6 +442,15 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
 }
 
+/// The `updated_at` an update gives a v2 participant last updated at `last`: now, and at
+/// least 1 ms past `last`, so that it tells updates apart even within one millisecond.
+pub fn next_updated_at(last: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    match last {
+        Some(last) => now().max(last + chrono::Duration::milliseconds(1)),
+        None => now(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::domain::error::Error;
 
-use super::page_token::KEY_BYTES;
+use crate::backend::page_token::KEY_BYTES;
 
 /// The version this build writes (`PRAGMA user_version` in `schema.sql`).
 pub(super) const SCHEMA_VERSION: i64 = 2;

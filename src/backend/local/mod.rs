@@ -21,7 +21,7 @@
 //!
 //! Lists run oldest first along `seq`, an insertion key the store gives each row once and
 //! never reuses, as index range scans; a page token is the last `seq` of the page before,
-//! signed for its list (`page_token.rs`), so pages stay exact while participants come and
+//! signed for its list (`backend/page_token.rs`), so pages stay exact while participants come and
 //! go between them. The schema's version is `PRAGMA user_version`; older stores are
 //! brought up to date at open (`migrate.rs`).
 //!
@@ -52,18 +52,16 @@ mod fault;
 mod health;
 mod integrity;
 mod migrate;
-mod page_token;
 mod writer;
 
+use crate::backend::observe::record_store;
 use crate::backend::{CallContext, ParticipantBackend};
-use crate::domain::error::{Error, FieldViolation, Resource, StoreFault};
+use crate::domain::error::{Error, Resource, StoreFault};
 use crate::domain::{
     DeleteServiceParticipant, ListParticipants, ListServiceParticipants, NewParticipant,
     NewServiceParticipant, Page, Participant, ParticipantRef, ParticipantUpdate,
     ServiceParticipant, ServiceParticipantRef, ServiceParticipantUpdate,
 };
-use crate::observability::metrics::METRICS;
-use tracing::Instrument as _;
 
 /// Most writes committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
@@ -79,11 +77,11 @@ const LOCK_FILE: &str = "LOCK";
 /// The schema, applied at open (each statement `IF NOT EXISTS`).
 const SCHEMA: &str = include_str!("schema.sql");
 
+use crate::backend::page_token::{List, PageTokens};
 use cache::FetchCache;
 use checkpoint::Checkpointer;
 use health::{CANNOT_WRITE, HEALTHY, StoreHealth};
 use integrity::quick_check;
-use page_token::{List, PageTokens};
 use writer::{Write, Writer};
 
 /// A page of a v2 conversation: rows after the last `seq` shown, oldest first, along the
@@ -357,52 +355,21 @@ fn listed<T: Clone>(
     Ok((seq, listed))
 }
 
-/// A span for one store operation (OpenTelemetry database conventions; no statement text,
-/// no values).
-fn store_span(operation: &'static str, db_operation: &'static str) -> tracing::Span {
-    tracing::info_span!(
-        "store",
-        otel.name = operation,
-        otel.kind = "internal",
-        db.system.name = "sqlite",
-        db.operation.name = db_operation,
-    )
-}
-
-fn record_store(operation: &'static str, started: Instant) {
-    METRICS
-        .store_duration
-        .with_label_values(&[operation])
-        .observe(started.elapsed().as_secs_f64());
-}
-
-/// Runs a store operation in its span, timing it.
+/// Runs a store operation in its span (`db.system.name = sqlite`), timing it.
 async fn observed<T>(
     operation: &'static str,
     db_operation: &'static str,
     work: impl std::future::Future<Output = T>,
 ) -> T {
-    let started = Instant::now();
-    let out = work.instrument(store_span(operation, db_operation)).await;
-    record_store(operation, started);
-    out
+    crate::backend::observe::observed(SYSTEM, operation, db_operation, work).await
 }
 
-/// The local store knows v1 conversations by their `CH` sid only: it has no conversation
-/// resources to resolve a unique name against (twilio mode passes unique names to Twilio).
-/// A unique name is therefore the same INVALID_ARGUMENT it always was here.
-fn by_sid(conversation_sid: &str) -> Result<(), Error> {
-    if crate::domain::is_conversation_sid(conversation_sid) {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(vec![FieldViolation {
-            field: "conversation_sid".to_owned(),
-            description: "must be CH and 32 hex digits: the local backend knows conversations \
-                          by sid only (unique names are resolved by Twilio, in twilio mode)"
-                .to_owned(),
-        }]))
-    }
+fn store_span(operation: &'static str, db_operation: &'static str) -> tracing::Span {
+    crate::backend::observe::store_span(SYSTEM, operation, db_operation)
 }
+
+/// `db.system.name` of this store's spans.
+const SYSTEM: &str = "sqlite";
 
 pub(super) fn closed() -> Error {
     Error::unavailable("the store is closed (the server is shutting down)", None)
@@ -463,7 +430,7 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         query: ListServiceParticipants,
     ) -> Result<Page<ServiceParticipant>, Error> {
-        by_sid(&query.conversation_sid)?;
+        crate::backend::conversation_by_sid(&query.conversation_sid)?;
         let list = List::V1 {
             chat_service_sid: &query.chat_service_sid,
             conversation_sid: &query.conversation_sid,
@@ -488,7 +455,7 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         update: ServiceParticipantUpdate,
     ) -> Result<ServiceParticipant, Error> {
-        by_sid(&update.key.conversation_sid)?;
+        crate::backend::conversation_by_sid(&update.key.conversation_sid)?;
         observed(
             "update_service_participant",
             "UPDATE",
@@ -502,7 +469,7 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         request: DeleteServiceParticipant,
     ) -> Result<(), Error> {
-        by_sid(&request.key.conversation_sid)?;
+        crate::backend::conversation_by_sid(&request.key.conversation_sid)?;
         observed(
             "delete_service_participant",
             "DELETE",
@@ -573,7 +540,7 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         request: NewServiceParticipant,
     ) -> Result<ServiceParticipant, Error> {
-        by_sid(&request.conversation_sid)?;
+        crate::backend::conversation_by_sid(&request.conversation_sid)?;
         observed(
             "create_service_participant",
             "INSERT",
@@ -587,7 +554,7 @@ impl ParticipantBackend for LocalBackend {
         _ctx: &CallContext,
         key: ServiceParticipantRef,
     ) -> Result<ServiceParticipant, Error> {
-        by_sid(&key.conversation_sid)?;
+        crate::backend::conversation_by_sid(&key.conversation_sid)?;
         // Twilio accepts the identity in place of the sid. An identity may itself look
         // like a sid, so both are tried, the sid first. The cache holds records by sid:
         // a hit in this conversation is the sid match; anything else asks the store.

@@ -650,10 +650,7 @@ pub(super) fn update_participant(
     })?;
     let mut participant: Participant = serde_json::from_str(&body)?;
     let before = participant.addresses.clone();
-    let now = match participant.updated_at {
-        Some(last) => crate::domain::v2_now().max(last + chrono::Duration::milliseconds(1)),
-        None => crate::domain::v2_now(),
-    };
+    let now = crate::domain::next_updated_at(participant.updated_at);
     update.changes.apply(&mut participant, now);
     if update.changes.addresses.is_some() {
         addresses_free(

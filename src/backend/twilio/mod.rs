@@ -41,7 +41,9 @@ use tokio::sync::Semaphore;
 
 pub use retry::RetryPolicy;
 
+use crate::backend::postgres::keys::SharedKeys;
 use crate::backend::{CallContext, Credentials, ParticipantBackend};
+use crate::domain::CreateRequest;
 use crate::domain::error::Error;
 use crate::domain::{
     DeleteServiceParticipant, ListParticipants, ListServiceParticipants, NewParticipant,
@@ -85,8 +87,8 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
 }
 
-/// What a create produced, as the idempotency table keeps it.
-#[derive(Debug, Clone)]
+/// What a create produced, as the idempotency tables keep it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Created {
     V2(Participant),
     V1(ServiceParticipant),
@@ -104,13 +106,17 @@ pub struct TwilioBackend {
     max_in_flight: usize,
     breaker: Arc<CircuitBreaker>,
     keys: IdempotencyCache<Created>,
-    /// The key of [`Self::key_scope`]'s hash, random per process.
+    /// With `--database-url`: the keys every replica shares, behind `keys`.
+    shared: Option<SharedKeys>,
+    /// The key of [`Self::key_scope`]'s hash: random per process, or the shared store's.
     scope_key: [u8; 64],
 }
 
 impl TwilioBackend {
     /// Builds the client; fails on a base URL that cannot take path segments.
-    pub fn new(config: UpstreamConfig) -> Result<Self, Error> {
+    /// `shared`: idempotency keys kept in the shared store (`--database-url`), so that a
+    /// retry reaching another replica is recognised; `None`: per replica.
+    pub fn new(config: UpstreamConfig, shared: Option<SharedKeys>) -> Result<Self, Error> {
         let base = Url::parse(&config.base_url)
             .ok()
             .filter(|u| !u.cannot_be_a_base() && matches!(u.scheme(), "http" | "https"))
@@ -144,7 +150,10 @@ impl TwilioBackend {
                 config.breaker_cooldown,
             )),
             keys: IdempotencyCache::new(config.idempotency_ttl, IDEMPOTENCY_CAPACITY),
-            scope_key: rand::random(),
+            scope_key: shared
+                .as_ref()
+                .map_or_else(rand::random, |shared| *shared.scope_key()),
+            shared,
         })
     }
 
@@ -192,6 +201,31 @@ impl TwilioBackend {
             .as_ref()
             .unwrap_or(&self.credentials);
         credentials.scope(&self.scope_key)
+    }
+
+    /// `create`, run once for its idempotency key across every replica when the keys are
+    /// shared (`--database-url`); else as it is (the in-memory table alone decides).
+    async fn across_replicas<R: CreateRequest>(
+        &self,
+        scope: &str,
+        request: &R,
+        create: impl std::future::Future<Output = Result<Created, Error>>,
+    ) -> Result<Created, Error> {
+        match (&self.shared, request.idempotency_key()) {
+            (Some(shared), Some(key)) => {
+                // A claim is waited for as long as the create that holds it may take.
+                let lease = self.default_timeout + self.attempt_timeout;
+                shared
+                    .run(
+                        &format!("twilio:{scope}:{key}"),
+                        &request.fingerprint(),
+                        lease,
+                        create,
+                    )
+                    .await
+            }
+            _ => create.await,
+        }
     }
 
     async fn create_v2(
@@ -654,12 +688,10 @@ impl ParticipantBackend for TwilioBackend {
         ctx: &CallContext,
         request: NewParticipant,
     ) -> Result<Participant, Error> {
+        let scope = self.key_scope(ctx);
         let create = async { self.create_v2(ctx, &request).await.map(Created::V2) };
-        match self
-            .keys
-            .run(&self.key_scope(ctx), &request, create)
-            .await?
-        {
+        let create = self.across_replicas(&scope, &request, create);
+        match self.keys.run(&scope, &request, create).await? {
             Created::V2(p) => Ok(p),
             // The fingerprint names the operation, so a key's result is of its operation.
             Created::V1(_) => Err(Error::IdempotencyKeyReused),
@@ -679,12 +711,10 @@ impl ParticipantBackend for TwilioBackend {
         ctx: &CallContext,
         request: NewServiceParticipant,
     ) -> Result<ServiceParticipant, Error> {
+        let scope = self.key_scope(ctx);
         let create = async { self.create_v1(ctx, &request).await.map(Created::V1) };
-        match self
-            .keys
-            .run(&self.key_scope(ctx), &request, create)
-            .await?
-        {
+        let create = self.across_replicas(&scope, &request, create);
+        match self.keys.run(&scope, &request, create).await? {
             Created::V1(p) => Ok(p),
             Created::V2(_) => Err(Error::IdempotencyKeyReused),
         }
@@ -713,11 +743,14 @@ impl ParticipantBackend for TwilioBackend {
     }
 
     fn ready(&self) -> bool {
-        !self.breaker.is_open()
+        !self.breaker.is_open() && self.shared.as_ref().is_none_or(SharedKeys::ready)
     }
 
     async fn close(&self) {
         // Nothing to flush: the pool's connections close when the client drops.
         self.in_flight.close();
+        if let Some(shared) = &self.shared {
+            shared.close();
+        }
     }
 }

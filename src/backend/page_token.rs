@@ -1,4 +1,4 @@
-//! The local store's page tokens: the last position a page showed (its `seq`), signed
+//! The stores' page tokens (embedded and PostgreSQL): the last position a page showed (its `seq`), signed
 //! for the list it belongs to.
 //!
 //! A token is base64url (no padding) of 42 bytes: a format byte, the API (v2 or v1), the
@@ -18,7 +18,7 @@ use crate::domain::error::Error;
 use crate::domain::page::bad_page_token;
 
 /// Bytes of the signing key.
-pub(super) const KEY_BYTES: usize = 32;
+pub(crate) const KEY_BYTES: usize = 32;
 const FORMAT: u8 = 1;
 const TAG_BYTES: usize = 32;
 const TOKEN_BYTES: usize = 2 + 8 + TAG_BYTES;
@@ -27,7 +27,7 @@ const CONTEXT: &[u8] = b"participants-facade local page token";
 
 /// Which list a token belongs to.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum List<'a> {
+pub(crate) enum List<'a> {
     /// A v2 conversation's participants.
     V2 { conversation_id: &'a str },
     /// A v1 conversation's participants.
@@ -47,12 +47,12 @@ impl List<'_> {
 }
 
 /// Issues and checks page tokens under one store's key.
-pub(super) struct PageTokens {
+pub(crate) struct PageTokens {
     mac: Hmac<Sha256>,
 }
 
 impl PageTokens {
-    pub(super) fn new(key: &[u8]) -> Result<PageTokens, Error> {
+    pub(crate) fn new(key: &[u8]) -> Result<PageTokens, Error> {
         let mac = Hmac::<Sha256>::new_from_slice(key)
             .map_err(|_| Error::Internal("page token key of invalid length".into()))?;
         Ok(PageTokens { mac })
@@ -78,7 +78,7 @@ impl PageTokens {
     }
 
     /// The token of the page after the one that ended at `last_seq` in `list`.
-    pub(super) fn issue(&self, list: List<'_>, last_seq: i64) -> String {
+    pub(crate) fn issue(&self, list: List<'_>, last_seq: i64) -> String {
         let mut token = Vec::with_capacity(TOKEN_BYTES);
         token.push(FORMAT);
         token.push(list.api());
@@ -89,7 +89,7 @@ impl PageTokens {
     }
 
     /// The last `seq` of the page before, if `token` is one this store issued for `list`.
-    pub(super) fn check(&self, list: List<'_>, token: &str) -> Result<i64, Error> {
+    pub(crate) fn check(&self, list: List<'_>, token: &str) -> Result<i64, Error> {
         let bytes = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| bad_page_token())?;
