@@ -585,7 +585,8 @@ def check_compose(report: Report) -> None:
 
 
 def check_env_keys(report: Report, help_text: str, rendered: Path) -> None:
-    documented = set(re.findall(r"\[env: ([A-Z0-9_]+)=", help_text))
+    # `[env: NAME=value]`, or `[env: NAME]` for a flag whose value clap hides (a secret).
+    documented = set(re.findall(r"\[env: ([A-Z0-9_]+)[=\]]", help_text))
     report.check(bool(documented), f"the binary's --help documents {len(documented)} environment variables")
     sources: dict[str, set[str]] = {}
     for file in sorted(rendered.glob("*.yaml")):
