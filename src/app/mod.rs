@@ -143,6 +143,7 @@ fn pg_options(config: &Config) -> Option<PgOptions> {
         idempotency_ttl: config.idempotency_ttl,
         pool_size: config.database.pool_size as usize,
         connect_timeout: config.database.connect_timeout,
+        ca_file: config.database.ca_file.clone(),
     })
 }
 

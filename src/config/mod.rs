@@ -321,6 +321,18 @@ pub struct DatabaseSettings {
     /// an outage); a call that cannot get one in time fails UNAVAILABLE.
     #[arg(long = "database-connect-timeout", id = "database_connect_timeout", env = "PARTICIPANTS_DATABASE_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
+
+    /// PEM CA certificates that may sign the database's TLS certificate, besides the
+    /// public roots (a managed database's own CA). TLS follows the URL's `sslmode`
+    /// (`prefer` by default); when used, the certificate is always verified.
+    #[arg(
+        long = "database-ca",
+        id = "database_ca",
+        env = "PARTICIPANTS_DATABASE_CA",
+        value_name = "FILE",
+        requires = "database_url"
+    )]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A database URL: a secret. `Debug` and [`DatabaseUrl::redacted`] show it with the

@@ -38,6 +38,7 @@
 mod errors;
 pub(crate) mod keys;
 mod schema;
+mod tls;
 mod writer;
 
 use std::sync::Arc;
@@ -47,7 +48,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::NoTls;
 
 use crate::backend::observe::observed;
 use crate::backend::page_token::{KEY_BYTES, List, PageTokens};
@@ -86,6 +86,9 @@ pub struct PgOptions {
     pub pool_size: usize,
     /// Longest wait for a new connection.
     pub connect_timeout: Duration,
+    /// PEM CA certificates the database's TLS certificate may be signed by, besides the
+    /// public roots (`--database-ca`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -124,8 +127,9 @@ impl Database {
             .application_name("participants-facade")
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30));
+        let tls = tls::connector(options.ca_file.as_deref())?;
         let (mut client, connection) =
-            tokio::time::timeout(options.connect_timeout, config.connect(NoTls))
+            tokio::time::timeout(options.connect_timeout, config.connect(tls.clone()))
                 .await
                 .map_err(|_| refused("cannot reach the database at", &"timed out"))?
                 .map_err(|e| refused("cannot reach the database at", &e))?;
@@ -137,7 +141,7 @@ impl Database {
 
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
