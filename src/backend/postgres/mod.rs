@@ -70,6 +70,8 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How often expired idempotency keys are deleted (by every replica; deleting what
 /// another replica already deleted costs nothing).
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Longest wait at close for the writers to finish what is queued.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// How to reach the database, and what the store needs besides.
 #[derive(Clone)]
@@ -726,8 +728,15 @@ impl ParticipantBackend for PgBackend {
         if let Ok(mut writes) = self.writes.lock() {
             writes.take();
         }
+        // Bounded: a writer waiting out an unreachable database gives up after the
+        // connect timeout per group; past this, the queued callers are answered UNAVAILABLE
+        // as the tasks are dropped.
         for writer in self.writers.lock().await.drain(..) {
-            let _ = writer.await;
+            let abort = writer.abort_handle();
+            if tokio::time::timeout(CLOSE_WAIT, writer).await.is_err() {
+                tracing::warn!("a store writer did not finish in time; its queue is dropped");
+                abort.abort();
+            }
         }
         self.database.close();
         tracing::info!("store closed");
