@@ -25,15 +25,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         Ok(listener) => app::run(listener, settings, app::shutdown_signal()).await,
         Err(e) => Err(anyhow::anyhow!("cannot listen on {listen}: {e}")),
     };
-    if let Err(e) = &served {
+    let refused = served
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<app::StartRefused>());
+    if let (Err(e), None) = (&served, refused) {
         tracing::error!(error = %format!("{e:#}"), "participants-facade stopped with an error");
     }
     // Flushing waits on the exporter: keep it off the async workers.
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
-    if let Err(e) = &served
-        && let Some(refused) = e.downcast_ref::<app::StartRefused>()
-    {
-        // Like a bad flag: one line, exit code 2.
+    if let Some(refused) = refused {
+        // Like a bad flag: one line on stderr, exit code 2.
         eprintln!("participants-facade: {refused}");
         std::process::exit(2);
     }

@@ -26,5 +26,6 @@ mod postgres_fixture;
 mod rest;
 mod sdk;
 mod service_participants;
+mod shared_store_tls;
 mod twilio;
 mod validation;

@@ -10,7 +10,8 @@
 //!
 //! What decides between replicas is the database, never a check in this process:
 //! - conflicts (an address, identity or binding taken) are unique indexes; an insert that
-//!   meets one fails in its own subtransaction and the holder is read back (`migrations/`);
+//!   meets one inserts nothing (`ON CONFLICT DO NOTHING`, after waiting for a holder still
+//!   in flight) and the holder is read back (`migrations/`);
 //! - an idempotency key is the primary key of `idempotency_keys`, inserted in the same
 //!   transaction as the participant it names; a second replica's insert of the same key
 //!   waits for the first transaction, then replays its answer (or is told the key was
@@ -117,8 +118,8 @@ impl Database {
     /// lock, and starts the readiness probe. A refusal says what failed, with the URL
     /// redacted.
     pub(crate) async fn connect(options: &PgOptions) -> Result<Database, Error> {
-        let refused = |what: &str, e: &dyn std::fmt::Display| {
-            Error::Internal(format!("{what} {}: {e}", options.redacted_url))
+        let refused = |what: &str, e: &dyn std::error::Error| {
+            Error::Internal(format!("{what} {}: {}", options.redacted_url, chain(e)))
         };
         let mut config: tokio_postgres::Config = options
             .url
@@ -133,7 +134,12 @@ impl Database {
         let (mut client, connection) =
             tokio::time::timeout(options.connect_timeout, config.connect(tls.clone()))
                 .await
-                .map_err(|_| refused("cannot reach the database at", &"timed out"))?
+                .map_err(|_| {
+                    Error::Internal(format!(
+                        "cannot reach the database at {}: no connection within {:?}",
+                        options.redacted_url, options.connect_timeout
+                    ))
+                })?
                 .map_err(|e| refused("cannot reach the database at", &e))?;
         let connection = tokio::spawn(connection);
         let version = schema::migrate(&mut client).await?;
@@ -192,6 +198,22 @@ impl Database {
         self.closed.store(true, Ordering::Release);
         self.pool.close();
     }
+}
+
+/// An error and its sources on one line (`a: b: c`): the driver's own words say little
+/// ("error performing TLS handshake") without the cause beneath them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Readiness: `SELECT 1` every [`PROBE_EVERY`], bounded by `timeout`.

@@ -4,8 +4,9 @@
 //! [`MAX_BATCH`]) and runs it in one transaction on one connection: `BEGIN`, one call of
 //! `facade_create_participant` or `facade_create_service_participant` per create, sent
 //! back to back without waiting for each answer (tokio-postgres pipelines them), then one
-//! `COMMIT`. Each call runs in its own subtransaction (the functions' `EXCEPTION` block),
-//! so a conflict or a replayed key decides that create only. Callers are answered after
+//! `COMMIT`. A create that meets a taken key, address, identity or binding inserts nothing
+//! and says so (`ON CONFLICT DO NOTHING` in the functions), so a conflict or a replayed
+//! key decides that create only and never aborts the group. Callers are answered after
 //! the commit returned: an acknowledged create is durable in PostgreSQL.
 //!
 //! Two writers share the queue, so one group is being committed (waiting for the WAL

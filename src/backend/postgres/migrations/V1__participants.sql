@@ -19,7 +19,7 @@ CREATE TABLE participant_addresses (
     conversation_id text NOT NULL,
     channel         text NOT NULL,
     address         text NOT NULL,
-    participant_id  text NOT NULL REFERENCES participants (id) ON DELETE CASCADE,
+    participant_id  text NOT NULL,
     PRIMARY KEY (conversation_id, channel, address)
 );
 CREATE INDEX participant_addresses_by_participant ON participant_addresses (participant_id);
@@ -68,10 +68,13 @@ CREATE TABLE store_keys (
 );
 
 -- Creates, one per call, run by the writer several in one transaction (one round trip and
--- one commit for the group). Each runs in its own subtransaction (the EXCEPTION block): a
--- conflict undoes that create only. Outcomes: ('created', body), ('replay', first
--- response), ('reused', NULL: the key was used for another request), ('conflict', holder
--- id and, for v1, 'identity' or 'binding' in `kind`).
+-- one commit for the group). A create that meets a taken key, address, identity or binding
+-- inserts nothing (`ON CONFLICT DO NOTHING`: when the holder is another transaction still
+-- in flight, PostgreSQL waits for it and then decides), undoes what it inserted itself,
+-- and answers why; so it never aborts the group's transaction, and needs no
+-- subtransaction. Outcomes: ('created', body), ('replay', first response), ('reused',
+-- NULL: the key was used for another request), ('conflict', holder id, and in `kind`
+-- 'address', 'identity' or 'binding'), ('retry', why: the holder went away meanwhile).
 CREATE FUNCTION facade_create_participant(
     p_key text, p_fingerprint bytea, p_ttl_seconds bigint,
     p_id text, p_conversation_id text, p_body text,
@@ -82,46 +85,54 @@ DECLARE
     v_fingerprint bytea;
     v_response text;
     v_holder text;
+    v_inserted bigint;
 BEGIN
-    BEGIN
-        IF p_key IS NOT NULL THEN
-            DELETE FROM idempotency_keys
-             WHERE key = p_key AND created_at < now() - make_interval(secs => p_ttl_seconds);
-            -- Another transaction holding the key: this waits for it, then sees its row.
-            INSERT INTO idempotency_keys (key, fingerprint, resource_id, response)
-                 VALUES (p_key, p_fingerprint, p_id, p_body)
-            ON CONFLICT (key) DO NOTHING;
-            IF NOT FOUND THEN
-                SELECT k.fingerprint, k.response INTO v_fingerprint, v_response
-                  FROM idempotency_keys k WHERE k.key = p_key;
-                IF v_fingerprint IS DISTINCT FROM p_fingerprint THEN
-                    RETURN QUERY SELECT 'reused'::text, NULL::text, NULL::text;
-                ELSE
-                    RETURN QUERY SELECT 'replay'::text, v_response, NULL::text;
-                END IF;
-                RETURN;
+    IF p_key IS NOT NULL THEN
+        DELETE FROM idempotency_keys
+         WHERE key = p_key AND created_at < now() - make_interval(secs => p_ttl_seconds);
+        -- Another transaction holding the key: this waits for it, then sees its row.
+        INSERT INTO idempotency_keys (key, fingerprint, resource_id, response)
+             VALUES (p_key, p_fingerprint, p_id, p_body)
+        ON CONFLICT (key) DO NOTHING;
+        IF NOT FOUND THEN
+            SELECT k.fingerprint, k.response INTO v_fingerprint, v_response
+              FROM idempotency_keys k WHERE k.key = p_key;
+            IF v_fingerprint IS DISTINCT FROM p_fingerprint THEN
+                RETURN QUERY SELECT 'reused'::text, NULL::text, NULL::text;
+            ELSE
+                RETURN QUERY SELECT 'replay'::text, v_response, NULL::text;
             END IF;
+            RETURN;
         END IF;
-        INSERT INTO participants (id, conversation_id, body)
-             VALUES (p_id, p_conversation_id, p_body);
-        INSERT INTO participant_addresses (conversation_id, channel, address, participant_id)
-             SELECT p_conversation_id, t.channel, t.address, p_id
-               FROM unnest(p_channels, p_addresses) AS t (channel, address);
+    END IF;
+    INSERT INTO participants (id, conversation_id, body)
+         VALUES (p_id, p_conversation_id, p_body);
+    INSERT INTO participant_addresses (conversation_id, channel, address, participant_id)
+         SELECT p_conversation_id, t.channel, t.address, p_id
+           FROM unnest(p_channels, p_addresses) AS t (channel, address)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_inserted = ROW_COUNT;
+    IF v_inserted = cardinality(p_channels) THEN
         RETURN QUERY SELECT 'created'::text, p_body, NULL::text;
-    EXCEPTION WHEN unique_violation THEN
-        SELECT a.participant_id INTO v_holder
-          FROM participant_addresses a
-          JOIN unnest(p_channels, p_addresses) AS t (channel, address)
-            ON a.conversation_id = p_conversation_id
-           AND a.channel = t.channel AND a.address = t.address
-         LIMIT 1;
-        IF v_holder IS NULL THEN
-            -- Not an address (an id or key race): the caller may try again.
-            RETURN QUERY SELECT 'retry'::text, SQLERRM::text, NULL::text;
-        ELSE
-            RETURN QUERY SELECT 'conflict'::text, v_holder, 'address'::text;
-        END IF;
-    END;
+        RETURN;
+    END IF;
+    -- An address is taken: undo this create.
+    DELETE FROM participant_addresses WHERE participant_id = p_id;
+    DELETE FROM participants WHERE id = p_id;
+    IF p_key IS NOT NULL THEN
+        DELETE FROM idempotency_keys WHERE key = p_key;
+    END IF;
+    SELECT a.participant_id INTO v_holder
+      FROM participant_addresses a
+      JOIN unnest(p_channels, p_addresses) AS t (channel, address)
+        ON a.conversation_id = p_conversation_id
+       AND a.channel = t.channel AND a.address = t.address
+     LIMIT 1;
+    IF v_holder IS NULL THEN
+        RETURN QUERY SELECT 'retry'::text, 'the address was released meanwhile'::text, NULL::text;
+    ELSE
+        RETURN QUERY SELECT 'conflict'::text, v_holder, 'address'::text;
+    END IF;
 END;
 $$;
 
@@ -136,46 +147,51 @@ DECLARE
     v_response text;
     v_holder text;
 BEGIN
-    BEGIN
-        IF p_key IS NOT NULL THEN
-            DELETE FROM idempotency_keys
-             WHERE key = p_key AND created_at < now() - make_interval(secs => p_ttl_seconds);
-            INSERT INTO idempotency_keys (key, fingerprint, resource_id, response)
-                 VALUES (p_key, p_fingerprint, p_sid, p_body)
-            ON CONFLICT (key) DO NOTHING;
-            IF NOT FOUND THEN
-                SELECT k.fingerprint, k.response INTO v_fingerprint, v_response
-                  FROM idempotency_keys k WHERE k.key = p_key;
-                IF v_fingerprint IS DISTINCT FROM p_fingerprint THEN
-                    RETURN QUERY SELECT 'reused'::text, NULL::text, NULL::text;
-                ELSE
-                    RETURN QUERY SELECT 'replay'::text, v_response, NULL::text;
-                END IF;
-                RETURN;
+    IF p_key IS NOT NULL THEN
+        DELETE FROM idempotency_keys
+         WHERE key = p_key AND created_at < now() - make_interval(secs => p_ttl_seconds);
+        INSERT INTO idempotency_keys (key, fingerprint, resource_id, response)
+             VALUES (p_key, p_fingerprint, p_sid, p_body)
+        ON CONFLICT (key) DO NOTHING;
+        IF NOT FOUND THEN
+            SELECT k.fingerprint, k.response INTO v_fingerprint, v_response
+              FROM idempotency_keys k WHERE k.key = p_key;
+            IF v_fingerprint IS DISTINCT FROM p_fingerprint THEN
+                RETURN QUERY SELECT 'reused'::text, NULL::text, NULL::text;
+            ELSE
+                RETURN QUERY SELECT 'replay'::text, v_response, NULL::text;
             END IF;
-        END IF;
-        INSERT INTO service_participants
-               (sid, chat_service_sid, conversation_sid, identity, binding_address, binding_proxy, body)
-        VALUES (p_sid, p_chat_service_sid, p_conversation_sid, p_identity, p_binding_address,
-                p_binding_proxy, p_body);
-        RETURN QUERY SELECT 'created'::text, p_body, NULL::text;
-    EXCEPTION WHEN unique_violation THEN
-        SELECT s.sid INTO v_holder FROM service_participants s
-         WHERE s.chat_service_sid = p_chat_service_sid AND s.conversation_sid = p_conversation_sid
-           AND s.identity = p_identity;
-        IF v_holder IS NOT NULL THEN
-            RETURN QUERY SELECT 'conflict'::text, v_holder, 'identity'::text;
             RETURN;
         END IF;
-        SELECT s.sid INTO v_holder FROM service_participants s
-         WHERE s.chat_service_sid = p_chat_service_sid AND s.conversation_sid = p_conversation_sid
-           AND s.binding_address = p_binding_address
-           AND coalesce(s.binding_proxy, '') = coalesce(p_binding_proxy, '');
-        IF v_holder IS NOT NULL THEN
-            RETURN QUERY SELECT 'conflict'::text, v_holder, 'binding'::text;
-        ELSE
-            RETURN QUERY SELECT 'retry'::text, SQLERRM::text, NULL::text;
-        END IF;
-    END;
+    END IF;
+    -- Every unique index is an arbiter: the identity's, the binding's, the sid's.
+    INSERT INTO service_participants
+           (sid, chat_service_sid, conversation_sid, identity, binding_address, binding_proxy, body)
+    VALUES (p_sid, p_chat_service_sid, p_conversation_sid, p_identity, p_binding_address,
+            p_binding_proxy, p_body)
+    ON CONFLICT DO NOTHING;
+    IF FOUND THEN
+        RETURN QUERY SELECT 'created'::text, p_body, NULL::text;
+        RETURN;
+    END IF;
+    IF p_key IS NOT NULL THEN
+        DELETE FROM idempotency_keys WHERE key = p_key;
+    END IF;
+    SELECT s.sid INTO v_holder FROM service_participants s
+     WHERE s.chat_service_sid = p_chat_service_sid AND s.conversation_sid = p_conversation_sid
+       AND s.identity = p_identity;
+    IF v_holder IS NOT NULL THEN
+        RETURN QUERY SELECT 'conflict'::text, v_holder, 'identity'::text;
+        RETURN;
+    END IF;
+    SELECT s.sid INTO v_holder FROM service_participants s
+     WHERE s.chat_service_sid = p_chat_service_sid AND s.conversation_sid = p_conversation_sid
+       AND s.binding_address = p_binding_address
+       AND coalesce(s.binding_proxy, '') = coalesce(p_binding_proxy, '');
+    IF v_holder IS NOT NULL THEN
+        RETURN QUERY SELECT 'conflict'::text, v_holder, 'binding'::text;
+    ELSE
+        RETURN QUERY SELECT 'retry'::text, 'the identity or binding was released meanwhile'::text, NULL::text;
+    END IF;
 END;
 $$;
