@@ -402,6 +402,16 @@ async fn store_key<const N: usize>(database: &Database, name: &str) -> Result<[u
     })
 }
 
+/// A v2 participant's address rows' keys: channels and addresses (as conflicts compare
+/// them), side by side.
+fn address_keys(participant: &Participant) -> (Vec<String>, Vec<String>) {
+    participant
+        .addresses
+        .iter()
+        .map(|a| (a.channel.as_str().to_owned(), a.conflict_key()))
+        .unzip()
+}
+
 fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
 }
@@ -426,19 +436,12 @@ impl ParticipantBackend for PgBackend {
             let key = request.idempotency_key().map(str::to_owned);
             let fingerprint = request.fingerprint();
             let participant = request.into_participant(&self.account_sid);
+            let (channels, addresses) = address_keys(&participant);
             let row = Row::V2 {
                 id: participant.id.clone(),
                 conversation_id: participant.conversation_id.clone(),
-                channels: participant
-                    .addresses
-                    .iter()
-                    .map(|a| a.channel.as_str().to_owned())
-                    .collect(),
-                addresses: participant
-                    .addresses
-                    .iter()
-                    .map(|a| a.conflict_key())
-                    .collect(),
+                channels,
+                addresses,
             };
             let body = serde_json::to_string(&participant)?;
             match self.create(key, fingerprint, body, row).await? {
@@ -571,18 +574,19 @@ impl ParticipantBackend for PgBackend {
                     resource: Resource::Participant,
                 })?;
             let mut participant: Participant = serde_json::from_str(row.get(0))?;
+            let (old_channels, old_addresses) = address_keys(&participant);
             let now = crate::domain::next_updated_at(participant.updated_at);
             update.changes.apply(&mut participant, now);
-            let (channels, addresses): (Vec<String>, Vec<String>) = participant
-                .addresses
-                .iter()
-                .map(|a| (a.channel.as_str().to_owned(), a.conflict_key()))
-                .unzip();
+            let (channels, addresses) = address_keys(&participant);
             if update.changes.addresses.is_some() {
                 let moved = async {
+                    // The rows it held, by their keys (no index on the holder).
                     tx.execute(
-                        "DELETE FROM participant_addresses WHERE participant_id = $1",
-                        &[&participant.id],
+                        "DELETE FROM participant_addresses a
+                          USING unnest($3::text[], $4::text[]) AS t (channel, address)
+                          WHERE a.conversation_id = $1 AND a.channel = t.channel
+                            AND a.address = t.address AND a.participant_id = $2",
+                        &[&participant.conversation_id, &participant.id, &old_channels, &old_addresses],
                     )
                     .await?;
                     tx.execute(

@@ -22,7 +22,6 @@ CREATE TABLE participant_addresses (
     participant_id  text NOT NULL,
     PRIMARY KEY (conversation_id, channel, address)
 );
-CREATE INDEX participant_addresses_by_participant ON participant_addresses (participant_id);
 
 CREATE TABLE service_participants (
     sid              text PRIMARY KEY,
@@ -116,8 +115,11 @@ BEGIN
         RETURN QUERY SELECT 'created'::text, p_body, NULL::text;
         RETURN;
     END IF;
-    -- An address is taken: undo this create.
-    DELETE FROM participant_addresses WHERE participant_id = p_id;
+    -- An address is taken: undo this create (its own rows, by their keys).
+    DELETE FROM participant_addresses a
+     USING unnest(p_channels, p_addresses) AS t (channel, address)
+     WHERE a.conversation_id = p_conversation_id AND a.channel = t.channel
+       AND a.address = t.address AND a.participant_id = p_id;
     DELETE FROM participants WHERE id = p_id;
     IF p_key IS NOT NULL THEN
         DELETE FROM idempotency_keys WHERE key = p_key;
