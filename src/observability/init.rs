@@ -93,7 +93,8 @@ pub fn init(json_logs: bool) -> anyhow::Result<Telemetry> {
     });
     EXPORTING.store(exporting, std::sync::atomic::Ordering::Relaxed);
 
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        log_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")));
     let registry = tracing_subscriber::registry().with(otel);
     match json_logs {
         false => registry
@@ -137,3 +138,13 @@ fn batch_config() -> opentelemetry_sdk::trace::BatchConfig {
 pub const BSP_MAX_QUEUE_SIZE: usize = 16_384;
 /// Default of `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` here (the specification's is 512).
 pub const BSP_MAX_EXPORT_BATCH_SIZE: usize = 2_048;
+
+/// `RUST_LOG`'s filter, with the database driver held at `info` whatever it says: at
+/// `debug`, tokio-postgres logs every statement's parameters (phone numbers, names, whole
+/// participant records), which are personal data and never go to logs.
+fn log_filter(filter: EnvFilter) -> EnvFilter {
+    ["tokio_postgres=info", "tokio_postgres_rustls=info"]
+        .into_iter()
+        .filter_map(|directive| directive.parse().ok())
+        .fold(filter, EnvFilter::add_directive)
+}
