@@ -256,7 +256,7 @@ fn create_request(conversation_id: &str) -> CreateParticipantRequest {
 }
 
 /// `FETCH_POOL` participants created through `channel`, as (conversation, id).
-async fn prepare(channel: Channel) -> Arc<Vec<(String, String)>> {
+async fn prepare(channel: Channel) -> Targets {
     let mut client = ParticipantServiceClient::new(channel);
     let mut targets = Vec::with_capacity(FETCH_POOL);
     for i in 0..FETCH_POOL {
@@ -282,7 +282,7 @@ async fn worker(
     workload: Workload,
     index: usize,
     channel: Channel,
-    targets: Arc<Vec<(String, String)>>,
+    targets: Targets,
     from: Instant,
     until: Instant,
 ) -> Outcome {
@@ -338,6 +338,12 @@ async fn worker(
     }
 }
 
+/// (conversation, participant id) of the pre-created participants.
+type Targets = Arc<Vec<(String, String)>>;
+
+/// A replica, the connections to it, and the participants its workers fetch.
+type Setup<'a> = (&'a Replica, Vec<Channel>, Targets);
+
 struct Row {
     setup: &'static str,
     workload: Workload,
@@ -355,7 +361,7 @@ async fn run(
     setup: &'static str,
     workload: Workload,
     concurrency: usize,
-    replicas: &[(&Replica, Vec<Channel>, Arc<Vec<(String, String)>>)],
+    replicas: &[Setup<'_>],
     postgres: Option<&Postgres>,
     secs: f64,
     warmup: f64,
