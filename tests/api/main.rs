@@ -26,6 +26,7 @@ mod postgres_fixture;
 mod rest;
 mod sdk;
 mod service_participants;
+mod shared_store;
 mod shared_store_logs;
 mod shared_store_tls;
 mod twilio;
