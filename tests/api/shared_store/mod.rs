@@ -3,8 +3,13 @@
 //! cluster of its own when it stops the server (`PrivateCluster`):
 //!
 //! - `replicas`: a write on one replica is read at once on the other (no stale cache), and
-//!   a page token of one continues the listing on the other.
+//!   a page token of one continues the listing on the other;
+//! - `idempotency`: one idempotency key sent to both replicas at once is decided once;
+//! - `conflicts`: one address or identity wanted on both replicas at once (creates, or an
+//!   update against a create) has one holder; a delete on both is done once.
 
+mod conflicts;
+mod idempotency;
 mod replicas;
 
 use participants_facade::app::Settings;
