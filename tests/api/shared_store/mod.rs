@@ -6,9 +6,12 @@
 //!   a page token of one continues the listing on the other;
 //! - `idempotency`: one idempotency key sent to both replicas at once is decided once;
 //! - `conflicts`: one address or identity wanted on both replicas at once (creates, or an
-//!   update against a create) has one holder; a delete on both is done once.
+//!   update against a create) has one holder; a delete on both is done once;
+//! - `crash`: `kill -9` of one replica during a create storm on both loses nothing
+//!   acknowledged, and the creates it had in flight, retried on the other, are made once.
 
 mod conflicts;
+mod crash;
 mod idempotency;
 mod replicas;
 
