@@ -8,11 +8,14 @@
 //! - `conflicts`: one address or identity wanted on both replicas at once (creates, or an
 //!   update against a create) has one holder; a delete on both is done once;
 //! - `crash`: `kill -9` of one replica during a create storm on both loses nothing
-//!   acknowledged, and the creates it had in flight, retried on the other, are made once.
+//!   acknowledged, and the creates it had in flight, retried on the other, are made once;
+//! - `outage`: the database stopped, and crashed, under load: UNAVAILABLE with RetryInfo,
+//!   NOT_SERVING, then back by itself with nothing acknowledged lost or made twice.
 
 mod conflicts;
 mod crash;
 mod idempotency;
+mod outage;
 mod replicas;
 
 use participants_facade::app::Settings;
