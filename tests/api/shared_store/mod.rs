@@ -10,12 +10,16 @@
 //! - `crash`: `kill -9` of one replica during a create storm on both loses nothing
 //!   acknowledged, and the creates it had in flight, retried on the other, are made once;
 //! - `outage`: the database stopped, and crashed, under load: UNAVAILABLE with RetryInfo,
-//!   NOT_SERVING, then back by itself with nothing acknowledged lost or made twice.
+//!   NOT_SERVING, then back by itself with nothing acknowledged lost or made twice;
+//! - `migrations`: replicas starting together migrate once; a newer schema is refused;
+//! - `refusals`: an unusable database at start-up is one line on stderr and exit code 2.
 
 mod conflicts;
 mod crash;
 mod idempotency;
+mod migrations;
 mod outage;
+mod refusals;
 mod replicas;
 
 use participants_facade::app::Settings;
@@ -104,4 +108,9 @@ async fn all_v1(client: &Client, service: &str, conversation: &str) -> Vec<Servi
         token = page.next_page_token;
     }
     panic!("more than {MAX_PAGES} pages");
+}
+
+/// The non-empty lines of `text`.
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.trim().is_empty()).collect()
 }
