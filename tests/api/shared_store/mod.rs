@@ -12,7 +12,8 @@
 //! - `outage`: the database stopped, and crashed, under load: UNAVAILABLE with RetryInfo,
 //!   NOT_SERVING, then back by itself with nothing acknowledged lost or made twice;
 //! - `migrations`: replicas starting together migrate once; a newer schema is refused;
-//! - `refusals`: an unusable database at start-up is one line on stderr and exit code 2.
+//! - `refusals`: an unusable database at start-up is one line on stderr and exit code 2;
+//! - `secrets`: the database password never reaches a log or a span, an outage included.
 
 mod conflicts;
 mod crash;
@@ -21,6 +22,7 @@ mod migrations;
 mod outage;
 mod refusals;
 mod replicas;
+mod secrets;
 
 use participants_facade::app::Settings;
 use participants_facade::proto::participant_service_client::ParticipantServiceClient;
