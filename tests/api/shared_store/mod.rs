@@ -13,7 +13,8 @@
 //!   NOT_SERVING, then back by itself with nothing acknowledged lost or made twice;
 //! - `migrations`: replicas starting together migrate once; a newer schema is refused;
 //! - `refusals`: an unusable database at start-up is one line on stderr and exit code 2;
-//! - `secrets`: the database password never reaches a log or a span, an outage included.
+//! - `secrets`: the database password never reaches a log or a span, an outage included;
+//! - `twilio`: twilio-mode replicas share their idempotency keys.
 
 mod conflicts;
 mod crash;
@@ -23,6 +24,7 @@ mod outage;
 mod refusals;
 mod replicas;
 mod secrets;
+mod twilio;
 
 use participants_facade::app::Settings;
 use participants_facade::proto::participant_service_client::ParticipantServiceClient;
