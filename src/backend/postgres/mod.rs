@@ -340,6 +340,24 @@ impl PgBackend {
         answer.await.map_err(|_| closed())?
     }
 
+    /// The record in the `body` of the one row `sql` finds (a prepared statement);
+    /// NOT_FOUND as `resource` when there is none.
+    async fn fetch<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        resource: Resource,
+    ) -> Result<T, Error> {
+        let client = self.database.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(from_db)?;
+        let row = client
+            .query_opt(&statement, params)
+            .await
+            .map_err(from_db)?
+            .ok_or(Error::NotFound { resource })?;
+        Ok(serde_json::from_str(row.get(0))?)
+    }
+
     /// One page of `list`: checks the token before any read, reads one row more than the
     /// page holds (to know whether another page follows), and signs the next page's token.
     async fn list<T: serde::de::DeserializeOwned>(
@@ -458,21 +476,12 @@ impl ParticipantBackend for PgBackend {
         key: ParticipantRef,
     ) -> Result<Participant, Error> {
         observed(SYSTEM, "fetch_participant", "SELECT", async {
-            let client = self.database.client().await?;
-            let statement = client
-                .prepare_cached(
-                    "SELECT body FROM participants WHERE id = $1 AND conversation_id = $2",
-                )
-                .await
-                .map_err(from_db)?;
-            let row = client
-                .query_opt(&statement, &[&key.participant_id, &key.conversation_id])
-                .await
-                .map_err(from_db)?
-                .ok_or(Error::NotFound {
-                    resource: Resource::Participant,
-                })?;
-            Ok(serde_json::from_str(row.get(0))?)
+            self.fetch(
+                "SELECT body FROM participants WHERE id = $1 AND conversation_id = $2",
+                &[&key.participant_id, &key.conversation_id],
+                Resource::Participant,
+            )
+            .await
         })
         .await
     }
@@ -512,22 +521,12 @@ impl ParticipantBackend for PgBackend {
     ) -> Result<ServiceParticipant, Error> {
         conversation_by_sid(&key.conversation_sid)?;
         observed(SYSTEM, "fetch_service_participant", "SELECT", async {
-            let client = self.database.client().await?;
-            let statement = client
-                .prepare_cached(RESOLVE_SERVICE_PARTICIPANT)
-                .await
-                .map_err(from_db)?;
-            let row = client
-                .query_opt(
-                    &statement,
-                    &[&key.sid, &key.chat_service_sid, &key.conversation_sid],
-                )
-                .await
-                .map_err(from_db)?
-                .ok_or(Error::NotFound {
-                    resource: Resource::ServiceParticipant,
-                })?;
-            Ok(serde_json::from_str(row.get(0))?)
+            self.fetch(
+                RESOLVE_SERVICE_PARTICIPANT,
+                &[&key.sid, &key.chat_service_sid, &key.conversation_sid],
+                Resource::ServiceParticipant,
+            )
+            .await
         })
         .await
     }

@@ -74,6 +74,36 @@ CREATE TABLE store_keys (
 -- subtransaction. Outcomes: ('created', body), ('replay', first response), ('reused',
 -- NULL: the key was used for another request), ('conflict', holder id, and in `kind`
 -- 'address', 'identity' or 'binding'), ('retry', why: the holder went away meanwhile).
+-- A create's idempotency key: no row when the key is new (it is now inserted, with the
+-- answer this create will give, in the create's transaction; another transaction holding
+-- the key makes this wait for it, then see its row), else ('replay', the first answer) or
+-- ('reused', NULL) when the key came with another request. A key past its TTL is new.
+CREATE FUNCTION facade_take_key(
+    p_key text, p_fingerprint bytea, p_ttl_seconds bigint, p_id text, p_body text)
+RETURNS TABLE (outcome text, detail text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_fingerprint bytea;
+    v_response text;
+BEGIN
+    DELETE FROM idempotency_keys
+     WHERE key = p_key AND created_at < now() - make_interval(secs => p_ttl_seconds);
+    INSERT INTO idempotency_keys (key, fingerprint, resource_id, response)
+         VALUES (p_key, p_fingerprint, p_id, p_body)
+    ON CONFLICT (key) DO NOTHING;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    SELECT k.fingerprint, k.response INTO v_fingerprint, v_response
+      FROM idempotency_keys k WHERE k.key = p_key;
+    IF v_fingerprint IS DISTINCT FROM p_fingerprint THEN
+        RETURN QUERY SELECT 'reused'::text, NULL::text;
+    ELSE
+        RETURN QUERY SELECT 'replay'::text, v_response;
+    END IF;
+END;
+$$;
+
 CREATE FUNCTION facade_create_participant(
     p_key text, p_fingerprint bytea, p_ttl_seconds bigint,
     p_id text, p_conversation_id text, p_body text,
@@ -81,26 +111,16 @@ CREATE FUNCTION facade_create_participant(
 RETURNS TABLE (outcome text, detail text, kind text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_fingerprint bytea;
-    v_response text;
+    v_outcome text;
+    v_detail text;
     v_holder text;
     v_inserted bigint;
 BEGIN
     IF p_key IS NOT NULL THEN
-        DELETE FROM idempotency_keys
-         WHERE key = p_key AND created_at < now() - make_interval(secs => p_ttl_seconds);
-        -- Another transaction holding the key: this waits for it, then sees its row.
-        INSERT INTO idempotency_keys (key, fingerprint, resource_id, response)
-             VALUES (p_key, p_fingerprint, p_id, p_body)
-        ON CONFLICT (key) DO NOTHING;
-        IF NOT FOUND THEN
-            SELECT k.fingerprint, k.response INTO v_fingerprint, v_response
-              FROM idempotency_keys k WHERE k.key = p_key;
-            IF v_fingerprint IS DISTINCT FROM p_fingerprint THEN
-                RETURN QUERY SELECT 'reused'::text, NULL::text, NULL::text;
-            ELSE
-                RETURN QUERY SELECT 'replay'::text, v_response, NULL::text;
-            END IF;
+        SELECT k.outcome, k.detail INTO v_outcome, v_detail
+          FROM facade_take_key(p_key, p_fingerprint, p_ttl_seconds, p_id, p_body) AS k;
+        IF FOUND THEN
+            RETURN QUERY SELECT v_outcome, v_detail, NULL::text;
             RETURN;
         END IF;
     END IF;
@@ -145,24 +165,15 @@ CREATE FUNCTION facade_create_service_participant(
 RETURNS TABLE (outcome text, detail text, kind text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_fingerprint bytea;
-    v_response text;
+    v_outcome text;
+    v_detail text;
     v_holder text;
 BEGIN
     IF p_key IS NOT NULL THEN
-        DELETE FROM idempotency_keys
-         WHERE key = p_key AND created_at < now() - make_interval(secs => p_ttl_seconds);
-        INSERT INTO idempotency_keys (key, fingerprint, resource_id, response)
-             VALUES (p_key, p_fingerprint, p_sid, p_body)
-        ON CONFLICT (key) DO NOTHING;
-        IF NOT FOUND THEN
-            SELECT k.fingerprint, k.response INTO v_fingerprint, v_response
-              FROM idempotency_keys k WHERE k.key = p_key;
-            IF v_fingerprint IS DISTINCT FROM p_fingerprint THEN
-                RETURN QUERY SELECT 'reused'::text, NULL::text, NULL::text;
-            ELSE
-                RETURN QUERY SELECT 'replay'::text, v_response, NULL::text;
-            END IF;
+        SELECT k.outcome, k.detail INTO v_outcome, v_detail
+          FROM facade_take_key(p_key, p_fingerprint, p_ttl_seconds, p_sid, p_body) AS k;
+        IF FOUND THEN
+            RETURN QUERY SELECT v_outcome, v_detail, NULL::text;
             RETURN;
         END IF;
     END IF;
