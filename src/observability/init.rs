@@ -139,12 +139,18 @@ pub const BSP_MAX_QUEUE_SIZE: usize = 16_384;
 /// Default of `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` here (the specification's is 512).
 pub const BSP_MAX_EXPORT_BATCH_SIZE: usize = 2_048;
 
-/// `RUST_LOG`'s filter, with the database driver held at `info` whatever it says: at
-/// `debug`, tokio-postgres logs every statement's parameters (phone numbers, names, whole
-/// participant records), which are personal data and never go to logs.
+/// `RUST_LOG`'s filter, with the database driver capped at `warn`: at `debug`, tokio-postgres
+/// logs every statement's parameters (phone numbers, names, whole participant records),
+/// which are personal data and never go to logs; at `info`, the server's notices. Capped,
+/// not raised: a `RUST_LOG` quieter than `warn` stays as quiet for the driver.
 fn log_filter(filter: EnvFilter) -> EnvFilter {
-    ["tokio_postgres=info", "tokio_postgres_rustls=info"]
+    let level = filter
+        .max_level_hint()
+        .map_or(tracing::level_filters::LevelFilter::WARN, |hint| {
+            hint.min(tracing::level_filters::LevelFilter::WARN)
+        });
+    ["tokio_postgres", "tokio_postgres_rustls"]
         .into_iter()
-        .filter_map(|directive| directive.parse().ok())
+        .filter_map(|target| format!("{target}={level}").parse().ok())
         .fold(filter, EnvFilter::add_directive)
 }

@@ -452,7 +452,11 @@ impl ParticipantBackend for PgBackend {
     ) -> Result<Participant, Error> {
         observed(SYSTEM, "create_participant", "INSERT", async {
             let key = request.idempotency_key().map(str::to_owned);
-            let fingerprint = request.fingerprint();
+            // Only a key needs it (a hash of the whole request).
+            let fingerprint = key
+                .as_ref()
+                .map(|_| request.fingerprint())
+                .unwrap_or_default();
             let participant = request.into_participant(&self.account_sid);
             let (channels, addresses) = address_keys(&participant);
             let row = Row::V2 {
@@ -494,7 +498,11 @@ impl ParticipantBackend for PgBackend {
         conversation_by_sid(&request.conversation_sid)?;
         observed(SYSTEM, "create_service_participant", "INSERT", async {
             let key = request.idempotency_key().map(str::to_owned);
-            let fingerprint = request.fingerprint();
+            // Only a key needs it (a hash of the whole request).
+            let fingerprint = key
+                .as_ref()
+                .map(|_| request.fingerprint())
+                .unwrap_or_default();
             let participant = request.into_participant(&self.account_sid);
             let binding = participant.messaging_binding.clone().unwrap_or_default();
             let row = Row::V1 {
