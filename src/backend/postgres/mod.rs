@@ -281,12 +281,29 @@ const LIST_SERVICE_PARTICIPANTS: &str = "SELECT seq, body FROM service_participa
      WHERE chat_service_sid = $1 AND conversation_sid = $2 AND seq > $3
      ORDER BY seq
      LIMIT $4";
-/// The v1 participant a key names: by sid, or else by identity (an identity may look like
-/// a sid, so both are tried, the sid first), as fetch resolves it.
-const RESOLVE_SERVICE_PARTICIPANT: &str = "SELECT body FROM service_participants
-     WHERE chat_service_sid = $2 AND conversation_sid = $3 AND (sid = $1 OR identity = $1)
-     ORDER BY sid = $1 DESC
-     LIMIT 1";
+/// `$column` of the v1 participant a key names (`$1` sid or identity, `$2` chat service,
+/// `$3` conversation): by sid, or else by identity (an identity may look like a sid, so
+/// both are tried, the sid first), as fetch resolves it.
+macro_rules! resolve_service_participant {
+    ($column:literal) => {
+        concat!(
+            "SELECT ",
+            $column,
+            " FROM service_participants
+             WHERE chat_service_sid = $2 AND conversation_sid = $3 AND (sid = $1 OR identity = $1)
+             ORDER BY sid = $1 DESC
+             LIMIT 1"
+        )
+    };
+}
+const RESOLVE_SERVICE_PARTICIPANT: &str = resolve_service_participant!("body");
+/// The same row, locked for an update.
+const LOCK_SERVICE_PARTICIPANT: &str = concat!(resolve_service_participant!("body"), " FOR UPDATE");
+const DELETE_SERVICE_PARTICIPANT: &str = concat!(
+    "DELETE FROM service_participants WHERE sid = (",
+    resolve_service_participant!("sid"),
+    ") RETURNING sid"
+);
 
 impl PgBackend {
     /// Connects, migrates, and starts the writers.
@@ -570,8 +587,8 @@ impl ParticipantBackend for PgBackend {
             let key = &update.key;
             let mut client = self.database.client().await?;
             let tx = client.transaction().await.map_err(from_db)?;
-            let row = tx
-                .query_opt(
+            let row = query_opt(
+                    &tx,
                     "SELECT body FROM participants WHERE id = $1 AND conversation_id = $2 FOR UPDATE",
                     &[&key.participant_id, &key.conversation_id],
                 )
@@ -588,7 +605,8 @@ impl ParticipantBackend for PgBackend {
             if update.changes.addresses.is_some() {
                 let moved = async {
                     // The rows it held, by their keys (no index on the holder).
-                    tx.execute(
+                    execute(
+                        &tx,
                         "DELETE FROM participant_addresses a
                           USING unnest($3::text[], $4::text[]) AS t (channel, address)
                           WHERE a.conversation_id = $1 AND a.channel = t.channel
@@ -596,7 +614,8 @@ impl ParticipantBackend for PgBackend {
                         &[&participant.conversation_id, &participant.id, &old_channels, &old_addresses],
                     )
                     .await?;
-                    tx.execute(
+                    execute(
+                        &tx,
                         "INSERT INTO participant_addresses (conversation_id, channel, address, participant_id)
                          SELECT $1, t.channel, t.address, $2
                            FROM unnest($3::text[], $4::text[]) AS t (channel, address)",
@@ -633,7 +652,8 @@ impl ParticipantBackend for PgBackend {
                     Err(e) => return Err(from_db(e)),
                 }
             }
-            tx.execute(
+            execute(
+                &tx,
                 "UPDATE participants SET body = $2 WHERE id = $1",
                 &[&participant.id, &serde_json::to_string(&participant)?],
             )
@@ -679,33 +699,33 @@ impl ParticipantBackend for PgBackend {
             let key = &update.key;
             let mut client = self.database.client().await?;
             let tx = client.transaction().await.map_err(from_db)?;
-            let row = tx
-                .query_opt(
-                    &format!("{RESOLVE_SERVICE_PARTICIPANT} FOR UPDATE"),
-                    &[&key.sid, &key.chat_service_sid, &key.conversation_sid],
-                )
-                .await
-                .map_err(from_db)?
-                .ok_or(Error::NotFound {
-                    resource: Resource::ServiceParticipant,
-                })?;
+            let row = query_opt(
+                &tx,
+                LOCK_SERVICE_PARTICIPANT,
+                &[&key.sid, &key.chat_service_sid, &key.conversation_sid],
+            )
+            .await
+            .map_err(from_db)?
+            .ok_or(Error::NotFound {
+                resource: Resource::ServiceParticipant,
+            })?;
             let mut participant: ServiceParticipant = serde_json::from_str(row.get(0))?;
             update.apply(&mut participant, crate::domain::v1_now())?;
             let binding = participant.messaging_binding.clone().unwrap_or_default();
-            let written = tx
-                .execute(
-                    "UPDATE service_participants
+            let written = execute(
+                &tx,
+                "UPDATE service_participants
                      SET identity = $2, binding_address = $3, binding_proxy = $4, body = $5
                      WHERE sid = $1",
-                    &[
-                        &participant.sid,
-                        &participant.identity,
-                        &binding.address,
-                        &binding.proxy_address,
-                        &serde_json::to_string(&participant)?,
-                    ],
-                )
-                .await;
+                &[
+                    &participant.sid,
+                    &participant.identity,
+                    &binding.address,
+                    &binding.proxy_address,
+                    &serde_json::to_string(&participant)?,
+                ],
+            )
+            .await;
             match written {
                 Ok(_) => {}
                 Err(e) if is_unique_violation(&e) => {
@@ -732,9 +752,7 @@ impl ParticipantBackend for PgBackend {
             let key = &request.key;
             let client = self.database.client().await?;
             let statement = client
-                .prepare_cached(&format!(
-                    "DELETE FROM service_participants WHERE sid = ({RESOLVE_SID}) RETURNING sid"
-                ))
+                .prepare_cached(DELETE_SERVICE_PARTICIPANT)
                 .await
                 .map_err(from_db)?;
             client
@@ -776,11 +794,26 @@ impl ParticipantBackend for PgBackend {
     }
 }
 
-/// [`RESOLVE_SERVICE_PARTICIPANT`]'s sid only.
-const RESOLVE_SID: &str = "SELECT sid FROM service_participants
-     WHERE chat_service_sid = $2 AND conversation_sid = $3 AND (sid = $1 OR identity = $1)
-     ORDER BY sid = $1 DESC
-     LIMIT 1";
+/// Runs `sql` as a statement prepared once per connection: one round trip a call, not a
+/// parse and an execute.
+async fn execute(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.execute(&statement, params).await
+}
+
+/// As [`execute`], for a query of at most one row.
+async fn query_opt(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.query_opt(&statement, params).await
+}
 
 /// After a unique violation: who holds `participant`'s identity or binding (ALREADY_EXISTS
 /// naming them), or `None` if the holder has gone already.
