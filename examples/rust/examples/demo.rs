@@ -257,8 +257,8 @@ async fn v1(client: &mut Client) -> Result<()> {
 
 async fn deadline(client: &mut Client) -> Result<()> {
     // A budget handed down from the caller's own caller, already spent: the call ends
-    // at once with DeadlineExceeded (`within`), and the request's grpc-timeout tells
-    // the server to give up too (`request`).
+    // at once with DeadlineExceeded, before it is sent (`within`). A budget not yet spent
+    // travels as the request's grpc-timeout, so the server gives up too (`request`).
     let spent = tokio::time::Instant::now();
     let message = proto::ListParticipantsRequest {
         conversation_id: "conv_example".into(),

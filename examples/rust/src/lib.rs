@@ -75,6 +75,14 @@ pub async fn within<T>(
     deadline: tokio::time::Instant,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
 ) -> Result<T, ApiError> {
+    // A budget already spent ends the call before it is sent: tokio's timer rounds a
+    // deadline up to its next millisecond tick, so a fast server could otherwise still
+    // answer a call whose deadline had passed.
+    if tokio::time::Instant::now() >= deadline {
+        return Err(ApiError::DeadlineExceeded {
+            status: Status::deadline_exceeded("the caller's deadline passed"),
+        });
+    }
     match tokio::time::timeout_at(deadline, call).await {
         Ok(Ok(response)) => Ok(response.into_inner()),
         Ok(Err(status)) => Err(status.into()),
@@ -285,6 +293,16 @@ mod tests {
         assert!(matches!(
             ApiError::from(Status::cancelled("the caller went away")),
             ApiError::Other(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_spent_deadline_ends_the_call_before_it_is_sent() {
+        let spent = tokio::time::Instant::now();
+        let answered = async { Ok(tonic::Response::new(())) };
+        assert!(matches!(
+            within(spent, answered).await,
+            Err(ApiError::DeadlineExceeded { .. })
         ));
     }
 
