@@ -24,8 +24,8 @@ use tonic_health::ServingStatus;
 pub use signals::shutdown_signal;
 
 use crate::backend::local::{LocalBackend, StoreOptions};
-use crate::backend::postgres::keys::SharedKeys;
-use crate::backend::postgres::{PgBackend, PgOptions};
+#[cfg(feature = "postgres")]
+use crate::backend::postgres::{PgBackend, PgOptions, keys::SharedKeys};
 use crate::backend::twilio::{RetryPolicy, TwilioBackend, UpstreamConfig};
 use crate::backend::{Credentials, ParticipantBackend};
 use crate::config::{BackendKind, Config};
@@ -134,6 +134,7 @@ impl std::fmt::Display for StartRefused {
 impl std::error::Error for StartRefused {}
 
 /// The shared store's settings, when `--database-url` is set.
+#[cfg(feature = "postgres")]
 fn pg_options(config: &Config) -> Option<PgOptions> {
     let url = config.database.url.as_ref()?;
     Some(PgOptions {
@@ -152,19 +153,23 @@ pub async fn open_backend(
     config: &Config,
     upstream_credentials: Option<Credentials>,
 ) -> anyhow::Result<Arc<dyn ParticipantBackend>> {
-    let refused = |e: crate::domain::error::Error| {
-        let detail = match e {
-            crate::domain::error::Error::Internal(detail) => detail,
-            other => other.to_string(),
-        };
-        anyhow::Error::new(StartRefused(format!("shared store: {detail}")))
-    };
-    match (config.backend, pg_options(config)) {
-        (BackendKind::Local, Some(options)) => {
-            let store = PgBackend::open(&options).await.map_err(refused)?;
-            Ok(Arc::new(store))
-        }
-        (BackendKind::Local, None) => {
+    #[cfg(feature = "postgres")]
+    let shared = pg_options(config);
+    #[cfg(not(feature = "postgres"))]
+    if config.database.url.is_some() {
+        return Err(anyhow::Error::new(StartRefused(
+            "--database-url: this build has no shared store (built without the `postgres` \
+             feature)"
+                .into(),
+        )));
+    }
+    match config.backend {
+        BackendKind::Local => {
+            #[cfg(feature = "postgres")]
+            if let Some(options) = shared {
+                let store = PgBackend::open(&options).await.map_err(refused)?;
+                return Ok(Arc::new(store));
+            }
             let store = LocalBackend::open(&StoreOptions {
                 data_dir: config.store.data_dir.clone(),
                 account_sid: config.account_sid.clone(),
@@ -181,19 +186,32 @@ pub async fn open_backend(
             })?;
             Ok(Arc::new(store))
         }
-        (BackendKind::Twilio, shared) => {
+        BackendKind::Twilio => {
             let credentials = match upstream_credentials {
                 Some(c) => c,
                 None => Credentials::from_env().map_err(anyhow::Error::msg)?,
             };
-            let keys = match shared {
-                Some(options) => Some(SharedKeys::open(&options).await.map_err(refused)?),
-                None => None,
+            let backend = TwilioBackend::new(upstream_config(config, credentials))?;
+            #[cfg(feature = "postgres")]
+            let backend = match shared {
+                Some(options) => {
+                    backend.sharing_keys(SharedKeys::open(&options).await.map_err(refused)?)
+                }
+                None => backend,
             };
-            let backend = TwilioBackend::new(upstream_config(config, credentials), keys)?;
             Ok(Arc::new(backend))
         }
     }
+}
+
+/// A shared store that cannot be opened: a start refused in one line.
+#[cfg(feature = "postgres")]
+fn refused(e: crate::domain::error::Error) -> anyhow::Error {
+    let detail = match e {
+        crate::domain::error::Error::Internal(detail) => detail,
+        other => other.to_string(),
+    };
+    anyhow::Error::new(StartRefused(format!("shared store: {detail}")))
 }
 
 /// The twilio backend's settings, from the `--upstream-*` flags.

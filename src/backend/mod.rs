@@ -6,6 +6,7 @@ mod credentials;
 pub mod local;
 mod observe;
 mod page_token;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod twilio;
 

@@ -41,6 +41,7 @@ use tokio::sync::Semaphore;
 
 pub use retry::RetryPolicy;
 
+#[cfg(feature = "postgres")]
 use crate::backend::postgres::keys::SharedKeys;
 use crate::backend::{CallContext, Credentials, ParticipantBackend};
 use crate::domain::CreateRequest;
@@ -107,16 +108,16 @@ pub struct TwilioBackend {
     breaker: Arc<CircuitBreaker>,
     keys: IdempotencyCache<Created>,
     /// With `--database-url`: the keys every replica shares, behind `keys`.
+    #[cfg(feature = "postgres")]
     shared: Option<SharedKeys>,
     /// The key of [`Self::key_scope`]'s hash: random per process, or the shared store's.
     scope_key: [u8; 64],
 }
 
 impl TwilioBackend {
-    /// Builds the client; fails on a base URL that cannot take path segments.
-    /// `shared`: idempotency keys kept in the shared store (`--database-url`), so that a
-    /// retry reaching another replica is recognised; `None`: per replica.
-    pub fn new(config: UpstreamConfig, shared: Option<SharedKeys>) -> Result<Self, Error> {
+    /// Builds the client; fails on a base URL that cannot take path segments. Idempotency
+    /// keys are kept per replica unless [`Self::sharing_keys`] is given the shared store's.
+    pub fn new(config: UpstreamConfig) -> Result<Self, Error> {
         let base = Url::parse(&config.base_url)
             .ok()
             .filter(|u| !u.cannot_be_a_base() && matches!(u.scheme(), "http" | "https"))
@@ -150,11 +151,19 @@ impl TwilioBackend {
                 config.breaker_cooldown,
             )),
             keys: IdempotencyCache::new(config.idempotency_ttl, IDEMPOTENCY_CAPACITY),
-            scope_key: shared
-                .as_ref()
-                .map_or_else(rand::random, |shared| *shared.scope_key()),
-            shared,
+            scope_key: rand::random(),
+            #[cfg(feature = "postgres")]
+            shared: None,
         })
+    }
+
+    /// Idempotency keys kept in the shared store (`--database-url`), so that a retry
+    /// reaching another replica is recognised; their hash keyed by the store's key.
+    #[cfg(feature = "postgres")]
+    pub fn sharing_keys(mut self, shared: SharedKeys) -> Self {
+        self.scope_key = *shared.scope_key();
+        self.shared = Some(shared);
+        self
     }
 
     /// `base` + the segments, each percent-encoded, so that no input can change the path,
@@ -211,21 +220,22 @@ impl TwilioBackend {
         request: &R,
         create: impl std::future::Future<Output = Result<Created, Error>>,
     ) -> Result<Created, Error> {
-        match (&self.shared, request.idempotency_key()) {
-            (Some(shared), Some(key)) => {
-                // A claim is waited for as long as the create that holds it may take.
-                let lease = self.default_timeout + self.attempt_timeout;
-                shared
-                    .run(
-                        &format!("twilio:{scope}:{key}"),
-                        &request.fingerprint(),
-                        lease,
-                        create,
-                    )
-                    .await
-            }
-            _ => create.await,
+        #[cfg(feature = "postgres")]
+        if let (Some(shared), Some(key)) = (&self.shared, request.idempotency_key()) {
+            // A claim is waited for as long as the create that holds it may take.
+            let lease = self.default_timeout + self.attempt_timeout;
+            return shared
+                .run(
+                    &format!("twilio:{scope}:{key}"),
+                    &request.fingerprint(),
+                    lease,
+                    create,
+                )
+                .await;
         }
+        #[cfg(not(feature = "postgres"))]
+        let _ = (scope, request);
+        create.await
     }
 
     async fn create_v2(
@@ -743,12 +753,17 @@ impl ParticipantBackend for TwilioBackend {
     }
 
     fn ready(&self) -> bool {
-        !self.breaker.is_open() && self.shared.as_ref().is_none_or(SharedKeys::ready)
+        #[cfg(feature = "postgres")]
+        let shared_ready = self.shared.as_ref().is_none_or(SharedKeys::ready);
+        #[cfg(not(feature = "postgres"))]
+        let shared_ready = true;
+        !self.breaker.is_open() && shared_ready
     }
 
     async fn close(&self) {
         // Nothing to flush: the pool's connections close when the client drops.
         self.in_flight.close();
+        #[cfg(feature = "postgres")]
         if let Some(shared) = &self.shared {
             shared.close();
         }
