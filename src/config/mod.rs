@@ -270,9 +270,10 @@ pub struct StoreSettings {
     pub cache_entries: usize,
 
     /// Local backend: longest time SQLite's `quick_check` of the store may take at
-    /// start-up. A corrupt store refuses to start; a check not finished in time is
-    /// stopped with a warning and the store opens unchecked (so a very large store
-    /// still starts promptly).
+    /// start-up. A store of up to 16 MiB is checked before it serves (a corrupt one
+    /// refuses to start); a larger one serves after at most 250 ms while the check goes
+    /// on (damage found turns readiness NOT_SERVING). A check not finished in time is
+    /// stopped with a warning.
     #[arg(
         long,
         env = "PARTICIPANTS_INTEGRITY_CHECK_TIMEOUT",

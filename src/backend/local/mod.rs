@@ -30,8 +30,10 @@
 //! after an update or a delete) finds exactly what was acknowledged.
 //!
 //! Damage is noticed, not served around: at open, SQLite's `quick_check` runs within a
-//! time budget (`--integrity-check-timeout`, skipped with `--skip-integrity-check`) and a
-//! corrupt file refuses to open. At run time every SQLite error is classified
+//! time budget (`--integrity-check-timeout`, skipped with `--skip-integrity-check`); a
+//! corrupt file refuses to open, or, when it is too large to check before serving, turns
+//! readiness NOT_SERVING once the check, going on while it serves, finds the damage
+//! (`integrity.rs`). At run time every SQLite error is classified
 //! ([`StoreFault`]); a full disk, a file-size limit or an I/O error turns readiness
 //! NOT_SERVING until a write succeeds again (a probe write retries it while no call does),
 //! and corruption turns it NOT_SERVING for good. Reads go on being served either way.
@@ -81,7 +83,7 @@ use crate::backend::page_token::{List, PageTokens};
 use cache::FetchCache;
 use checkpoint::Checkpointer;
 use health::{CANNOT_WRITE, HEALTHY, StoreHealth};
-use integrity::quick_check;
+use integrity::check_at_open;
 use writer::{Write, Writer};
 
 /// A page of a v2 conversation: rows after the last `seq` shown, oldest first, along the
@@ -205,10 +207,10 @@ impl LocalBackend {
         migrate::migrate(&mut conn).map_err(corrupt)?;
         conn.execute_batch(SCHEMA).map_err(|e| corrupt(e.into()))?;
         let tokens = PageTokens::new(&migrate::page_token_key(&conn).map_err(corrupt)?)?;
-        if let Some(budget) = integrity_check {
-            quick_check(&mut conn, *budget).map_err(corrupt)?;
-        }
         let health = Arc::new(StoreHealth::default());
+        if let Some(budget) = integrity_check {
+            check_at_open(&path, *budget, health.clone()).map_err(corrupt)?;
+        }
         let checkpointer = Checkpointer::start(&path, health.clone())?;
         let readers = (0..2)
             .map(|_| open_reader(&path))
@@ -379,7 +381,7 @@ pub(super) fn poisoned() -> Error {
     Error::Internal("read pool lock poisoned".into())
 }
 
-fn open_reader(path: &Path) -> Result<Connection, Error> {
+pub(super) fn open_reader(path: &Path) -> Result<Connection, Error> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
