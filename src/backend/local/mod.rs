@@ -203,6 +203,8 @@ impl LocalBackend {
         // Checkpoints run on their own thread (see `Checkpointer`), not inside the commits
         // that callers wait for.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // A log the checkpointer restarted is cut back to this size at the next commit.
+        conn.pragma_update(None, "journal_size_limit", checkpoint::JOURNAL_SIZE_LIMIT)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         migrate::migrate(&mut conn).map_err(corrupt)?;
         conn.execute_batch(SCHEMA).map_err(|e| corrupt(e.into()))?;

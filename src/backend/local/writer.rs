@@ -119,7 +119,10 @@ impl Writer {
             }
             if !writes.is_empty() {
                 self.commit_group(conn, writes);
-                checkpointer.nudge();
+                if let Err(e) = checkpointer.committed(conn) {
+                    tracing::warn!(error = %e, "starting the write-ahead log over failed; will retry");
+                    self.health.saw(&e);
+                }
             }
         }
         queue.close();
