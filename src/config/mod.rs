@@ -18,6 +18,8 @@ pub const LOCAL_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 
 /// Default of `--cache-entries`.
 pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+/// Default of `--store-mmap-size`.
+pub const DEFAULT_STORE_MMAP_SIZE: u64 = 0;
 
 /// Which backend serves the calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -268,6 +270,17 @@ pub struct StoreSettings {
         default_value_t = DEFAULT_CACHE_ENTRIES
     )]
     pub cache_entries: usize,
+
+    /// Local backend: bytes of the database file each read connection maps into memory
+    /// (SQLite's `mmap_size`; SQLite caps it at 2 GiB; 0 reads through its page cache
+    /// only). Mapped pages are the kernel's page cache, shared, not copied per connection.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_STORE_MMAP_SIZE",
+        value_name = "BYTES",
+        default_value_t = DEFAULT_STORE_MMAP_SIZE
+    )]
+    pub store_mmap_size: u64,
 
     /// Local backend: longest time SQLite's `quick_check` of the store may take at
     /// start-up. A store of up to 16 MiB is checked before it serves (a corrupt one

@@ -109,6 +109,8 @@ pub struct LocalBackend {
     tokens: PageTokens,
     writes: mpsc::Sender<Write>,
     readers: Mutex<Vec<Connection>>,
+    /// `mmap_size` of each read connection.
+    mmap_size: u64,
     /// Held until [`ParticipantBackend::close`]: one process per data directory.
     lock: Mutex<Option<File>>,
     /// Set by `close`: no read opens a connection after it.
@@ -127,6 +129,8 @@ pub struct StoreOptions {
     pub idempotency_ttl: Duration,
     /// Records of each API version kept in memory for fetches (0: none).
     pub cache_entries: usize,
+    /// Bytes of the file each read connection maps into memory (0: none).
+    pub mmap_size: u64,
     /// Longest time SQLite's `quick_check` may take at open (it stops there, with a
     /// warning, and the store opens unchecked); `None` skips the check.
     pub integrity_check: Option<Duration>,
@@ -140,6 +144,7 @@ impl StoreOptions {
             account_sid: account_sid.into(),
             idempotency_ttl: Duration::from_secs(24 * 60 * 60),
             cache_entries: crate::config::DEFAULT_CACHE_ENTRIES,
+            mmap_size: crate::config::DEFAULT_STORE_MMAP_SIZE,
             integrity_check: Some(DEFAULT_INTEGRITY_CHECK_TIMEOUT),
         }
     }
@@ -157,6 +162,7 @@ impl LocalBackend {
             account_sid,
             idempotency_ttl,
             cache_entries,
+            mmap_size,
             integrity_check,
         } = options;
         std::fs::create_dir_all(data_dir).map_err(|e| {
@@ -215,7 +221,7 @@ impl LocalBackend {
         }
         let checkpointer = Checkpointer::start(&path, health.clone())?;
         let readers = (0..2)
-            .map(|_| open_reader(&path))
+            .map(|_| open_mapped_reader(&path, *mmap_size))
             .collect::<Result<Vec<_>, _>>()?;
 
         let participants = FetchCache::new("participants", *cache_entries).map(Arc::new);
@@ -242,6 +248,7 @@ impl LocalBackend {
             tokens,
             writes,
             readers: Mutex::new(readers),
+            mmap_size: *mmap_size,
             lock: Mutex::new(Some(lock)),
             closed: AtomicBool::new(false),
             health,
@@ -268,7 +275,7 @@ impl LocalBackend {
         let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
         let conn = match pooled {
             Some(conn) => conn,
-            None => open_reader(&self.path)?,
+            None => open_mapped_reader(&self.path, self.mmap_size)?,
         };
         let result = self.health.check(f(&conn));
         let mut pool = self.readers.lock().map_err(|_| poisoned())?;
@@ -381,6 +388,19 @@ pub(super) fn closed() -> Error {
 
 pub(super) fn poisoned() -> Error {
     Error::Internal("read pool lock poisoned".into())
+}
+
+/// A read connection of the pool, mapping up to `mmap_size` bytes of the file.
+fn open_mapped_reader(path: &Path, mmap_size: u64) -> Result<Connection, Error> {
+    let conn = open_reader(path)?;
+    if mmap_size > 0 {
+        conn.pragma_update(
+            None,
+            "mmap_size",
+            i64::try_from(mmap_size).unwrap_or(i64::MAX),
+        )?;
+    }
+    Ok(conn)
 }
 
 pub(super) fn open_reader(path: &Path) -> Result<Connection, Error> {
