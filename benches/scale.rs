@@ -1727,10 +1727,15 @@ fn report(settings: &Settings, phases: &[PhaseResult], wal_max_run_bytes: u64) -
     for p in phases {
         let _ = writeln!(
             summary,
-            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {:.1}/{:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {:.1}/{:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
             p.label,
             p.participants,
-            p.fill.rate,
+            // A size the Create workloads before it already passed needs no fill.
+            if p.fill.to > p.fill.from {
+                format!("{:.0}", p.fill.rate)
+            } else {
+                "-".to_owned()
+            },
             cell(p, Workload::Health),
             cell(p, Workload::FetchHot),
             cell(p, Workload::FetchUniform),
