@@ -40,13 +40,10 @@ use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use participants_facade::proto::participant_service_client::ParticipantServiceClient;
 use participants_facade::proto::{
     Address, Channel as ProtoChannel, CreateParticipantRequest, CreateServiceParticipantRequest,
@@ -60,12 +57,11 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 mod support;
+use support::server::{BIN, ServerProcess, server_args, server_log};
 use support::{
-    NOISE_LIMIT, USER_HZ, check_once, env_or, machine, machine_busy_ticks, percentile,
-    proc_cpu_ticks, proc_status_kb, verdict,
+    NOISE_LIMIT, USER_HZ, env_or, machine, machine_busy_ticks, percentile, proc_cpu_ticks, verdict,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_participants-facade");
 const SERVICE: &str = "participants.v1.ParticipantService";
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
 const MAX_CONNECTIONS: usize = 4;
@@ -73,10 +69,8 @@ const FETCH_POOL: usize = 1000;
 const FETCH_CONVERSATION: &str = "conv_bench_fetch";
 const LIST_PAGE: i32 = 50;
 const CHAT_SERVICE: &str = "IS00000000000000000000000000000000";
-const STARTUP_POLL: Duration = Duration::from_millis(2);
 const STARTUP_LIMIT: Duration = Duration::from_secs(10);
 const IDLE_SETTLE: Duration = Duration::from_millis(500);
-const STOP_LIMIT: Duration = Duration::from_secs(10);
 
 struct Settings {
     secs: f64,
@@ -107,12 +101,11 @@ impl Settings {
 // ---------------------------------------------------------------------------------------
 // The server child process.
 
-/// The running server. Dropping it stops the child (SIGTERM, then SIGKILL if it lingers),
-/// also when the bench panics, and then removes the data directory.
+/// The running server and its fresh data directory. Dropping it stops the child (SIGTERM,
+/// then SIGKILL if it lingers), also when the bench panics, and then removes the data
+/// directory (fields drop in order: the process first).
 struct Server {
-    child: Option<Child>,
-    pid: u32,
-    addr: String,
+    process: ServerProcess,
     _dir: TempDir,
 }
 
@@ -125,114 +118,24 @@ impl Server {
             .prefix("participants-bench-")
             .tempdir_in(tmp_parent)
             .expect("create a temp data dir");
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-            probe.local_addr().expect("local addr").port()
-        };
-        let addr = format!("127.0.0.1:{port}");
-        let mut command = Command::new(BIN);
-        command
-            .arg("--listen")
-            .arg(&addr)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(server_args())
-            .env("RUST_LOG", server_log())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        // Flags win over these anyway, but keep the caller's environment from changing
-        // the server under test.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("PARTICIPANTS_") {
-                command.env_remove(key);
-            }
-        }
-
-        let spawned = Instant::now();
-        let child = command.spawn().expect("spawn participants-facade");
-        let pid = child.id();
-        let mut server = Server {
-            child: Some(child),
-            pid,
-            addr,
-            _dir: dir,
-        };
-        let url = server.url();
-        loop {
-            if let Some(status) = server.child_mut().try_wait().expect("try_wait") {
-                panic!("participants-facade exited during start-up: {status}");
-            }
-            if spawned.elapsed() > STARTUP_LIMIT {
-                panic!("participants-facade was not SERVING within {STARTUP_LIMIT:?}");
-            }
-            // A fresh connection attempt every time: nothing is reused from a failed try.
-            if check_once(&url).await {
-                break;
-            }
-            tokio::time::sleep(STARTUP_POLL).await;
-        }
-        let startup = spawned.elapsed();
-        (server, startup)
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn child_mut(&mut self) -> &mut Child {
-        self.child.as_mut().expect("server already stopped")
-    }
-
-    fn status_kb(&self, field: &str) -> u64 {
-        proc_status_kb(self.pid, field)
-    }
-
-    fn cpu_ticks(&self) -> u64 {
-        proc_cpu_ticks(&format!("/proc/{}/stat", self.pid))
-    }
-
-    /// SIGTERM, then wait (bounded); SIGKILL if it does not exit in time.
-    fn stop(&mut self) -> Option<(ExitStatus, Duration)> {
-        let mut child = self.child.take()?;
-        let asked = Instant::now();
-        let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return Some((status, asked.elapsed())),
-                Ok(None) if asked.elapsed() < STOP_LIMIT => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => {
-                    eprintln!("participants-facade ignored SIGTERM; killing it");
-                    let _ = child.kill();
-                    let status = child.wait().ok()?;
-                    return Some((status, asked.elapsed()));
-                }
-            }
-        }
+        let (process, startup) =
+            ServerProcess::start(&dir.path().join("data"), STARTUP_LIMIT).await;
+        (Server { process, _dir: dir }, startup)
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
+impl std::ops::Deref for Server {
+    type Target = ServerProcess;
+
+    fn deref(&self) -> &ServerProcess {
+        &self.process
     }
 }
 
-/// The server's RUST_LOG: `warn`, unless `BENCH_SERVER_LOG` asks for more (diagnostics
-/// only, e.g. `warn,participants_facade::backend::local=debug` to see group commit sizes).
-fn server_log() -> String {
-    std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned())
-}
-
-/// Extra server flags from `BENCH_SERVER_ARGS`, e.g. `--cache-entries 0`.
-fn server_args() -> Vec<String> {
-    std::env::var("BENCH_SERVER_ARGS")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
+    }
 }
 
 // ---------------------------------------------------------------------------------------

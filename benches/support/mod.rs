@@ -120,3 +120,7 @@ pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("{field} missing from /proc/{pid}/status"))
 }
+
+// The grpc and scale benches start the binary with it; the others have their own way.
+#[allow(dead_code)]
+pub mod server;
