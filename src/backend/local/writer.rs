@@ -591,6 +591,8 @@ fn in_savepoint<T>(
 
 /// ALREADY_EXISTS when another participant of the conversation than `except` has this
 /// identity (identity conflict) or this binding address and proxy (binding conflict).
+/// One point lookup each, along its index, rather than one query with an `OR` (which
+/// SQLite re-prepared on every call, its plan depending on the bound values).
 fn service_conflict(
     tx: &Connection,
     chat_service_sid: &str,
@@ -599,38 +601,53 @@ fn service_conflict(
     binding: &MessagingBinding,
     except: Option<&str>,
 ) -> Result<(), Error> {
-    let existing: Option<(String, bool)> = tx
-        .prepare_cached(
-            "SELECT sid, identity IS NOT NULL AND identity = ?3 FROM service_participants
-             WHERE chat_service_sid = ?1 AND conversation_sid = ?2
-               AND (identity = ?3 OR (binding_address = ?4 AND binding_proxy IS ?5))
-               AND sid IS NOT ?6
-             LIMIT 1",
-        )?
-        .query_row(
-            params![
-                chat_service_sid,
-                conversation_sid,
-                identity,
-                binding.address,
-                binding.proxy_address,
-                except
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    match existing {
-        None => Ok(()),
-        Some((conflicting_id, by_identity)) => Err(Error::AlreadyExists {
+    let conflict = |conflicting_id, conflict| {
+        Err(Error::AlreadyExists {
             resource: Resource::ServiceParticipant,
             conflicting_id,
-            conflict: if by_identity {
-                Conflict::Identity
-            } else {
-                Conflict::Binding
-            },
-        }),
+            conflict,
+        })
+    };
+    if let Some(identity) = identity {
+        let holder: Option<String> = tx
+            .prepare_cached(
+                "SELECT sid FROM service_participants
+                 WHERE chat_service_sid = ?1 AND conversation_sid = ?2 AND identity = ?3
+                   AND sid IS NOT ?4",
+            )?
+            .query_row(
+                params![chat_service_sid, conversation_sid, identity, except],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(holder) = holder {
+            return conflict(holder, Conflict::Identity);
+        }
     }
+    if let Some(address) = &binding.address {
+        let holder: Option<String> = tx
+            .prepare_cached(
+                "SELECT sid FROM service_participants
+                 WHERE chat_service_sid = ?1 AND conversation_sid = ?2
+                   AND binding_address = ?3 AND binding_proxy IS ?4 AND sid IS NOT ?5
+                 LIMIT 1",
+            )?
+            .query_row(
+                params![
+                    chat_service_sid,
+                    conversation_sid,
+                    address,
+                    binding.proxy_address,
+                    except
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(holder) = holder {
+            return conflict(holder, Conflict::Binding);
+        }
+    }
+    Ok(())
 }
 
 /// Changes a v2 participant: its body, and its address rows when the addresses change
@@ -677,20 +694,7 @@ fn resolve_service_participant(
     tx: &Connection,
     key: &ServiceParticipantRef,
 ) -> Result<ServiceParticipant, Error> {
-    let body: Option<String> = tx
-        .prepare_cached(
-            "SELECT body FROM service_participants
-             WHERE chat_service_sid = ?2 AND conversation_sid = ?3
-               AND (sid = ?1 OR identity = ?1)
-             ORDER BY sid = ?1 DESC
-             LIMIT 1",
-        )?
-        .query_row(
-            params![key.sid, key.chat_service_sid, key.conversation_sid],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let body = body.ok_or(Error::NotFound {
+    let body = super::service_participant_body(tx, key)?.ok_or(Error::NotFound {
         resource: Resource::ServiceParticipant,
     })?;
     Ok(serde_json::from_str(&body)?)
