@@ -98,6 +98,16 @@ const LIST_SERVICE_PARTICIPANTS: &str = "SELECT seq, sid, body FROM service_part
      ORDER BY seq
      LIMIT ?4";
 
+/// A v1 participant's body by sid (`?1`) in its conversation.
+const SERVICE_PARTICIPANT_BY_SID: &str = "SELECT body FROM service_participants
+     WHERE sid = ?1 AND chat_service_sid = ?2 AND conversation_sid = ?3";
+/// A v1 participant's body by identity (`?1`) in its conversation.
+const SERVICE_PARTICIPANT_BY_IDENTITY: &str = "SELECT body FROM service_participants
+     WHERE chat_service_sid = ?2 AND conversation_sid = ?3 AND identity = ?1";
+/// A v2 participant's body by id in its conversation.
+const PARTICIPANT_BY_ID: &str =
+    "SELECT body FROM participants WHERE id = ?1 AND conversation_id = ?2";
+
 /// The local backend. Cheap to share behind an `Arc`.
 pub struct LocalBackend {
     path: PathBuf,
@@ -212,6 +222,7 @@ impl LocalBackend {
         // A log the checkpointer restarted is cut back to this size at the next commit.
         conn.pragma_update(None, "journal_size_limit", checkpoint::JOURNAL_SIZE_LIMIT)?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        plan_once(&conn)?;
         migrate::migrate(&mut conn).map_err(corrupt)?;
         conn.execute_batch(SCHEMA).map_err(|e| corrupt(e.into()))?;
         let tokens = PageTokens::new(&migrate::page_token_key(&conn).map_err(corrupt)?)?;
@@ -377,10 +388,7 @@ fn service_participant_body(
     key: &ServiceParticipantRef,
 ) -> Result<Option<String>, Error> {
     let by_sid = conn
-        .prepare_cached(
-            "SELECT body FROM service_participants
-             WHERE sid = ?1 AND chat_service_sid = ?2 AND conversation_sid = ?3",
-        )?
+        .prepare_cached(SERVICE_PARTICIPANT_BY_SID)?
         .query_row(
             params![key.sid, key.chat_service_sid, key.conversation_sid],
             |row| row.get(0),
@@ -390,10 +398,7 @@ fn service_participant_body(
         return Ok(by_sid);
     }
     Ok(conn
-        .prepare_cached(
-            "SELECT body FROM service_participants
-             WHERE chat_service_sid = ?2 AND conversation_sid = ?3 AND identity = ?1",
-        )?
+        .prepare_cached(SERVICE_PARTICIPANT_BY_IDENTITY)?
         .query_row(
             params![key.sid, key.chat_service_sid, key.conversation_sid],
             |row| row.get(0),
@@ -444,7 +449,24 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, Error> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    plan_once(&conn)?;
     Ok(conn)
+}
+
+/// Turns on SQLite's query planner stability guarantee for `conn`: a statement keeps the
+/// plan it was prepared with, whatever values are bound to it.
+///
+/// Without it, the bundled SQLite (built with `SQLITE_ENABLE_STAT4`) marks parameters
+/// whose value could change the plan (a `LIMIT ?`, a range bound such as `seq > ?`) and
+/// re-prepares the statement, parsing the SQL again, every time a new value is bound: a
+/// cached list statement was re-parsed on every page. Our statements are written for one
+/// plan each (tests pin them), so nothing is lost.
+fn plan_once(conn: &Connection) -> Result<(), Error> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
 }
 
 #[async_trait]
@@ -576,15 +598,13 @@ impl ParticipantBackend for LocalBackend {
         // Taken before the read: a write committed after it keeps this copy out.
         let ticket = self.participants.as_ref().map(|cache| cache.ticket());
         let found: Option<(Participant, String)> = self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT body FROM participants WHERE id = ?1 AND conversation_id = ?2",
-            )?
-            .query_row(params![key.participant_id, key.conversation_id], |row| {
-                row.get::<_, String>(0)
-            })
-            .optional()?
-            .map(|body| Ok((serde_json::from_str(&body)?, body)))
-            .transpose()
+            conn.prepare_cached(PARTICIPANT_BY_ID)?
+                .query_row(params![key.participant_id, key.conversation_id], |row| {
+                    row.get::<_, String>(0)
+                })
+                .optional()?
+                .map(|body| Ok((serde_json::from_str(&body)?, body)))
+                .transpose()
         })?;
         record_store("fetch_participant", started);
         let (participant, body) = found.ok_or_else(not_found)?;
@@ -690,6 +710,7 @@ mod tests {
     fn plan(sql: &str, params: impl rusqlite::Params) -> Vec<String> {
         let conn = Connection::open_in_memory().expect("in-memory database");
         conn.execute_batch(SCHEMA).expect("schema");
+        plan_once(&conn).expect("fixed plans");
         let mut explain = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .expect("explain");
@@ -723,6 +744,100 @@ mod tests {
                 steps[0].contains("seq>?"),
                 "{sql}: the range is in the index: {steps:?}"
             );
+        }
+    }
+
+    /// Point lookups use the index their columns name, with plans fixed at prepare time
+    /// (the partial v1 indexes too: `identity = ?` implies `identity IS NOT NULL`).
+    #[test]
+    fn lookups_use_their_indexes() {
+        for (sql, index, steps) in [
+            (
+                SERVICE_PARTICIPANT_BY_IDENTITY,
+                "service_participants_by_identity",
+                plan(SERVICE_PARTICIPANT_BY_IDENTITY, params!["u", "IS1", "CH1"]),
+            ),
+            (
+                writer::IDENTITY_HOLDER,
+                "service_participants_by_identity",
+                plan(writer::IDENTITY_HOLDER, params!["IS1", "CH1", "u", "MB1"]),
+            ),
+            (
+                writer::BINDING_HOLDER,
+                "service_participants_by_binding",
+                plan(
+                    writer::BINDING_HOLDER,
+                    params!["IS1", "CH1", "+1", "+2", "MB1"],
+                ),
+            ),
+            (
+                SERVICE_PARTICIPANT_BY_SID,
+                "PRIMARY KEY",
+                plan(SERVICE_PARTICIPANT_BY_SID, params!["MB1", "IS1", "CH1"]),
+            ),
+            (
+                PARTICIPANT_BY_ID,
+                "PRIMARY KEY",
+                plan(PARTICIPANT_BY_ID, params!["p1", "conv_1"]),
+            ),
+        ] {
+            assert_eq!(steps.len(), 1, "{sql}: {steps:?}");
+            assert!(
+                steps[0].starts_with("SEARCH") && steps[0].contains(index),
+                "{sql}: {steps:?}"
+            );
+        }
+    }
+
+    /// Binding new values never makes SQLite parse a read statement again (see
+    /// [`plan_once`]): each runs three times with other values, on a connection opened as
+    /// the pool opens them.
+    #[test]
+    fn read_statements_are_prepared_once_whatever_is_bound() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(DB_FILE);
+        Connection::open(&path)
+            .and_then(|conn| conn.execute_batch(SCHEMA))
+            .expect("schema");
+        let conn = open_reader(&path).expect("reader");
+        let reprepares = |sql: &str| {
+            conn.prepare_cached(sql)
+                .expect("cached")
+                .get_status(rusqlite::StatementStatus::RePrepare)
+        };
+        for round in 0..3_i64 {
+            let conversation = format!("conv_{round}");
+            let count = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+                conn.prepare_cached(sql)
+                    .expect("prepare")
+                    .query_map(params, |_| Ok(()))
+                    .expect("query")
+                    .count()
+            };
+            count(LIST_PARTICIPANTS, params![conversation, round, 51 + round]);
+            count(
+                LIST_SERVICE_PARTICIPANTS,
+                params!["IS1", conversation, round, 51 + round],
+            );
+            let key = ServiceParticipantRef {
+                chat_service_sid: "IS1".into(),
+                conversation_sid: conversation.clone(),
+                sid: format!("user-{round}"),
+            };
+            service_participant_body(&conn, &key).expect("v1 lookup");
+            count(
+                PARTICIPANT_BY_ID,
+                params![format!("p{round}"), conversation],
+            );
+        }
+        for sql in [
+            LIST_PARTICIPANTS,
+            LIST_SERVICE_PARTICIPANTS,
+            SERVICE_PARTICIPANT_BY_SID,
+            SERVICE_PARTICIPANT_BY_IDENTITY,
+            PARTICIPANT_BY_ID,
+        ] {
+            assert_eq!(reprepares(sql), 0, "{sql}");
         }
     }
 }

@@ -589,6 +589,17 @@ fn in_savepoint<T>(
     Ok(out)
 }
 
+/// The v1 participant other than `?4` holding identity `?3` in a conversation.
+pub(super) const IDENTITY_HOLDER: &str = "SELECT sid FROM service_participants
+     WHERE chat_service_sid = ?1 AND conversation_sid = ?2 AND identity = ?3
+       AND sid IS NOT ?4";
+/// The v1 participant other than `?5` holding binding `?3` with proxy `?4` in a
+/// conversation.
+pub(super) const BINDING_HOLDER: &str = "SELECT sid FROM service_participants
+     WHERE chat_service_sid = ?1 AND conversation_sid = ?2
+       AND binding_address = ?3 AND binding_proxy IS ?4 AND sid IS NOT ?5
+     LIMIT 1";
+
 /// ALREADY_EXISTS when another participant of the conversation than `except` has this
 /// identity (identity conflict) or this binding address and proxy (binding conflict).
 /// One point lookup each, along its index, rather than one query with an `OR` (which
@@ -610,11 +621,7 @@ fn service_conflict(
     };
     if let Some(identity) = identity {
         let holder: Option<String> = tx
-            .prepare_cached(
-                "SELECT sid FROM service_participants
-                 WHERE chat_service_sid = ?1 AND conversation_sid = ?2 AND identity = ?3
-                   AND sid IS NOT ?4",
-            )?
+            .prepare_cached(IDENTITY_HOLDER)?
             .query_row(
                 params![chat_service_sid, conversation_sid, identity, except],
                 |r| r.get(0),
@@ -626,12 +633,7 @@ fn service_conflict(
     }
     if let Some(address) = &binding.address {
         let holder: Option<String> = tx
-            .prepare_cached(
-                "SELECT sid FROM service_participants
-                 WHERE chat_service_sid = ?1 AND conversation_sid = ?2
-                   AND binding_address = ?3 AND binding_proxy IS ?4 AND sid IS NOT ?5
-                 LIMIT 1",
-            )?
+            .prepare_cached(BINDING_HOLDER)?
             .query_row(
                 params![
                     chat_service_sid,
