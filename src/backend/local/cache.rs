@@ -42,7 +42,7 @@ pub(super) struct FetchCache<T> {
 pub(super) struct Cached<T> {
     record: T,
     /// `None` for a record the writer put (it is not compared with rows).
-    body: Option<Box<str>>,
+    body: Option<Box<[u8]>>,
 }
 
 impl<T> Deref for Cached<T> {
@@ -86,7 +86,7 @@ impl<T: Clone> FetchCache<T> {
 
     /// The record stored as `body` under `id`, if the cache holds it decoded from that
     /// very body; not counted (a list's lookups, not a fetch's).
-    pub(super) fn decoded(&self, id: &str, body: &str) -> Option<T> {
+    pub(super) fn decoded(&self, id: &str, body: &[u8]) -> Option<T> {
         let cached = self.entries.get(id)?;
         (cached.body.as_deref() == Some(body)).then(|| cached.record.clone())
     }
@@ -98,12 +98,12 @@ impl<T: Clone> FetchCache<T> {
 
     /// Caches `record`, decoded from `body` read from the store after `ticket` was taken,
     /// unless a write invalidated anything since (the record may then be the old version).
-    pub(super) fn fill(&self, ticket: Ticket, id: &str, record: &T, body: String) {
+    pub(super) fn fill(&self, ticket: Ticket, id: &str, record: &T, body: Vec<u8>) {
         let generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
         if *generation == ticket.0 {
             let cached = Cached {
                 record: record.clone(),
-                body: Some(body.into_boxed_str()),
+                body: Some(body.into_boxed_slice()),
             };
             self.entries.insert(id.to_owned(), Arc::new(cached));
         }
@@ -142,7 +142,7 @@ mod tests {
         // ...the writer commits a change and updates the cache...
         cache.changed("a", &"new".to_owned());
         // ...and the fetch's fill with the old row comes last.
-        cache.fill(ticket, "a", &"old".to_owned(), "\"old\"".to_owned());
+        cache.fill(ticket, "a", &"old".to_owned(), b"\"old\"".to_vec());
         assert_eq!(
             cache.get("a", |_| true).map(|c| String::clone(&c)),
             Some("new".to_owned())
@@ -150,7 +150,7 @@ mod tests {
 
         let ticket = cache.ticket();
         cache.removed("a");
-        cache.fill(ticket, "a", &"old".to_owned(), "\"old\"".to_owned());
+        cache.fill(ticket, "a", &"old".to_owned(), b"\"old\"".to_vec());
         assert!(cache.get("a", |_| true).is_none());
     }
 
@@ -158,7 +158,7 @@ mod tests {
     fn a_fill_with_no_write_since_its_ticket_lands_and_a_later_change_replaces_it() {
         let cache = FetchCache::<String>::new("test", 16).expect("a cache");
         let ticket = cache.ticket();
-        cache.fill(ticket, "a", &"v1".to_owned(), "\"v1\"".to_owned());
+        cache.fill(ticket, "a", &"v1".to_owned(), b"\"v1\"".to_vec());
         assert_eq!(
             cache.get("a", |_| true).map(|c| String::clone(&c)),
             Some("v1".to_owned())
@@ -175,16 +175,16 @@ mod tests {
     #[test]
     fn a_list_takes_a_cached_record_only_for_the_very_body_it_read() {
         let cache = FetchCache::<String>::new("test", 16).expect("a cache");
-        assert_eq!(cache.decoded("a", "\"v1\""), None);
+        assert_eq!(cache.decoded("a", b"\"v1\""), None);
         let ticket = cache.ticket();
-        cache.fill(ticket, "a", &"v1".to_owned(), "\"v1\"".to_owned());
-        assert_eq!(cache.decoded("a", "\"v1\""), Some("v1".to_owned()));
+        cache.fill(ticket, "a", &"v1".to_owned(), b"\"v1\"".to_vec());
+        assert_eq!(cache.decoded("a", b"\"v1\""), Some("v1".to_owned()));
         // A row read after an update (another body) is decoded, never served the old copy.
-        assert_eq!(cache.decoded("a", "\"v2\""), None);
+        assert_eq!(cache.decoded("a", b"\"v2\""), None);
         // The writer's entry has no body: rows are decoded, not matched against it.
         cache.changed("a", &"v2".to_owned());
-        assert_eq!(cache.decoded("a", "\"v2\""), None);
+        assert_eq!(cache.decoded("a", b"\"v2\""), None);
         cache.removed("a");
-        assert_eq!(cache.decoded("a", "\"v1\""), None);
+        assert_eq!(cache.decoded("a", b"\"v1\""), None);
     }
 }

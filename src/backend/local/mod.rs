@@ -3,7 +3,8 @@
 //! Why SQLite (rusqlite, bundled) rather than redb: its write-ahead log with
 //! `synchronous=FULL` has decades of power-loss testing behind it, unique indexes enforce
 //! Twilio's conflict rules inside the same transaction that inserts, and the file can be
-//! inspected with the `sqlite3` shell when something looks wrong.
+//! inspected with the `sqlite3` shell when something looks wrong (ids and bodies are
+//! binary there: `hex(id)`, see `stored.rs`).
 //!
 //! Durability and throughput: every write (create, update, delete) goes to one writer
 //! thread, which owns the only write connection. It takes whatever writes are queued (up
@@ -23,7 +24,8 @@
 //! never reuses, as index range scans; a page token is the last `seq` of the page before,
 //! signed for its list (`backend/page_token.rs`), so pages stay exact while participants come and
 //! go between them. The schema's version is `PRAGMA user_version`; older stores are
-//! brought up to date at open (`migrate.rs`).
+//! brought up to date at open (`migrate.rs`). Rows hold the compact form of `stored.rs`:
+//! protobuf bodies, 16-byte ids, conversations by number.
 //!
 //! Idempotency keys live in the same database, written in the same transaction as the
 //! participant they name, with the answer the create gave, so a replay after a crash (or
@@ -54,6 +56,7 @@ mod fault;
 mod health;
 mod integrity;
 mod migrate;
+mod stored;
 mod writer;
 
 use crate::backend::observe::record_store;
@@ -86,27 +89,34 @@ use health::{CANNOT_WRITE, HEALTHY, StoreHealth};
 use integrity::check_at_open;
 use writer::{Write, Writer};
 
-/// A page of a v2 conversation: rows after the last `seq` shown, oldest first, along the
-/// index `participants_by_conversation`.
+/// A page of a v2 conversation (`?1`): rows after the last `seq` shown, oldest first,
+/// along the index `participants_by_conversation`.
 const LIST_PARTICIPANTS: &str = "SELECT seq, id, body FROM participants
-     WHERE conversation_id = ?1 AND seq > ?2
+     WHERE conversation = (SELECT n FROM conversations WHERE service = '' AND id = ?1)
+       AND seq > ?2
      ORDER BY seq
      LIMIT ?3";
-/// A page of a v1 conversation, along `service_participants_by_conversation`.
+/// A page of a v1 conversation (`?1`, `?2`), along `service_participants_by_conversation`.
 const LIST_SERVICE_PARTICIPANTS: &str = "SELECT seq, sid, body FROM service_participants
-     WHERE chat_service_sid = ?1 AND conversation_sid = ?2 AND seq > ?3
+     WHERE conversation = (SELECT n FROM conversations WHERE service = ?1 AND id = ?2)
+       AND seq > ?3
      ORDER BY seq
      LIMIT ?4";
-
-/// A v1 participant's body by sid (`?1`) in its conversation.
-const SERVICE_PARTICIPANT_BY_SID: &str = "SELECT body FROM service_participants
-     WHERE sid = ?1 AND chat_service_sid = ?2 AND conversation_sid = ?3";
-/// A v1 participant's body by identity (`?1`) in its conversation.
-const SERVICE_PARTICIPANT_BY_IDENTITY: &str = "SELECT body FROM service_participants
-     WHERE chat_service_sid = ?2 AND conversation_sid = ?3 AND identity = ?1";
-/// A v2 participant's body by id in its conversation.
-const PARTICIPANT_BY_ID: &str =
-    "SELECT body FROM participants WHERE id = ?1 AND conversation_id = ?2";
+/// A v1 participant by sid key (`?1`) in its conversation: its sid, conversation number
+/// and body.
+const SERVICE_PARTICIPANT_BY_SID: &str = "SELECT sid, conversation, body FROM service_participants
+     WHERE sid = ?1
+       AND conversation = (SELECT n FROM conversations WHERE service = ?2 AND id = ?3)";
+/// A v1 participant by identity (`?1`) in its conversation.
+const SERVICE_PARTICIPANT_BY_IDENTITY: &str =
+    "SELECT sid, conversation, body FROM service_participants
+     WHERE conversation = (SELECT n FROM conversations WHERE service = ?2 AND id = ?3)
+       AND identity = ?1";
+/// A v2 participant by id key (`?1`) in its conversation: its conversation number and
+/// body.
+const PARTICIPANT_BY_ID: &str = "SELECT conversation, body FROM participants
+     WHERE id = ?1
+       AND conversation = (SELECT n FROM conversations WHERE service = '' AND id = ?2)";
 
 /// The local backend. Cheap to share behind an `Arc`.
 pub struct LocalBackend {
@@ -117,6 +127,8 @@ pub struct LocalBackend {
     service_participants: Option<Arc<FetchCache<ServiceParticipant>>>,
     /// Issues and checks page tokens, under the store's key.
     tokens: PageTokens,
+    /// The account the store writes its records under (`stored.rs`).
+    account: Arc<str>,
     writes: mpsc::Sender<Write>,
     readers: Mutex<Vec<Connection>>,
     /// `mmap_size` of each read connection.
@@ -223,8 +235,11 @@ impl LocalBackend {
         conn.pragma_update(None, "journal_size_limit", checkpoint::JOURNAL_SIZE_LIMIT)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         plan_once(&conn)?;
-        migrate::migrate(&mut conn).map_err(corrupt)?;
+        migrate::migrate(&mut conn, account_sid).map_err(corrupt)?;
         conn.execute_batch(SCHEMA).map_err(|e| corrupt(e.into()))?;
+        let account: Arc<str> = migrate::store_account(&conn, account_sid)
+            .map_err(corrupt)?
+            .into();
         let tokens = PageTokens::new(&migrate::page_token_key(&conn).map_err(corrupt)?)?;
         let health = Arc::new(StoreHealth::default());
         if let Some(budget) = integrity_check {
@@ -241,6 +256,7 @@ impl LocalBackend {
         let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
         let writer = Writer {
             account_sid: account_sid.clone(),
+            store_account: account.clone(),
             ttl: *idempotency_ttl,
             last_purge: None,
             health: health.clone(),
@@ -257,6 +273,7 @@ impl LocalBackend {
             participants,
             service_participants,
             tokens,
+            account,
             writes,
             readers: Mutex::new(readers),
             mmap_size: *mmap_size,
@@ -300,17 +317,19 @@ impl LocalBackend {
 impl LocalBackend {
     /// One page of `list`: checks the token (before any read), reads one row more than
     /// the page holds (to know whether another page follows) with `rows(conn, after_seq,
-    /// limit)` (each row through [`listed`]), and signs the next page's token.
+    /// limit)` (each row through [`listed`]), decodes each row's body with `decode(id,
+    /// body)`, and signs the next page's token.
     ///
     /// A row whose body `cache` holds decoded (the very same body) is not decoded again;
     /// the others are, and fill the cache as a fetch's read would (under a ticket taken
     /// before the read).
-    fn list<T: serde::de::DeserializeOwned + Clone>(
+    fn list<T: Clone>(
         &self,
         list: List<'_>,
         page: &crate::domain::PageQuery,
         cache: Option<&FetchCache<T>>,
         rows: impl FnOnce(&Connection, i64, i64) -> Result<Vec<(i64, Listed<T>)>, Error>,
+        decode: impl Fn(String, &[u8]) -> Result<T, Error>,
     ) -> Result<Page<T>, Error> {
         let after = match &page.page_token {
             Some(token) => self.tokens.check(list, token)?,
@@ -332,7 +351,7 @@ impl LocalBackend {
             .map(|(_, listed)| match listed {
                 Listed::Cached(record) => Ok(record),
                 Listed::Read { id, body } => {
-                    let record: T = serde_json::from_str(&body)?;
+                    let record = decode(id.clone(), &body)?;
                     if let (Some(cache), Some(ticket)) = (cache, ticket) {
                         cache.fill(ticket, &id, &record, body);
                     }
@@ -351,59 +370,73 @@ impl LocalBackend {
 /// body), or its id and body, to be decoded.
 enum Listed<T> {
     Cached(T),
-    Read { id: String, body: String },
+    Read { id: String, body: Vec<u8> },
 }
 
-/// A row of a list query, `(seq, id, body)`, as its `seq` and what [`LocalBackend::list`]
-/// needs of it; the body is copied out of SQLite only when the cache does not hold it.
+/// A row of a list query, `(seq, key, body)`, as its `seq` and what [`LocalBackend::list`]
+/// needs of it, the key read back to an id with `id`; the body is copied out of SQLite
+/// only when the cache does not hold it.
 fn listed<T: Clone>(
     cache: Option<&FetchCache<T>>,
     row: &rusqlite::Row<'_>,
+    id: fn(rusqlite::types::ValueRef<'_>) -> Result<String, Error>,
 ) -> rusqlite::Result<(i64, Listed<T>)> {
-    let text = |idx: usize| {
-        row.get_ref(idx)?.as_str().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
-        })
-    };
     let seq = row.get(0)?;
-    let (id, body) = (text(1)?, text(2)?);
-    let listed = match cache.and_then(|cache| cache.decoded(id, body)) {
+    // A damaged key is corruption, as it is on a fetch (`fault.rs` classifies the code).
+    let id = id(row.get_ref(1)?).map_err(|e| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(e.to_string()),
+        )
+    })?;
+    let body = row.get_ref(2)?.as_blob()?;
+    let listed = match cache.and_then(|cache| cache.decoded(&id, body)) {
         Some(record) => Listed::Cached(record),
         None => Listed::Read {
-            id: id.to_owned(),
-            body: body.to_owned(),
+            id,
+            body: body.to_vec(),
         },
     };
     Ok((seq, listed))
 }
 
-/// The stored body of the v1 participant `key` names: by sid, or else by identity (Twilio
-/// accepts either; an identity may itself look like a sid, so the sid is tried first).
+/// The v1 participant `key` names, as stored: its sid, conversation number and body. By
+/// sid, or else by identity (Twilio accepts either; an identity may itself look like a
+/// sid, so the sid is tried first).
 ///
 /// Two point lookups rather than one `sid = ?1 OR identity = ?1` query: SQLite re-prepared
 /// that statement on every call (its plan depended on the bound value, through the
 /// partial identity index), which made a v1 fetch several times the cost of a v2 one.
-fn service_participant_body(
+fn service_participant_row(
     conn: &Connection,
     key: &ServiceParticipantRef,
-) -> Result<Option<String>, Error> {
-    let by_sid = conn
-        .prepare_cached(SERVICE_PARTICIPANT_BY_SID)?
-        .query_row(
-            params![key.sid, key.chat_service_sid, key.conversation_sid],
-            |row| row.get(0),
-        )
-        .optional()?;
-    if by_sid.is_some() {
-        return Ok(by_sid);
+) -> Result<Option<(String, i64, Vec<u8>)>, Error> {
+    let row = |sql: &str, first: &dyn rusqlite::ToSql| -> Result<_, Error> {
+        conn.prepare_cached(sql)?
+            .query_row(
+                params![first, key.chat_service_sid, key.conversation_sid],
+                |row| {
+                    Ok((
+                        row.get::<_, rusqlite::types::Value>(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                    ))
+                },
+            )
+            .optional()?
+            .map(|(sid, n, body)| {
+                Ok((
+                    stored::v1_sid(rusqlite::types::ValueRef::from(&sid))?,
+                    n,
+                    body,
+                ))
+            })
+            .transpose()
+    };
+    if let Some(found) = row(SERVICE_PARTICIPANT_BY_SID, &stored::v1_key(&key.sid))? {
+        return Ok(Some(found));
     }
-    Ok(conn
-        .prepare_cached(SERVICE_PARTICIPANT_BY_IDENTITY)?
-        .query_row(
-            params![key.sid, key.chat_service_sid, key.conversation_sid],
-            |row| row.get(0),
-        )
-        .optional()?)
+    row(SERVICE_PARTICIPANT_BY_IDENTITY, &key.sid)
 }
 
 /// Runs a store operation in its span (`db.system.name = sqlite`), timing it.
@@ -481,14 +514,22 @@ impl ParticipantBackend for LocalBackend {
         };
         observed("list_participants", "SELECT", async {
             let cache = self.participants.as_deref();
-            self.list(list, &query.page, cache, |conn, after, limit| {
-                Ok(conn
-                    .prepare_cached(LIST_PARTICIPANTS)?
-                    .query_map(params![query.conversation_id, after, limit], |row| {
-                        listed(cache, row)
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?)
-            })
+            self.list(
+                list,
+                &query.page,
+                cache,
+                |conn, after, limit| {
+                    Ok(conn
+                        .prepare_cached(LIST_PARTICIPANTS)?
+                        .query_map(params![query.conversation_id, after, limit], |row| {
+                            listed(cache, row, stored::v2_id)
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?)
+                },
+                |id, body| {
+                    stored::v2_participant(id, query.conversation_id.clone(), body, &self.account)
+                },
+            )
         })
         .await
     }
@@ -518,15 +559,28 @@ impl ParticipantBackend for LocalBackend {
         };
         observed("list_service_participants", "SELECT", async {
             let cache = self.service_participants.as_deref();
-            self.list(list, &query.page, cache, |conn, after, limit| {
-                Ok(conn
-                    .prepare_cached(LIST_SERVICE_PARTICIPANTS)?
-                    .query_map(
-                        params![query.chat_service_sid, query.conversation_sid, after, limit],
-                        |row| listed(cache, row),
-                    )?
-                    .collect::<Result<Vec<_>, _>>()?)
-            })
+            self.list(
+                list,
+                &query.page,
+                cache,
+                |conn, after, limit| {
+                    Ok(conn
+                        .prepare_cached(LIST_SERVICE_PARTICIPANTS)?
+                        .query_map(
+                            params![query.chat_service_sid, query.conversation_sid, after, limit],
+                            |row| listed(cache, row, stored::v1_sid),
+                        )?
+                        .collect::<Result<Vec<_>, _>>()?)
+                },
+                |sid, body| {
+                    let place = stored::V1Place {
+                        sid,
+                        chat_service_sid: query.chat_service_sid.clone(),
+                        conversation_sid: query.conversation_sid.clone(),
+                    };
+                    stored::v1_participant(place, body, &self.account)
+                },
+            )
         })
         .await
     }
@@ -597,13 +651,22 @@ impl ParticipantBackend for LocalBackend {
         let started = Instant::now();
         // Taken before the read: a write committed after it keeps this copy out.
         let ticket = self.participants.as_ref().map(|cache| cache.ticket());
-        let found: Option<(Participant, String)> = self.read(|conn| {
+        let found: Option<(Participant, Vec<u8>)> = self.read(|conn| {
             conn.prepare_cached(PARTICIPANT_BY_ID)?
-                .query_row(params![key.participant_id, key.conversation_id], |row| {
-                    row.get::<_, String>(0)
-                })
+                .query_row(
+                    params![stored::v2_key(&key.participant_id), key.conversation_id],
+                    |row| row.get::<_, Vec<u8>>(1),
+                )
                 .optional()?
-                .map(|body| Ok((serde_json::from_str(&body)?, body)))
+                .map(|body| {
+                    let participant = stored::v2_participant(
+                        key.participant_id.clone(),
+                        key.conversation_id.clone(),
+                        &body,
+                        &self.account,
+                    )?;
+                    Ok((participant, body))
+                })
                 .transpose()
         })?;
         record_store("fetch_participant", started);
@@ -653,9 +716,16 @@ impl ParticipantBackend for LocalBackend {
             .service_participants
             .as_ref()
             .map(|cache| cache.ticket());
-        let found: Option<(ServiceParticipant, String)> = self.read(|conn| {
-            service_participant_body(conn, &key)?
-                .map(|body| Ok((serde_json::from_str(&body)?, body)))
+        let found: Option<(ServiceParticipant, Vec<u8>)> = self.read(|conn| {
+            service_participant_row(conn, &key)?
+                .map(|(sid, _, body)| {
+                    let place = stored::V1Place {
+                        sid,
+                        chat_service_sid: key.chat_service_sid.clone(),
+                        conversation_sid: key.conversation_sid.clone(),
+                    };
+                    Ok((stored::v1_participant(place, &body, &self.account)?, body))
+                })
                 .transpose()
         })?;
         record_store("fetch_service_participant", started);
@@ -721,6 +791,22 @@ mod tests {
             .expect("plan rows")
     }
 
+    /// `steps` search along `index` and, at most, look the conversation's number up by
+    /// its key (the scalar subquery): no scan, no sort.
+    fn assert_one_search(sql: &str, steps: &[String], index: &str) {
+        assert!(
+            steps[0].starts_with("SEARCH") && steps[0].contains(index),
+            "{sql}: {steps:?}"
+        );
+        for step in &steps[1..] {
+            assert!(
+                step.starts_with("SCALAR SUBQUERY")
+                    || step == "SEARCH conversations USING PRIMARY KEY (service=? AND id=?)",
+                "{sql}: {steps:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_page_is_an_index_range_scan_without_a_sort() {
         for (sql, index, steps) in [
@@ -735,11 +821,7 @@ mod tests {
                 plan(LIST_SERVICE_PARTICIPANTS, params!["IS1", "CH1", 0, 51]),
             ),
         ] {
-            assert_eq!(steps.len(), 1, "{sql}: {steps:?}");
-            assert!(
-                steps[0].starts_with("SEARCH") && steps[0].contains(index),
-                "{sql}: {steps:?}"
-            );
+            assert_one_search(sql, &steps, index);
             assert!(
                 steps[0].contains("seq>?"),
                 "{sql}: the range is in the index: {steps:?}"
@@ -760,15 +842,12 @@ mod tests {
             (
                 writer::IDENTITY_HOLDER,
                 "service_participants_by_identity",
-                plan(writer::IDENTITY_HOLDER, params!["IS1", "CH1", "u", "MB1"]),
+                plan(writer::IDENTITY_HOLDER, params![7, "u", "MB1"]),
             ),
             (
                 writer::BINDING_HOLDER,
                 "service_participants_by_binding",
-                plan(
-                    writer::BINDING_HOLDER,
-                    params!["IS1", "CH1", "+1", "+2", "MB1"],
-                ),
+                plan(writer::BINDING_HOLDER, params![7, "+1", "+2", "MB1"]),
             ),
             (
                 SERVICE_PARTICIPANT_BY_SID,
@@ -781,11 +860,7 @@ mod tests {
                 plan(PARTICIPANT_BY_ID, params!["p1", "conv_1"]),
             ),
         ] {
-            assert_eq!(steps.len(), 1, "{sql}: {steps:?}");
-            assert!(
-                steps[0].starts_with("SEARCH") && steps[0].contains(index),
-                "{sql}: {steps:?}"
-            );
+            assert_one_search(sql, &steps, index);
         }
     }
 
@@ -824,7 +899,7 @@ mod tests {
                 conversation_sid: conversation.clone(),
                 sid: format!("user-{round}"),
             };
-            service_participant_body(&conn, &key).expect("v1 lookup");
+            service_participant_row(&conn, &key).expect("v1 lookup");
             count(
                 PARTICIPANT_BY_ID,
                 params![format!("p{round}"), conversation],
@@ -839,5 +914,39 @@ mod tests {
         ] {
             assert_eq!(reprepares(sql), 0, "{sql}");
         }
+    }
+
+    /// A row whose key is neither 16 bytes nor text is damage: a list reports it as a
+    /// corrupt store (as a fetch would), not as an internal error.
+    #[test]
+    fn a_damaged_key_in_a_list_is_corruption() {
+        let conn = Connection::open_in_memory().expect("in-memory database");
+        conn.execute_batch(SCHEMA).expect("schema");
+        conn.execute_batch(
+            "INSERT INTO conversations (service, id, n) VALUES ('', 'conv_1', 1);
+             INSERT INTO participants (id, conversation, body, seq) VALUES (x'0102', 1, x'', 2);",
+        )
+        .expect("a damaged row");
+        let err: Error = conn
+            .prepare(LIST_PARTICIPANTS)
+            .expect("prepare")
+            .query_map(params!["conv_1", 0, 51], |row| {
+                listed::<Participant>(None, row, stored::v2_id)
+            })
+            .expect("query")
+            .collect::<Result<Vec<_>, _>>()
+            .map(drop)
+            .expect_err("a 2-byte key")
+            .into();
+        assert!(
+            matches!(
+                err,
+                Error::Store {
+                    fault: StoreFault::Corrupt,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

@@ -21,6 +21,7 @@ use crate::observability::metrics::METRICS;
 use super::cache::FetchCache;
 use super::checkpoint::Checkpointer;
 use super::health::StoreHealth;
+use super::stored;
 use super::{MAX_BATCH, PURGE_EVERY};
 
 /// Where a write's answer goes.
@@ -42,13 +43,15 @@ pub(super) enum Write {
 /// The writer thread's state.
 pub(super) struct Writer {
     pub(super) account_sid: String,
+    /// The account the store writes its records under (`stored.rs`).
+    pub(super) store_account: Arc<str>,
     pub(super) ttl: Duration,
     pub(super) last_purge: Option<Instant>,
     pub(super) health: Arc<StoreHealth>,
     /// The fetch caches, brought up to date after each commit, before callers hear of it.
     pub(super) participants: Option<Arc<FetchCache<Participant>>>,
     pub(super) service_participants: Option<Arc<FetchCache<ServiceParticipant>>>,
-    /// The next `seq` to give within the group being applied: read from the `sequence`
+    /// The next `seq` (or conversation number) to give within the group being applied: read from the `sequence`
     /// row when the group's transaction begins, written back once before it commits.
     /// (One `UPDATE ... RETURNING` per create cost the writer a statement and, under each
     /// create's savepoint, a sub-journal copy of the row's page: a quarter fewer durable
@@ -175,17 +178,19 @@ impl Writer {
                     ),
                     Write::UpdateParticipant(update, reply) => Outcome::Participant(
                         reply,
-                        in_savepoint(&mut tx, |sp| update_participant(sp, &update)),
+                        in_savepoint(&mut tx, |sp| update_participant(sp, self, &update)),
                         Change::Updated,
                     ),
                     Write::UpdateServiceParticipant(update, reply) => Outcome::ServiceParticipant(
                         reply,
-                        in_savepoint(&mut tx, |sp| update_service_participant(sp, &update)),
+                        in_savepoint(&mut tx, |sp| update_service_participant(sp, self, &update)),
                         Change::Updated,
                     ),
                     Write::DeleteServiceParticipant(request, reply) => Outcome::Deleted(
                         reply,
-                        in_savepoint(&mut tx, |sp| delete_service_participant(sp, &request.key)),
+                        in_savepoint(&mut tx, |sp| {
+                            delete_service_participant(sp, self, &request.key)
+                        }),
                     ),
                     Write::Close(_) | Write::Probe => {
                         unreachable!("Close and Probe are taken out before commit_group")
@@ -313,13 +318,13 @@ impl Writer {
         insert: fn(&Connection, &Self, Req) -> Result<Res, Error>,
     ) -> Result<Res, Error>
     where
-        Req: CreateRequest + Stored,
+        Req: CreateRequest,
         Res: serde::de::DeserializeOwned + serde::Serialize + Identified,
     {
         let key = request.idempotency_key().map(str::to_owned);
         let fingerprint = request.fingerprint();
         if let Some(key) = &key
-            && let Some(existing) = self.replay::<Res>(tx, key, &fingerprint, Req::TABLE)?
+            && let Some(existing) = self.replay::<Res>(tx, key, &fingerprint)?
         {
             return Ok(existing);
         }
@@ -351,7 +356,6 @@ impl Writer {
         tx: &Connection,
         key: &str,
         fingerprint: &[u8],
-        table: &str,
     ) -> Result<Option<Res>, Error> {
         let cutoff = self.cutoff();
         let row: Option<(Vec<u8>, String, Option<String>)> = tx
@@ -369,19 +373,17 @@ impl Writer {
         if stored != fingerprint {
             return Err(Error::IdempotencyKeyReused);
         }
-        let body = match response {
-            Some(body) => Some(body),
-            // Keys written before responses were kept (the migration fills them, so this
-            // is a fallback only): the record itself, if it is still there.
-            None => {
-                let sql = format!("SELECT body FROM {table} WHERE {} = ?1", id_column(table));
-                tx.prepare_cached(&sql)?
-                    .query_row(params![resource_id], |r| r.get(0))
-                    .optional()?
-            }
+        // A key has its answer: written with it, or filled by the migration to version 2
+        // from the record (keys of version 1 had none). A version-1 key whose record was
+        // already gone then has none: as before version 3, it is not replayed.
+        let Some(body) = response else {
+            tracing::debug!(
+                resource_id,
+                "an idempotency key without its answer is not replayed"
+            );
+            return Ok(None);
         };
-        body.map(|body: String| Ok(serde_json::from_str(&body)?))
-            .transpose()
+        Ok(Some(serde_json::from_str(&body)?))
     }
 
     pub(super) fn cutoff(&self) -> i64 {
@@ -403,23 +405,6 @@ impl Writer {
     }
 }
 
-pub(super) fn id_column(table: &str) -> &'static str {
-    if table == "participants" { "id" } else { "sid" }
-}
-
-/// Where a created resource is stored, for idempotent replays.
-pub(super) trait Stored {
-    const TABLE: &'static str;
-}
-
-impl Stored for NewParticipant {
-    const TABLE: &'static str = "participants";
-}
-
-impl Stored for NewServiceParticipant {
-    const TABLE: &'static str = "service_participants";
-}
-
 /// A created resource's id, which an idempotency key points to.
 pub(super) trait Identified {
     fn id(&self) -> &str;
@@ -437,30 +422,43 @@ impl Identified for ServiceParticipant {
     }
 }
 
-/// ALREADY_EXISTS naming the holder when a participant of the conversation other than
-/// `own_id` already has one of `addresses` (Twilio's v2 uniqueness rule).
+/// The number of a conversation (`service` is '' for v2), written now, taking the next
+/// `seq`, if it has none yet (see `stored.rs`).
+fn conversation_number(
+    tx: &Connection,
+    writer: &Writer,
+    service: &str,
+    conversation: &str,
+) -> Result<i64, Error> {
+    stored::conversation_number(tx, service, conversation, || writer.take_seq())
+}
+
+/// ALREADY_EXISTS naming the holder when a participant of conversation `conversation`
+/// other than `own_id` already has one of `addresses` (Twilio's v2 uniqueness rule).
 fn addresses_free(
     tx: &Connection,
-    conversation_id: &str,
+    conversation: i64,
     addresses: &[Address],
     own_id: Option<&str>,
 ) -> Result<(), Error> {
     let mut find = tx.prepare_cached(
-        "SELECT participant_id FROM participant_addresses
-         WHERE conversation_id = ?1 AND channel = ?2 AND address = ?3",
+        "SELECT participant FROM participant_addresses
+         WHERE conversation = ?1 AND channel = ?2 AND address = ?3",
     )?;
     for address in addresses {
-        let holder: Option<String> = find
+        let holder: Option<rusqlite::types::Value> = find
             .query_row(
                 params![
-                    conversation_id,
+                    conversation,
                     address.channel.as_str(),
                     address.conflict_key()
                 ],
                 |r| r.get(0),
             )
             .optional()?;
-        if let Some(conflicting_id) = holder.filter(|holder| Some(holder.as_str()) != own_id) {
+        let Some(holder) = holder else { continue };
+        let conflicting_id = stored::v2_id((&holder).into())?;
+        if Some(conflicting_id.as_str()) != own_id {
             return Err(Error::AlreadyExists {
                 resource: Resource::Participant,
                 conflicting_id,
@@ -471,26 +469,28 @@ fn addresses_free(
     Ok(())
 }
 
-/// The address rows that make a v2 participant's addresses unique in its conversation:
-/// the rows of `before` (the addresses it held) removed, one row per address it holds now
-/// added. Callers check with [`addresses_free`] first.
+/// The address rows that make a v2 participant's addresses unique in its conversation
+/// (number `conversation`): the rows of `before` (the addresses it held) removed, one row
+/// per address it holds now added. Callers check with [`addresses_free`] first.
 fn set_address_rows(
     tx: &Connection,
+    conversation: i64,
     participant: &Participant,
     before: &[Address],
 ) -> Result<(), Error> {
     let rows = [
         (
             "DELETE FROM participant_addresses
-             WHERE conversation_id = ?1 AND channel = ?2 AND address = ?3 AND participant_id = ?4",
+             WHERE conversation = ?1 AND channel = ?2 AND address = ?3 AND participant = ?4",
             before,
         ),
         (
-            "INSERT INTO participant_addresses (conversation_id, channel, address, participant_id)
+            "INSERT INTO participant_addresses (conversation, channel, address, participant)
              VALUES (?1, ?2, ?3, ?4)",
             participant.addresses.as_slice(),
         ),
     ];
+    let key = stored::v2_key(&participant.id);
     for (sql, addresses) in rows {
         if addresses.is_empty() {
             continue;
@@ -498,10 +498,10 @@ fn set_address_rows(
         let mut statement = tx.prepare_cached(sql)?;
         for address in addresses {
             statement.execute(params![
-                participant.conversation_id,
+                conversation,
                 address.channel.as_str(),
                 address.conflict_key(),
-                participant.id
+                key
             ])?;
         }
     }
@@ -513,18 +513,19 @@ pub(super) fn insert_participant(
     writer: &Writer,
     request: NewParticipant,
 ) -> Result<Participant, Error> {
-    addresses_free(tx, &request.conversation_id, &request.addresses, None)?;
+    let conversation = conversation_number(tx, writer, "", &request.conversation_id)?;
+    addresses_free(tx, conversation, &request.addresses, None)?;
     let participant = request.into_participant(&writer.account_sid);
     tx.prepare_cached(
-        "INSERT INTO participants (id, conversation_id, body, seq) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO participants (id, conversation, body, seq) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![
-        participant.id,
-        participant.conversation_id,
-        serde_json::to_string(&participant)?,
+        stored::v2_key(&participant.id),
+        conversation,
+        stored::v2_body(&participant, &writer.store_account),
         writer.take_seq()
     ])?;
-    set_address_rows(tx, &participant, &[])?;
+    set_address_rows(tx, conversation, &participant, &[])?;
     Ok(participant)
 }
 
@@ -534,10 +535,15 @@ pub(super) fn insert_service_participant(
     request: NewServiceParticipant,
 ) -> Result<ServiceParticipant, Error> {
     let binding = request.messaging_binding.clone().unwrap_or_default();
-    service_conflict(
+    let conversation = conversation_number(
         tx,
+        writer,
         &request.chat_service_sid,
         &request.conversation_sid,
+    )?;
+    service_conflict(
+        tx,
+        conversation,
         request.identity.as_deref(),
         &binding,
         None,
@@ -545,17 +551,16 @@ pub(super) fn insert_service_participant(
     let participant = request.into_participant(&writer.account_sid);
     tx.prepare_cached(
         "INSERT INTO service_participants
-         (sid, chat_service_sid, conversation_sid, identity, binding_address, binding_proxy, body, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         (sid, conversation, identity, binding_address, binding_proxy, body, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
-        participant.sid,
-        participant.chat_service_sid,
-        participant.conversation_sid,
+        stored::v1_key(&participant.sid),
+        conversation,
         participant.identity,
         binding.address,
         binding.proxy_address,
-        serde_json::to_string(&participant)?,
+        stored::v1_body(&participant, &writer.store_account),
         writer.take_seq()
     ])?;
     Ok(participant)
@@ -589,15 +594,15 @@ fn in_savepoint<T>(
     Ok(out)
 }
 
-/// The v1 participant other than `?4` holding identity `?3` in a conversation.
+/// The v1 participant other than `?3` (a sid key) holding identity `?2` in conversation
+/// number `?1`.
 pub(super) const IDENTITY_HOLDER: &str = "SELECT sid FROM service_participants
-     WHERE chat_service_sid = ?1 AND conversation_sid = ?2 AND identity = ?3
-       AND sid IS NOT ?4";
-/// The v1 participant other than `?5` holding binding `?3` with proxy `?4` in a
-/// conversation.
+     WHERE conversation = ?1 AND identity = ?2 AND sid IS NOT ?3";
+/// The v1 participant other than `?4` holding binding `?2` with proxy `?3` in
+/// conversation number `?1`.
 pub(super) const BINDING_HOLDER: &str = "SELECT sid FROM service_participants
-     WHERE chat_service_sid = ?1 AND conversation_sid = ?2
-       AND binding_address = ?3 AND binding_proxy IS ?4 AND sid IS NOT ?5
+     WHERE conversation = ?1
+       AND binding_address = ?2 AND binding_proxy IS ?3 AND sid IS NOT ?4
      LIMIT 1";
 
 /// ALREADY_EXISTS when another participant of the conversation than `except` has this
@@ -606,12 +611,19 @@ pub(super) const BINDING_HOLDER: &str = "SELECT sid FROM service_participants
 /// SQLite re-prepared on every call, its plan depending on the bound values).
 fn service_conflict(
     tx: &Connection,
-    chat_service_sid: &str,
-    conversation_sid: &str,
+    conversation: i64,
     identity: Option<&str>,
     binding: &MessagingBinding,
     except: Option<&str>,
 ) -> Result<(), Error> {
+    let except = except.map(stored::v1_key);
+    let holder = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Result<Option<String>, Error> {
+        tx.prepare_cached(sql)?
+            .query_row(params, |r| r.get::<_, rusqlite::types::Value>(0))
+            .optional()?
+            .map(|sid| stored::v1_sid((&sid).into()))
+            .transpose()
+    };
     let conflict = |conflicting_id, conflict| {
         Err(Error::AlreadyExists {
             resource: Resource::ServiceParticipant,
@@ -619,35 +631,18 @@ fn service_conflict(
             conflict,
         })
     };
-    if let Some(identity) = identity {
-        let holder: Option<String> = tx
-            .prepare_cached(IDENTITY_HOLDER)?
-            .query_row(
-                params![chat_service_sid, conversation_sid, identity, except],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(holder) = holder {
-            return conflict(holder, Conflict::Identity);
-        }
+    if let Some(identity) = identity
+        && let Some(holder) = holder(IDENTITY_HOLDER, params![conversation, identity, except])?
+    {
+        return conflict(holder, Conflict::Identity);
     }
-    if let Some(address) = &binding.address {
-        let holder: Option<String> = tx
-            .prepare_cached(BINDING_HOLDER)?
-            .query_row(
-                params![
-                    chat_service_sid,
-                    conversation_sid,
-                    address,
-                    binding.proxy_address,
-                    except
-                ],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(holder) = holder {
-            return conflict(holder, Conflict::Binding);
-        }
+    if let Some(address) = &binding.address
+        && let Some(holder) = holder(
+            BINDING_HOLDER,
+            params![conversation, address, binding.proxy_address, except],
+        )?
+    {
+        return conflict(holder, Conflict::Binding);
     }
     Ok(())
 }
@@ -658,48 +653,66 @@ fn service_conflict(
 /// value, so that it tells updates apart even within one millisecond.
 pub(super) fn update_participant(
     tx: &Connection,
+    writer: &Writer,
     update: &ParticipantUpdate,
 ) -> Result<Participant, Error> {
     let key = &update.key;
-    let body: Option<String> = tx
-        .prepare_cached("SELECT body FROM participants WHERE id = ?1 AND conversation_id = ?2")?
-        .query_row(params![key.participant_id, key.conversation_id], |r| {
-            r.get(0)
-        })
+    let row: Option<(i64, Vec<u8>)> = tx
+        .prepare_cached(super::PARTICIPANT_BY_ID)?
+        .query_row(
+            params![stored::v2_key(&key.participant_id), key.conversation_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
-    let body = body.ok_or(Error::NotFound {
+    let (conversation, body) = row.ok_or(Error::NotFound {
         resource: Resource::Participant,
     })?;
-    let mut participant: Participant = serde_json::from_str(&body)?;
+    let mut participant = stored::v2_participant(
+        key.participant_id.clone(),
+        key.conversation_id.clone(),
+        &body,
+        &writer.store_account,
+    )?;
     let before = participant.addresses.clone();
     let now = crate::domain::next_updated_at(participant.updated_at);
     update.changes.apply(&mut participant, now);
     if update.changes.addresses.is_some() {
         addresses_free(
             tx,
-            &participant.conversation_id,
+            conversation,
             &participant.addresses,
             Some(&participant.id),
         )?;
-        set_address_rows(tx, &participant, &before)?;
+        set_address_rows(tx, conversation, &participant, &before)?;
     }
     tx.prepare_cached("UPDATE participants SET body = ?2 WHERE id = ?1")?
         .execute(params![
-            participant.id,
-            serde_json::to_string(&participant)?
+            stored::v2_key(&participant.id),
+            stored::v2_body(&participant, &writer.store_account)
         ])?;
     Ok(participant)
 }
 
-/// The v1 participant `key` names, by sid or else by identity, as fetch resolves it.
+/// The v1 participant `key` names, by sid or else by identity, as fetch resolves it, with
+/// its conversation's number.
 fn resolve_service_participant(
     tx: &Connection,
+    writer: &Writer,
     key: &ServiceParticipantRef,
-) -> Result<ServiceParticipant, Error> {
-    let body = super::service_participant_body(tx, key)?.ok_or(Error::NotFound {
-        resource: Resource::ServiceParticipant,
-    })?;
-    Ok(serde_json::from_str(&body)?)
+) -> Result<(ServiceParticipant, i64), Error> {
+    let (sid, conversation, body) =
+        super::service_participant_row(tx, key)?.ok_or(Error::NotFound {
+            resource: Resource::ServiceParticipant,
+        })?;
+    let place = stored::V1Place {
+        sid,
+        chat_service_sid: key.chat_service_sid.clone(),
+        conversation_sid: key.conversation_sid.clone(),
+    };
+    Ok((
+        stored::v1_participant(place, &body, &writer.store_account)?,
+        conversation,
+    ))
 }
 
 /// Changes a v1 participant: the changes must leave it a valid chat or binding
@@ -707,15 +720,15 @@ fn resolve_service_participant(
 /// conversation (ALREADY_EXISTS naming the holder otherwise).
 pub(super) fn update_service_participant(
     tx: &Connection,
+    writer: &Writer,
     update: &ServiceParticipantUpdate,
 ) -> Result<ServiceParticipant, Error> {
-    let mut participant = resolve_service_participant(tx, &update.key)?;
+    let (mut participant, conversation) = resolve_service_participant(tx, writer, &update.key)?;
     update.apply(&mut participant, crate::domain::v1_now())?;
     let binding = participant.messaging_binding.clone().unwrap_or_default();
     service_conflict(
         tx,
-        &participant.chat_service_sid,
-        &participant.conversation_sid,
+        conversation,
         participant.identity.as_deref(),
         &binding,
         Some(&participant.sid),
@@ -726,11 +739,11 @@ pub(super) fn update_service_participant(
          WHERE sid = ?1",
     )?
     .execute(params![
-        participant.sid,
+        stored::v1_key(&participant.sid),
         participant.identity,
         binding.address,
         binding.proxy_address,
-        serde_json::to_string(&participant)?
+        stored::v1_body(&participant, &writer.store_account)
     ])?;
     Ok(participant)
 }
@@ -738,10 +751,11 @@ pub(super) fn update_service_participant(
 /// Removes a v1 participant, freeing its identity and binding; returns its sid.
 pub(super) fn delete_service_participant(
     tx: &Connection,
+    writer: &Writer,
     key: &ServiceParticipantRef,
 ) -> Result<String, Error> {
-    let participant = resolve_service_participant(tx, key)?;
+    let (participant, _) = resolve_service_participant(tx, writer, key)?;
     tx.prepare_cached("DELETE FROM service_participants WHERE sid = ?1")?
-        .execute(params![participant.sid])?;
+        .execute(params![stored::v1_key(&participant.sid)])?;
     Ok(participant.sid)
 }

@@ -1,6 +1,6 @@
-//! A store written by the previous version (schema version 1, `schema_v1.sql`: the
-//! schema as it was, and rows as that version wrote them) opens, lists in creation order,
-//! replays its idempotency keys, and takes updates and creates.
+//! Stores written by earlier versions (schema version 1, `schema_v1.sql`, and version 2,
+//! `schema_v2.sql`: each schema as it was, and rows as that version wrote them) open, list
+//! in creation order, replay their idempotency keys, and take updates and creates.
 
 use participants_facade::domain::{AddressDraft, CreateRequest, ParticipantDraft, Raw};
 use participants_facade::proto::{CreateParticipantRequest, Participant};
@@ -9,6 +9,7 @@ use rusqlite::params;
 use super::*;
 
 const OLD_SCHEMA: &str = include_str!("schema_v1.sql");
+const V2_SCHEMA: &str = include_str!("schema_v2.sql");
 
 /// A v2 body as version 1 stored it.
 fn v2_body(id: &str, conversation: &str, name: &str, address: &str, created_at: &str) -> String {
@@ -149,7 +150,7 @@ async fn a_store_of_the_previous_schema_opens_and_lists_in_creation_order() {
         vec![v1[0].0.clone(), newer[0].sid.clone()]
     );
 
-    // And the migrated store reopens as version 2, unchanged.
+    // And the migrated store reopens as version 3, unchanged.
     let app = app.restart().await;
     assert_eq!(ids(&walk_v2(&app, &conversation, 50).await), expected);
     let data_dir = app.data_dir().to_path_buf();
@@ -158,7 +159,195 @@ async fn a_store_of_the_previous_schema_opens_and_lists_in_creation_order() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+}
+
+#[tokio::test]
+async fn a_store_of_schema_version_2_is_rewritten_in_the_compact_form_and_reads_the_same() {
+    // Arrange: a version-2 database (JSON bodies, text keys) holding a v2 participant with
+    // a canonical id, one with an id of another shape, one under another account, a v1
+    // participant with a canonical sid and a binding, one whose sid has upper-case hex,
+    // and a key with its stored answer.
+    let dir = tempfile::tempdir().unwrap();
+    let conversation = conversation_id();
+    let (service, chat) = (sid("IS"), sid("CH"));
+    let canonical = "conv_participant_01kb5j3hbm9gq0s7w9x2e4c6t8";
+    let legacy = format!("conv_participant_legacy-{}", unique());
+    let foreign = "conv_participant_01kb5j3hbm9gq0s7w9x2e4c6t9";
+    let v2 = [
+        (canonical.to_owned(), DEFAULT_ACCOUNT, "+15550000011"),
+        (legacy.clone(), DEFAULT_ACCOUNT, "+15550000012"),
+        (
+            foreign.to_owned(),
+            "AC99999999999999999999999999999999",
+            "+15550000013",
+        ),
+    ];
+    let bound_sid = format!("MB{:032x}", 0x1234_u128 + u128::from(unique()));
+    let upper_sid = format!("MB{:032X}", 0xabcd_u128 + u128::from(unique()));
+    let keyed = NewKeyed::new(&conversation);
+    {
+        let db = rusqlite::Connection::open(dir.path().join("participants.db")).unwrap();
+        db.pragma_update(None, "journal_mode", "WAL").unwrap();
+        db.execute_batch(V2_SCHEMA).unwrap();
+        for (seq, (id, account, address)) in v2.iter().enumerate() {
+            let body = v2_body(
+                id,
+                &conversation,
+                "Two",
+                address,
+                "2026-02-01T00:00:00.250Z",
+            )
+            .replace(DEFAULT_ACCOUNT, account);
+            db.execute(
+                "INSERT INTO participants (id, conversation_id, body, seq) VALUES (?1, ?2, ?3, ?4)",
+                params![id, conversation, body, seq as i64 + 1],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO participant_addresses (conversation_id, channel, address, participant_id)
+                 VALUES (?1, 'SMS', ?2, ?3)",
+                params![conversation, address, id],
+            )
+            .unwrap();
+        }
+        let bound = v1_body(&bound_sid, &service, &chat, "x", "2025-07-01T00:00:00Z")
+            .replace(r#""identity":"x""#, "\"identity\":null")
+            .replace(
+                r#""messaging_binding":null"#,
+                r#""messaging_binding":{"address":"+15550000021","proxy_address":"+15550000022","type":"sms"}"#,
+            );
+        for (seq, sid, identity, address, body) in [
+            (4_i64, &bound_sid, None, Some("+15550000021"), bound),
+            (
+                5,
+                &upper_sid,
+                Some("user-upper"),
+                None,
+                v1_body(
+                    &upper_sid,
+                    &service,
+                    &chat,
+                    "user-upper",
+                    "2025-07-02T00:00:00Z",
+                ),
+            ),
+        ] {
+            db.execute(
+                "INSERT INTO service_participants
+                 (sid, chat_service_sid, conversation_sid, identity, binding_address, binding_proxy, body, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    sid,
+                    service,
+                    chat,
+                    identity,
+                    address,
+                    address.map(|_| "+15550000022"),
+                    body,
+                    seq
+                ],
+            )
+            .unwrap();
+        }
+        db.execute("UPDATE sequence SET next = 6 WHERE id = 1", [])
+            .unwrap();
+        let answer = v2_body(
+            canonical,
+            &conversation,
+            "Two",
+            "+15550000011",
+            "2026-02-01T00:00:00.250Z",
+        );
+        db.execute(
+            "INSERT INTO idempotency_keys (key, fingerprint, resource_id, created_at, response)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                keyed.key,
+                keyed.fingerprint,
+                canonical,
+                now_seconds(),
+                answer
+            ],
+        )
+        .unwrap();
+    }
+
+    // Act
+    let app = spawn_app_in(dir).await;
+
+    // Assert: every record reads as it was written, in its order.
+    let listed = walk_v2(&app, &conversation, 2).await;
+    assert_eq!(
+        ids(&listed),
+        v2.iter().map(|(id, _, _)| id.clone()).collect::<Vec<_>>()
+    );
+    for (participant, (_, account, address)) in listed.iter().zip(&v2) {
+        assert_eq!(participant.account_id, *account);
+        assert_eq!(participant.name, "Two");
+        assert_eq!(participant.addresses[0].address, *address);
+        assert_eq!(participant.created_at.unwrap().nanos, 250_000_000);
+    }
+    assert_eq!(app.fetch(&conversation, &legacy).await.unwrap().id, legacy);
+    let listed = walk_v1(&app, &service, &chat, 50).await;
+    assert_eq!(sids(&listed), vec![bound_sid.clone(), upper_sid.clone()]);
+    let binding = listed[0].messaging_binding.clone().expect("the binding");
+    assert_eq!(binding.address, "+15550000021");
+    assert_eq!(binding.proxy_address, "+15550000022");
+    assert_eq!(
+        app.fetch_v1(&service, &chat, "user-upper")
+            .await
+            .unwrap()
+            .sid,
+        upper_sid
+    );
+    // Conflicts come from the rewritten rows: an address, an identity.
+    assert_conflict_with(
+        app.create(CreateParticipantRequest {
+            conversation_id: conversation.clone(),
+            addresses: vec![address(
+                participants_facade::proto::Channel::Sms,
+                "+15550000012",
+            )],
+            ..Default::default()
+        })
+        .await,
+        &legacy,
+    );
+    // The key replays its stored answer; new rows come after the old ones.
+    let replay = app.create(keyed.request.clone()).await.expect("replay");
+    assert_eq!(replay.id, canonical);
+    let new = create_v2_many(&app, &conversation, 1).await;
+    let mut expected: Vec<String> = v2.iter().map(|(id, _, _)| id.clone()).collect();
+    expected.extend(ids(&new));
+    assert_eq!(ids(&walk_v2(&app, &conversation, 50).await), expected);
+    delete_v1(&app, &service, &chat, &upper_sid).await.unwrap();
+    assert_eq!(
+        sids(&walk_v1(&app, &service, &chat, 50).await),
+        vec![bound_sid]
+    );
+
+    let app = app.restart().await;
+    assert_eq!(ids(&walk_v2(&app, &conversation, 50).await), expected);
+    let data_dir = app.data_dir().to_path_buf();
+    let _holder = app.stop().await;
+    let db = rusqlite::Connection::open(data_dir.join("participants.db")).unwrap();
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    let blobs: i64 = db
+        .query_row(
+            "SELECT count(*) FROM participants WHERE typeof(id) = 'blob'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(blobs, 3, "the canonical ids, old and new, as 16 bytes");
     let integrity: String = db
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
