@@ -16,12 +16,12 @@
 //! inserts nothing). A write anywhere makes concurrent fills skip the cache: they are
 //! merely not cached.
 //!
-//! An entry filled from a read also keeps the row's `body` it was decoded from. A list
-//! reads each row's body anyway and takes the cached record instead of decoding it again
-//! only when the two bodies are equal ([`FetchCache::decoded`]): the record is then
-//! exactly what decoding the row would give, whatever the generations did meanwhile.
+//! A list takes the records of its page from the cache too ([`FetchCache::current`]):
+//! what the cache holds is the record as last committed (the writer replaces it before it
+//! acknowledges a write), so a list that starts after a write was acknowledged never
+//! shows the old copy. A list that overlaps a write may show either copy, as a list
+//! that ran just before or just after it would.
 
-use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use prometheus::IntCounter;
@@ -31,26 +31,11 @@ use crate::observability::metrics::METRICS;
 
 /// Records of one table already read, by id, with their hit and miss counters.
 pub(super) struct FetchCache<T> {
-    entries: Cache<String, Arc<Cached<T>>>,
+    entries: Cache<String, Arc<T>>,
     /// Bumped by every invalidation; guards fills (see the module's comment).
     generation: Mutex<u64>,
     hits: IntCounter,
     misses: IntCounter,
-}
-
-/// A cached record, with the stored body it was decoded from when it came from a read.
-pub(super) struct Cached<T> {
-    record: T,
-    /// `None` for a record the writer put (it is not compared with rows).
-    body: Option<Box<[u8]>>,
-}
-
-impl<T> Deref for Cached<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.record
-    }
 }
 
 /// The cache's generation when a fetch started reading the store.
@@ -75,7 +60,7 @@ impl<T: Clone> FetchCache<T> {
 
     /// The record cached under `id`, if there is one and `usable` accepts it; counted as
     /// a hit or a miss.
-    pub(super) fn get(&self, id: &str, usable: impl FnOnce(&T) -> bool) -> Option<Arc<Cached<T>>> {
+    pub(super) fn get(&self, id: &str, usable: impl FnOnce(&T) -> bool) -> Option<Arc<T>> {
         let found = self.entries.get(id).filter(|cached| usable(cached));
         match found {
             Some(_) => self.hits.inc(),
@@ -84,11 +69,10 @@ impl<T: Clone> FetchCache<T> {
         found
     }
 
-    /// The record stored as `body` under `id`, if the cache holds it decoded from that
-    /// very body; not counted (a list's lookups, not a fetch's).
-    pub(super) fn decoded(&self, id: &str, body: &[u8]) -> Option<T> {
-        let cached = self.entries.get(id)?;
-        (cached.body.as_deref() == Some(body)).then(|| cached.record.clone())
+    /// The record cached under `id`, if there is one; not counted (a list's lookups, not
+    /// a fetch's).
+    pub(super) fn current(&self, id: &str) -> Option<T> {
+        self.entries.get(id).map(|cached| T::clone(&cached))
     }
 
     /// Taken before reading the store for a fill.
@@ -96,16 +80,12 @@ impl<T: Clone> FetchCache<T> {
         Ticket(*self.generation.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Caches `record`, decoded from `body` read from the store after `ticket` was taken,
-    /// unless a write invalidated anything since (the record may then be the old version).
-    pub(super) fn fill(&self, ticket: Ticket, id: &str, record: &T, body: Vec<u8>) {
+    /// Caches `record`, read from the store after `ticket` was taken, unless a write
+    /// invalidated anything since (the record may then be the old version).
+    pub(super) fn fill(&self, ticket: Ticket, id: &str, record: &T) {
         let generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
         if *generation == ticket.0 {
-            let cached = Cached {
-                record: record.clone(),
-                body: Some(body.into_boxed_slice()),
-            };
-            self.entries.insert(id.to_owned(), Arc::new(cached));
+            self.entries.insert(id.to_owned(), Arc::new(record.clone()));
         }
     }
 
@@ -114,11 +94,7 @@ impl<T: Clone> FetchCache<T> {
     pub(super) fn changed(&self, id: &str, record: &T) {
         let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
         *generation += 1;
-        let cached = Cached {
-            record: record.clone(),
-            body: None,
-        };
-        self.entries.insert(id.to_owned(), Arc::new(cached));
+        self.entries.insert(id.to_owned(), Arc::new(record.clone()));
     }
 
     /// The record under `id` may have changed or is gone: removes the entry, and stops
@@ -142,7 +118,7 @@ mod tests {
         // ...the writer commits a change and updates the cache...
         cache.changed("a", &"new".to_owned());
         // ...and the fetch's fill with the old row comes last.
-        cache.fill(ticket, "a", &"old".to_owned(), b"\"old\"".to_vec());
+        cache.fill(ticket, "a", &"old".to_owned());
         assert_eq!(
             cache.get("a", |_| true).map(|c| String::clone(&c)),
             Some("new".to_owned())
@@ -150,7 +126,7 @@ mod tests {
 
         let ticket = cache.ticket();
         cache.removed("a");
-        cache.fill(ticket, "a", &"old".to_owned(), b"\"old\"".to_vec());
+        cache.fill(ticket, "a", &"old".to_owned());
         assert!(cache.get("a", |_| true).is_none());
     }
 
@@ -158,7 +134,7 @@ mod tests {
     fn a_fill_with_no_write_since_its_ticket_lands_and_a_later_change_replaces_it() {
         let cache = FetchCache::<String>::new("test", 16).expect("a cache");
         let ticket = cache.ticket();
-        cache.fill(ticket, "a", &"v1".to_owned(), b"\"v1\"".to_vec());
+        cache.fill(ticket, "a", &"v1".to_owned());
         assert_eq!(
             cache.get("a", |_| true).map(|c| String::clone(&c)),
             Some("v1".to_owned())
@@ -173,18 +149,15 @@ mod tests {
     }
 
     #[test]
-    fn a_list_takes_a_cached_record_only_for_the_very_body_it_read() {
+    fn a_list_finds_the_last_committed_record_and_nothing_once_removed() {
         let cache = FetchCache::<String>::new("test", 16).expect("a cache");
-        assert_eq!(cache.decoded("a", b"\"v1\""), None);
+        assert_eq!(cache.current("a"), None);
         let ticket = cache.ticket();
-        cache.fill(ticket, "a", &"v1".to_owned(), b"\"v1\"".to_vec());
-        assert_eq!(cache.decoded("a", b"\"v1\""), Some("v1".to_owned()));
-        // A row read after an update (another body) is decoded, never served the old copy.
-        assert_eq!(cache.decoded("a", b"\"v2\""), None);
-        // The writer's entry has no body: rows are decoded, not matched against it.
+        cache.fill(ticket, "a", &"v1".to_owned());
+        assert_eq!(cache.current("a"), Some("v1".to_owned()));
         cache.changed("a", &"v2".to_owned());
-        assert_eq!(cache.decoded("a", b"\"v2\""), None);
+        assert_eq!(cache.current("a"), Some("v2".to_owned()));
         cache.removed("a");
-        assert_eq!(cache.decoded("a", b"\"v1\""), None);
+        assert_eq!(cache.current("a"), None);
     }
 }

@@ -89,19 +89,24 @@ use health::{CANNOT_WRITE, HEALTHY, StoreHealth};
 use integrity::check_at_open;
 use writer::{Write, Writer};
 
-/// A page of a v2 conversation (`?1`): rows after the last `seq` shown, oldest first,
-/// along the index `participants_by_conversation`.
-const LIST_PARTICIPANTS: &str = "SELECT seq, id, body FROM participants
+/// A page of a v2 conversation (`?1`): the keys of the rows after the last `seq` shown,
+/// oldest first, from the index `participants_by_conversation` alone (an index of a
+/// `WITHOUT ROWID` table holds the primary key).
+const LIST_PARTICIPANTS: &str = "SELECT seq, id FROM participants
      WHERE conversation = (SELECT n FROM conversations WHERE service = '' AND id = ?1)
        AND seq > ?2
      ORDER BY seq
      LIMIT ?3";
-/// A page of a v1 conversation (`?1`, `?2`), along `service_participants_by_conversation`.
-const LIST_SERVICE_PARTICIPANTS: &str = "SELECT seq, sid, body FROM service_participants
+/// A page of a v1 conversation (`?1`, `?2`), from `service_participants_by_conversation`.
+const LIST_SERVICE_PARTICIPANTS: &str = "SELECT seq, sid FROM service_participants
      WHERE conversation = (SELECT n FROM conversations WHERE service = ?1 AND id = ?2)
        AND seq > ?3
      ORDER BY seq
      LIMIT ?4";
+/// The body of a listed v2 participant, by id key (`?1`).
+const PARTICIPANT_BODY: &str = "SELECT body FROM participants WHERE id = ?1";
+/// The body of a listed v1 participant, by sid key (`?1`).
+const SERVICE_PARTICIPANT_BODY: &str = "SELECT body FROM service_participants WHERE sid = ?1";
 /// A v1 participant by sid key (`?1`) in its conversation: its sid, conversation number
 /// and body.
 const SERVICE_PARTICIPANT_BY_SID: &str = "SELECT sid, conversation, body FROM service_participants
@@ -315,20 +320,22 @@ impl LocalBackend {
 }
 
 impl LocalBackend {
-    /// One page of `list`: checks the token (before any read), reads one row more than
-    /// the page holds (to know whether another page follows) with `rows(conn, after_seq,
-    /// limit)` (each row through [`listed`]), decodes each row's body with `decode(id,
-    /// body)`, and signs the next page's token.
+    /// One page of `list`: checks the token (before any read), reads the keys of one row
+    /// more than the page holds (to know whether another page follows) with `keys(conn,
+    /// after_seq, limit)`, and signs the next page's token.
     ///
-    /// A row whose body `cache` holds decoded (the very same body) is not decoded again;
-    /// the others are, and fill the cache as a fetch's read would (under a ticket taken
-    /// before the read).
+    /// A record `cache` holds is taken from it (the cache holds the last committed copy,
+    /// see `cache.rs`) without reading its row; the others' bodies are read with
+    /// `body_sql` in the same read transaction as the keys, decoded with `decode(id,
+    /// body)`, and fill the cache as a fetch's read would (under a ticket taken before
+    /// the read).
     fn list<T: Clone>(
         &self,
         list: List<'_>,
         page: &crate::domain::PageQuery,
         cache: Option<&FetchCache<T>>,
-        rows: impl FnOnce(&Connection, i64, i64) -> Result<Vec<(i64, Listed<T>)>, Error>,
+        keys: impl FnOnce(&Connection, i64, i64) -> Result<Vec<(i64, ListedKey)>, Error>,
+        body_sql: &str,
         decode: impl Fn(String, &[u8]) -> Result<T, Error>,
     ) -> Result<Page<T>, Error> {
         let after = match &page.page_token {
@@ -339,65 +346,65 @@ impl LocalBackend {
         let limit = i64::from(page.page_size) + 1;
         // Taken before the read: a write committed after it keeps this read's copies out.
         let ticket = cache.map(|cache| cache.ticket());
-        let mut found = self.read(|conn| rows(conn, after, limit))?;
-        let next_page_token = if found.len() > size {
-            found.truncate(size);
-            found.last().map(|(seq, _)| self.tokens.issue(list, *seq))
-        } else {
-            None
-        };
-        let items = found
-            .into_iter()
-            .map(|(_, listed)| match listed {
-                Listed::Cached(record) => Ok(record),
-                Listed::Read { id, body } => {
-                    let record = decode(id.clone(), &body)?;
+        let (items, next_seq) = self.read(|conn| {
+            // One snapshot for the keys and the bodies read after them.
+            let snapshot = conn.unchecked_transaction()?;
+            let mut found = keys(&snapshot, after, limit)?;
+            let next_seq = if found.len() > size {
+                found.truncate(size);
+                found.last().map(|(seq, _)| *seq)
+            } else {
+                None
+            };
+            let mut body = snapshot.prepare_cached(body_sql)?;
+            let items = found
+                .into_iter()
+                .map(|(_, ListedKey { id, key })| {
+                    if let Some(record) = cache.and_then(|cache| cache.current(&id)) {
+                        return Ok(record);
+                    }
+                    let bytes: Vec<u8> = body.query_row([key], |row| row.get(0))?;
+                    let record = decode(id.clone(), &bytes)?;
                     if let (Some(cache), Some(ticket)) = (cache, ticket) {
-                        cache.fill(ticket, &id, &record, body);
+                        cache.fill(ticket, &id, &record);
                     }
                     Ok(record)
-                }
-            })
-            .collect::<Result<Vec<T>, Error>>()?;
+                })
+                .collect::<Result<Vec<T>, Error>>()?;
+            drop(body);
+            snapshot.finish()?;
+            Ok((items, next_seq))
+        })?;
         Ok(Page {
             items,
-            next_page_token,
+            next_page_token: next_seq.map(|seq| self.tokens.issue(list, seq)),
         })
     }
 }
 
-/// A listed row's record: taken from the cache (which held it decoded from this very
-/// body), or its id and body, to be decoded.
-enum Listed<T> {
-    Cached(T),
-    Read { id: String, body: Vec<u8> },
+/// A listed row's key: the id it stands for and the key column as stored (to read the
+/// row's body by).
+struct ListedKey {
+    id: String,
+    key: rusqlite::types::Value,
 }
 
-/// A row of a list query, `(seq, key, body)`, as its `seq` and what [`LocalBackend::list`]
-/// needs of it, the key read back to an id with `id`; the body is copied out of SQLite
-/// only when the cache does not hold it.
-fn listed<T: Clone>(
-    cache: Option<&FetchCache<T>>,
+/// A row of a list query, `(seq, key)`, as its `seq` and [`ListedKey`], the key read back
+/// to an id with `id`.
+fn listed(
     row: &rusqlite::Row<'_>,
     id: fn(rusqlite::types::ValueRef<'_>) -> Result<String, Error>,
-) -> rusqlite::Result<(i64, Listed<T>)> {
+) -> rusqlite::Result<(i64, ListedKey)> {
     let seq = row.get(0)?;
+    let key: rusqlite::types::Value = row.get(1)?;
     // A damaged key is corruption, as it is on a fetch (`fault.rs` classifies the code).
-    let id = id(row.get_ref(1)?).map_err(|e| {
+    let id = id((&key).into()).map_err(|e| {
         rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
             Some(e.to_string()),
         )
     })?;
-    let body = row.get_ref(2)?.as_blob()?;
-    let listed = match cache.and_then(|cache| cache.decoded(&id, body)) {
-        Some(record) => Listed::Cached(record),
-        None => Listed::Read {
-            id,
-            body: body.to_vec(),
-        },
-    };
-    Ok((seq, listed))
+    Ok((seq, ListedKey { id, key }))
 }
 
 /// The v1 participant `key` names, as stored: its sid, conversation number and body. By
@@ -522,10 +529,11 @@ impl ParticipantBackend for LocalBackend {
                     Ok(conn
                         .prepare_cached(LIST_PARTICIPANTS)?
                         .query_map(params![query.conversation_id, after, limit], |row| {
-                            listed(cache, row, stored::v2_id)
+                            listed(row, stored::v2_id)
                         })?
                         .collect::<Result<Vec<_>, _>>()?)
                 },
+                PARTICIPANT_BODY,
                 |id, body| {
                     stored::v2_participant(id, query.conversation_id.clone(), body, &self.account)
                 },
@@ -568,10 +576,11 @@ impl ParticipantBackend for LocalBackend {
                         .prepare_cached(LIST_SERVICE_PARTICIPANTS)?
                         .query_map(
                             params![query.chat_service_sid, query.conversation_sid, after, limit],
-                            |row| listed(cache, row, stored::v1_sid),
+                            |row| listed(row, stored::v1_sid),
                         )?
                         .collect::<Result<Vec<_>, _>>()?)
                 },
+                SERVICE_PARTICIPANT_BODY,
                 |sid, body| {
                     let place = stored::V1Place {
                         sid,
@@ -651,28 +660,27 @@ impl ParticipantBackend for LocalBackend {
         let started = Instant::now();
         // Taken before the read: a write committed after it keeps this copy out.
         let ticket = self.participants.as_ref().map(|cache| cache.ticket());
-        let found: Option<(Participant, Vec<u8>)> = self.read(|conn| {
+        let found: Option<Participant> = self.read(|conn| {
             conn.prepare_cached(PARTICIPANT_BY_ID)?
                 .query_row(
                     params![stored::v2_key(&key.participant_id), key.conversation_id],
-                    |row| row.get::<_, Vec<u8>>(1),
+                    // Decoded where SQLite holds the body, not copied out first.
+                    |row| {
+                        Ok(stored::v2_participant(
+                            key.participant_id.clone(),
+                            key.conversation_id.clone(),
+                            row.get_ref(1)?.as_blob()?,
+                            &self.account,
+                        ))
+                    },
                 )
                 .optional()?
-                .map(|body| {
-                    let participant = stored::v2_participant(
-                        key.participant_id.clone(),
-                        key.conversation_id.clone(),
-                        &body,
-                        &self.account,
-                    )?;
-                    Ok((participant, body))
-                })
                 .transpose()
         })?;
         record_store("fetch_participant", started);
-        let (participant, body) = found.ok_or_else(not_found)?;
+        let participant = found.ok_or_else(not_found)?;
         if let (Some(cache), Some(ticket)) = (&self.participants, ticket) {
-            cache.fill(ticket, &participant.id, &participant, body);
+            cache.fill(ticket, &participant.id, &participant);
         }
         Ok(participant)
     }
@@ -716,7 +724,7 @@ impl ParticipantBackend for LocalBackend {
             .service_participants
             .as_ref()
             .map(|cache| cache.ticket());
-        let found: Option<(ServiceParticipant, Vec<u8>)> = self.read(|conn| {
+        let found: Option<ServiceParticipant> = self.read(|conn| {
             service_participant_row(conn, &key)?
                 .map(|(sid, _, body)| {
                     let place = stored::V1Place {
@@ -724,16 +732,16 @@ impl ParticipantBackend for LocalBackend {
                         chat_service_sid: key.chat_service_sid.clone(),
                         conversation_sid: key.conversation_sid.clone(),
                     };
-                    Ok((stored::v1_participant(place, &body, &self.account)?, body))
+                    stored::v1_participant(place, &body, &self.account)
                 })
                 .transpose()
         })?;
         record_store("fetch_service_participant", started);
-        let (participant, body) = found.ok_or(Error::NotFound {
+        let participant = found.ok_or(Error::NotFound {
             resource: Resource::ServiceParticipant,
         })?;
         if let (Some(cache), Some(ticket)) = (&self.service_participants, ticket) {
-            cache.fill(ticket, &participant.sid, &participant, body);
+            cache.fill(ticket, &participant.sid, &participant);
         }
         Ok(participant)
     }
@@ -826,6 +834,10 @@ mod tests {
                 steps[0].contains("seq>?"),
                 "{sql}: the range is in the index: {steps:?}"
             );
+            assert!(
+                steps[0].contains("COVERING INDEX"),
+                "{sql}: the keys come from the index alone: {steps:?}"
+            );
         }
     }
 
@@ -858,6 +870,16 @@ mod tests {
                 PARTICIPANT_BY_ID,
                 "PRIMARY KEY",
                 plan(PARTICIPANT_BY_ID, params!["p1", "conv_1"]),
+            ),
+            (
+                PARTICIPANT_BODY,
+                "PRIMARY KEY",
+                plan(PARTICIPANT_BODY, params!["p1"]),
+            ),
+            (
+                SERVICE_PARTICIPANT_BODY,
+                "PRIMARY KEY",
+                plan(SERVICE_PARTICIPANT_BODY, params!["MB1"]),
             ),
         ] {
             assert_one_search(sql, &steps, index);
@@ -904,6 +926,8 @@ mod tests {
                 PARTICIPANT_BY_ID,
                 params![format!("p{round}"), conversation],
             );
+            count(PARTICIPANT_BODY, params![format!("p{round}")]);
+            count(SERVICE_PARTICIPANT_BODY, params![format!("MB{round}")]);
         }
         for sql in [
             LIST_PARTICIPANTS,
@@ -911,6 +935,8 @@ mod tests {
             SERVICE_PARTICIPANT_BY_SID,
             SERVICE_PARTICIPANT_BY_IDENTITY,
             PARTICIPANT_BY_ID,
+            PARTICIPANT_BODY,
+            SERVICE_PARTICIPANT_BODY,
         ] {
             assert_eq!(reprepares(sql), 0, "{sql}");
         }
@@ -930,9 +956,7 @@ mod tests {
         let err: Error = conn
             .prepare(LIST_PARTICIPANTS)
             .expect("prepare")
-            .query_map(params!["conv_1", 0, 51], |row| {
-                listed::<Participant>(None, row, stored::v2_id)
-            })
+            .query_map(params!["conv_1", 0, 51], |row| listed(row, stored::v2_id))
             .expect("query")
             .collect::<Result<Vec<_>, _>>()
             .map(drop)
