@@ -326,16 +326,17 @@ impl LocalBackend {
     ///
     /// A record `cache` holds is taken from it (the cache holds the last committed copy,
     /// see `cache.rs`) without reading its row; the others' bodies are read with
-    /// `body_sql` in the same read transaction as the keys, decoded with `decode(id,
-    /// body)`, and fill the cache as a fetch's read would (under a ticket taken before
-    /// the read).
+    /// `body_sql` by their stored key (`key(id)`) in the same read transaction as the
+    /// keys, decoded with `decode(id, body)`, and fill the cache as a fetch's read would
+    /// (under a ticket taken before the read).
     fn list<T: Clone>(
         &self,
         list: List<'_>,
         page: &crate::domain::PageQuery,
         cache: Option<&FetchCache<T>>,
-        keys: impl FnOnce(&Connection, i64, i64) -> Result<Vec<(i64, ListedKey)>, Error>,
+        keys: impl FnOnce(&Connection, i64, i64) -> Result<Vec<(i64, String)>, Error>,
         body_sql: &str,
+        key: fn(&str) -> rusqlite::types::Value,
         decode: impl Fn(String, &[u8]) -> Result<T, Error>,
     ) -> Result<Page<T>, Error> {
         let after = match &page.page_token {
@@ -359,11 +360,11 @@ impl LocalBackend {
             let mut body = snapshot.prepare_cached(body_sql)?;
             let items = found
                 .into_iter()
-                .map(|(_, ListedKey { id, key })| {
+                .map(|(_, id)| {
                     if let Some(record) = cache.and_then(|cache| cache.current(&id)) {
                         return Ok(record);
                     }
-                    let bytes: Vec<u8> = body.query_row([key], |row| row.get(0))?;
+                    let bytes: Vec<u8> = body.query_row([key(&id)], |row| row.get(0))?;
                     let record = decode(id.clone(), &bytes)?;
                     if let (Some(cache), Some(ticket)) = (cache, ticket) {
                         cache.fill(ticket, &id, &record);
@@ -382,29 +383,21 @@ impl LocalBackend {
     }
 }
 
-/// A listed row's key: the id it stands for and the key column as stored (to read the
-/// row's body by).
-struct ListedKey {
-    id: String,
-    key: rusqlite::types::Value,
-}
-
-/// A row of a list query, `(seq, key)`, as its `seq` and [`ListedKey`], the key read back
-/// to an id with `id`.
+/// A row of a list query, `(seq, key)`, as its `seq` and the id the key stands for (read
+/// back with `id`; the stored key is that id's key again, see `stored.rs`).
 fn listed(
     row: &rusqlite::Row<'_>,
     id: fn(rusqlite::types::ValueRef<'_>) -> Result<String, Error>,
-) -> rusqlite::Result<(i64, ListedKey)> {
+) -> rusqlite::Result<(i64, String)> {
     let seq = row.get(0)?;
-    let key: rusqlite::types::Value = row.get(1)?;
     // A damaged key is corruption, as it is on a fetch (`fault.rs` classifies the code).
-    let id = id((&key).into()).map_err(|e| {
+    let id = id(row.get_ref(1)?).map_err(|e| {
         rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
             Some(e.to_string()),
         )
     })?;
-    Ok((seq, ListedKey { id, key }))
+    Ok((seq, id))
 }
 
 /// The v1 participant `key` names, as stored: its sid, conversation number and body. By
@@ -534,6 +527,7 @@ impl ParticipantBackend for LocalBackend {
                         .collect::<Result<Vec<_>, _>>()?)
                 },
                 PARTICIPANT_BODY,
+                stored::v2_key,
                 |id, body| {
                     stored::v2_participant(id, query.conversation_id.clone(), body, &self.account)
                 },
@@ -581,6 +575,7 @@ impl ParticipantBackend for LocalBackend {
                         .collect::<Result<Vec<_>, _>>()?)
                 },
                 SERVICE_PARTICIPANT_BODY,
+                stored::v1_key,
                 |sid, body| {
                     let place = stored::V1Place {
                         sid,

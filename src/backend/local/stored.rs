@@ -307,13 +307,15 @@ pub(super) fn v2_key(id: &str) -> Value {
 }
 
 fn v2_text(bytes: [u8; 16]) -> String {
-    format!(
-        "{}{}",
-        V2Id::Participant.prefix(),
-        ulid::Ulid(u128::from_be_bytes(bytes))
-            .to_string()
-            .to_ascii_lowercase()
-    )
+    // One allocation: a list reads an id back for every row of its page.
+    let prefix = V2Id::Participant.prefix();
+    let mut buf = [0_u8; ulid::ULID_LEN];
+    let mut text = String::with_capacity(prefix.len() + ulid::ULID_LEN);
+    text.push_str(prefix);
+    let ulid = ulid::Ulid(u128::from_be_bytes(bytes)).array_to_str(&mut buf);
+    ulid.make_ascii_lowercase();
+    text.push_str(ulid);
+    text
 }
 
 /// The key under which the v1 participant `sid` is stored.
