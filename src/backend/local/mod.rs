@@ -325,18 +325,16 @@ impl LocalBackend {
     /// after_seq, limit)`, and signs the next page's token.
     ///
     /// A record `cache` holds is taken from it (the cache holds the last committed copy,
-    /// see `cache.rs`) without reading its row; the others' bodies are read with
-    /// `body_sql` by their stored key (`key(id)`) in the same read transaction as the
-    /// keys, decoded with `decode(id, body)`, and fill the cache as a fetch's read would
-    /// (under a ticket taken before the read).
+    /// see `cache.rs`) without reading its row; the others' bodies are read as `body`
+    /// says, in the same read transaction as the keys, decoded with `decode(id, body)`,
+    /// and fill the cache as a fetch's read would (under a ticket taken before the read).
     fn list<T: Clone>(
         &self,
         list: List<'_>,
         page: &crate::domain::PageQuery,
         cache: Option<&FetchCache<T>>,
         keys: impl FnOnce(&Connection, i64, i64) -> Result<Vec<(i64, String)>, Error>,
-        body_sql: &str,
-        key: fn(&str) -> rusqlite::types::Value,
+        body: BodyByKey,
         decode: impl Fn(String, &[u8]) -> Result<T, Error>,
     ) -> Result<Page<T>, Error> {
         let after = match &page.page_token {
@@ -357,7 +355,8 @@ impl LocalBackend {
             } else {
                 None
             };
-            let mut body = snapshot.prepare_cached(body_sql)?;
+            let key = body.key;
+            let mut body = snapshot.prepare_cached(body.sql)?;
             let items = found
                 .into_iter()
                 .map(|(_, id)| {
@@ -381,6 +380,13 @@ impl LocalBackend {
             next_page_token: next_seq.map(|seq| self.tokens.issue(list, seq)),
         })
     }
+}
+
+/// How a list reads the body of a record the cache does not hold: `sql`, bound to the
+/// stored key of its id (`key(id)`).
+struct BodyByKey {
+    sql: &'static str,
+    key: fn(&str) -> rusqlite::types::Value,
 }
 
 /// A row of a list query, `(seq, key)`, as its `seq` and the id the key stands for (read
@@ -526,8 +532,10 @@ impl ParticipantBackend for LocalBackend {
                         })?
                         .collect::<Result<Vec<_>, _>>()?)
                 },
-                PARTICIPANT_BODY,
-                stored::v2_key,
+                BodyByKey {
+                    sql: PARTICIPANT_BODY,
+                    key: stored::v2_key,
+                },
                 |id, body| {
                     stored::v2_participant(id, query.conversation_id.clone(), body, &self.account)
                 },
@@ -574,8 +582,10 @@ impl ParticipantBackend for LocalBackend {
                         )?
                         .collect::<Result<Vec<_>, _>>()?)
                 },
-                SERVICE_PARTICIPANT_BODY,
-                stored::v1_key,
+                BodyByKey {
+                    sql: SERVICE_PARTICIPANT_BODY,
+                    key: stored::v1_key,
+                },
                 |sid, body| {
                     let place = stored::V1Place {
                         sid,
