@@ -371,8 +371,17 @@ fn json_to_proto(input: &MessageDescriptor, body: &[u8]) -> Result<DynamicMessag
     })
 }
 
-/// A binary message of type `output` in protobuf's JSON mapping.
+/// A binary message of type `output` in protobuf's JSON mapping: written straight from the
+/// wire ([`super::wire_json`]), or by prost-reflect for what that leaves to it.
 fn proto_to_json(output: &MessageDescriptor, message: Bytes) -> Result<Vec<u8>, Status> {
+    if let Some(json) = super::wire_json::to_json(output, &message) {
+        return Ok(json);
+    }
+    reflected_json(output, message)
+}
+
+/// A binary message of type `output` in protobuf's JSON mapping, by prost-reflect.
+fn reflected_json(output: &MessageDescriptor, message: Bytes) -> Result<Vec<u8>, Status> {
     let message = DynamicMessage::decode(output.clone(), message)
         .map_err(|_| Status::internal("the answer's message did not decode"))?;
     let mut json = serde_json::Serializer::new(Vec::with_capacity(256));

@@ -13,6 +13,7 @@ pub(crate) mod connect;
 mod convert;
 pub(crate) mod status;
 mod timeout;
+mod wire_json;
 
 pub(crate) use timeout::{parse_connect_timeout, parse_grpc_timeout};
 
