@@ -288,7 +288,9 @@ async fn worker(
     let mut health = HealthClient::new(channel.clone());
     let mut participants = ParticipantServiceClient::new(channel);
     let conversation = format!("conv_bench_c{concurrency}_w{index}");
-    let connect_url = |rpc: &str| format!("{}/{SERVICE}/{rpc}", fixture.url);
+    let connect_url = |rpc: &str| {
+        reqwest::Url::parse(&format!("{}/{SERVICE}/{rpc}", fixture.url)).expect("Connect URL")
+    };
     let (connect_fetch, connect_create) = (
         connect_url("FetchParticipant"),
         connect_url("CreateParticipant"),
@@ -333,21 +335,21 @@ async fn worker(
                 let (conversation_id, participant_id) =
                     &fixture.targets[next_target % fixture.targets.len()];
                 next_target += 1;
-                let body = serde_json::json!({
-                    "conversationId": conversation_id,
-                    "participantId": participant_id,
-                });
+                let body = FetchJson {
+                    conversation_id,
+                    participant_id,
+                };
                 connect_call(&http, &connect_fetch, &body).await
             }
             Workload::ConnectCreate => {
                 let request = fixture.create_request(conversation.clone());
-                let body = serde_json::json!({
-                    "conversationId": request.conversation_id,
-                    "addresses": [{
-                        "channel": "CHANNEL_SMS",
-                        "address": request.addresses[0].address,
+                let body = CreateJson {
+                    conversation_id: &request.conversation_id,
+                    addresses: [AddressJson {
+                        channel: "CHANNEL_SMS",
+                        address: &request.addresses[0].address,
                     }],
-                });
+                };
                 connect_call(&http, &connect_create, &body).await
             }
             Workload::List => participants
@@ -427,19 +429,22 @@ async fn worker(
     out
 }
 
-/// One Connect JSON call: the body sent, the answer read whole and parsed as JSON (as a
-/// client would), anything but a 200 an error.
+/// One Connect JSON call: the body written from a typed request and the answer read
+/// whole into a typed participant, as the gRPC calls encode and decode prost types (and as
+/// a Connect client with generated types does). An answer that does not read as a
+/// participant, or holds no id, is an error.
 async fn connect_call(
     http: &reqwest::Client,
-    url: &str,
-    body: &serde_json::Value,
+    url: &reqwest::Url,
+    body: &impl serde::Serialize,
 ) -> Result<(), tonic::Status> {
     let fail = |what: String| tonic::Status::internal(what);
+    let body = serde_json::to_vec(body).map_err(|e| fail(format!("request body: {e}")))?;
     let response = http
-        .post(url)
+        .post(url.clone())
         .header("content-type", "application/json")
         .header("connect-protocol-version", "1")
-        .body(body.to_string())
+        .body(body)
         .send()
         .await
         .map_err(|e| fail(format!("Connect call failed: {e}")))?;
@@ -454,9 +459,61 @@ async fn connect_call(
             String::from_utf8_lossy(&bytes)
         )));
     }
-    serde_json::from_slice::<serde_json::Value>(&bytes)
-        .map(drop)
-        .map_err(|e| fail(format!("Connect answer is not JSON: {e}")))
+    match serde_json::from_slice::<ParticipantJson>(&bytes) {
+        Ok(participant) if !participant.id.is_empty() => Ok(()),
+        Ok(_) => Err(fail("Connect answer holds no participant id".into())),
+        Err(e) => Err(fail(format!("Connect answer is not a participant: {e}"))),
+    }
+}
+
+/// `FetchParticipantRequest` in protobuf's JSON mapping.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FetchJson<'a> {
+    conversation_id: &'a str,
+    participant_id: &'a str,
+}
+
+/// The `CreateParticipantRequest` the Connect Create workload sends.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateJson<'a> {
+    conversation_id: &'a str,
+    addresses: [AddressJson<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+struct AddressJson<'a> {
+    channel: &'a str,
+    address: &'a str,
+}
+
+/// `Participant` in protobuf's JSON mapping (default values are omitted, so every field
+/// may be missing), as a client's generated type reads it.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+// Read whole as a client reads it; only the id is looked at.
+#[allow(dead_code)]
+struct ParticipantJson {
+    id: String,
+    conversation_id: String,
+    account_id: String,
+    name: String,
+    r#type: String,
+    profile_id: String,
+    addresses: Vec<AddressAnswer>,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+#[allow(dead_code)]
+struct AddressAnswer {
+    channel: String,
+    address: String,
+    channel_id: String,
+    channel_name: String,
 }
 
 /// `count` clients for Connect calls. Over HTTP/2 (prior knowledge; the default) each is
@@ -466,10 +523,9 @@ async fn connect_call(
 fn http_clients(count: usize) -> Vec<reqwest::Client> {
     (0..count)
         .map(|_| {
-            let builder = reqwest::Client::builder()
-                .no_proxy()
-                .tcp_nodelay(true)
-                .timeout(Duration::from_secs(10));
+            // No per-call timeout, as the gRPC calls have no deadline: the run's length
+            // bounds the bench.
+            let builder = reqwest::Client::builder().no_proxy().tcp_nodelay(true);
             let builder = if connect_http1() {
                 builder.http1_only()
             } else {

@@ -337,6 +337,15 @@ fn json_to_proto(input: &MessageDescriptor, body: &[u8]) -> Result<DynamicMessag
             "must be a JSON object: the request message in protobuf's JSON mapping".into(),
         ));
     }
+    // Read untracked first: a body that reads needs no path. One that does not is read
+    // again with its path tracked, to name the field.
+    let mut plain = serde_json::Deserializer::from_slice(body);
+    if let Ok(message) =
+        DynamicMessage::deserialize_with_options(input.clone(), &mut plain, &DESERIALIZE)
+            .and_then(|message| plain.end().map(|()| message))
+    {
+        return Ok(message);
+    }
     let mut json = serde_json::Deserializer::from_slice(body);
     let mut track = serde_path_to_error::Track::new();
     let read = DynamicMessage::deserialize_with_options(
