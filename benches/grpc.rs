@@ -14,9 +14,12 @@
 //!    before it is acknowledged), `UpdateParticipant` (a new name for a pre-created
 //!    participant, durable) and `DeleteServiceParticipant` (v1 participants created for it
 //!    just before its run, untimed; durable). `FetchParticipant` and `CreateParticipant`
-//!    are each followed by the same call over Connect with JSON bodies (reqwest, HTTP/2),
-//!    at the same concurrency in the same run: the Connect/gRPC ratios are the Connect
-//!    layer's cost (JSON both ways, the in-process hop to the gRPC routes).
+//!    are each followed by the same call over Connect with JSON bodies (reqwest, HTTP/2;
+//!    typed request and answer structs, as the gRPC client has prost types), at the same
+//!    concurrency in the same run: the Connect/gRPC ratios are the Connect layer's cost
+//!    (JSON both ways, the in-process hop to the gRPC routes) plus the difference of the
+//!    two clients, which share the machine's cores with the server. The server's CPU per
+//!    call is printed for both, and its ratio.
 //!    Every workload at one concurrency uses the same number of connections:
 //!    `min(concurrency, 4)` HTTP/2 connections (tonic channels for gRPC, one reqwest client
 //!    each for Connect), worker `i` on connection `i % n`.
@@ -950,6 +953,26 @@ async fn bench(settings: Settings) {
             "  c={c:<3} Connect JSON Fetch/gRPC Fetch = {:.3}   Connect JSON Create/gRPC Create = {:.3}",
             rps(Workload::ConnectFetch) / rps(Workload::Fetch),
             rps(Workload::ConnectCreate) / rps(Workload::Create),
+        );
+    }
+    // The throughput ratios are the whole machine's (bench client and server share two
+    // cores; at c=64 the client is the busier). The server's own cost per call, alone:
+    println!(
+        "ratios (server CPU per call), gRPC's over Connect JSON's, same run and concurrency:"
+    );
+    for c in CONCURRENCY {
+        let server_us = |w| {
+            let r = find(&results, w, c);
+            r.cpu_us_per_request(r.server_cpu)
+        };
+        println!(
+            "  c={c:<3} Fetch {:.3} ({:.1} against {:.1} us)   Create {:.3} ({:.1} against {:.1} us)",
+            server_us(Workload::Fetch) / server_us(Workload::ConnectFetch),
+            server_us(Workload::Fetch),
+            server_us(Workload::ConnectFetch),
+            server_us(Workload::Create) / server_us(Workload::ConnectCreate),
+            server_us(Workload::Create),
+            server_us(Workload::ConnectCreate),
         );
     }
     println!();
