@@ -614,6 +614,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn damaged_messages_never_panic_and_are_written_as_prost_reflect_writes_them_or_left() {
+        let mut rng = StdRng::seed_from_u64(99);
+        let types = answered();
+        let mut compared = 0;
+        for round in 0..20_000 {
+            let descriptor = &types[round % types.len()];
+            let mut wire = random(descriptor, &mut rng, 0).encode_to_vec();
+            if wire.is_empty() {
+                continue;
+            }
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..wire.len());
+                match rng.random_range(0..3) {
+                    0 => wire[at] = rng.random(),
+                    1 => wire.truncate(at),
+                    _ => wire.insert(at, rng.random()),
+                }
+                if wire.is_empty() {
+                    break;
+                }
+            }
+            let written = to_json(descriptor, &wire);
+            let Ok(message) = DynamicMessage::decode(descriptor.clone(), wire.as_slice()) else {
+                continue;
+            };
+            let (Some(written), Ok(expected)) = (written, serde_json::to_vec(&message)) else {
+                continue;
+            };
+            let written: serde_json::Value = serde_json::from_slice(&written).expect("valid JSON");
+            let expected: serde_json::Value = serde_json::from_slice(&expected).expect("JSON");
+            assert_eq!(first_difference(&written, &expected, "$"), None);
+            compared += 1;
+        }
+        assert!(compared > 1000, "only {compared} damaged messages were compared");
+    }
+
     /// A descriptor with a field of every kind, singular, repeated (packed and not) and
     /// proto3 `optional`, an enum, a nested message and a map.
     fn all_kinds() -> MessageDescriptor {
