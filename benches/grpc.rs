@@ -957,9 +957,7 @@ async fn bench(settings: Settings) {
     }
     // The throughput ratios are the whole machine's (bench client and server share two
     // cores; at c=64 the client is the busier). The server's own cost per call, alone:
-    println!(
-        "ratios (server CPU per call), gRPC's over Connect JSON's, same run and concurrency:"
-    );
+    println!("ratios (server CPU per call), gRPC's over Connect JSON's, same run and concurrency:");
     for c in CONCURRENCY {
         let server_us = |w| {
             let r = find(&results, w, c);

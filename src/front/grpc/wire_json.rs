@@ -16,13 +16,16 @@
 //! malformed message) answers `None`, and the caller falls back to prost-reflect, which
 //! stays the reference: the tests compare both on every message type the service answers.
 
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 use std::io::Write as _;
+use std::rc::Rc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use prost::bytes::Buf as _;
 use prost::encoding::{WireType, decode_key, decode_varint};
-use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{EnumDescriptor, Kind, MessageDescriptor};
 
 /// Deepest nesting written here; deeper messages go to prost-reflect.
 const MAX_DEPTH: usize = 32;
@@ -35,26 +38,125 @@ const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_4
 /// when it holds something this writer leaves to prost-reflect (see the module's comment).
 pub(crate) fn to_json(descriptor: &MessageDescriptor, wire: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(64 + wire.len() * 2);
-    message(descriptor, wire, &mut out, 0)?;
+    message(&plan_of(descriptor), wire, &mut out, 0)?;
     Some(out)
 }
 
-fn message(
-    descriptor: &MessageDescriptor,
-    mut wire: &[u8],
-    out: &mut Vec<u8>,
-    depth: usize,
-) -> Option<()> {
+/// What the writer needs of a message type, worked out once per type and thread.
+struct Plan {
+    shape: Shape,
+    /// Whether the type declares a field past [`MAX_FIELD`] (left to prost-reflect).
+    beyond: bool,
+}
+
+enum Shape {
+    /// A message written field by field: its fields by number (up to [`MAX_FIELD`]).
+    Fields(Vec<Option<FieldPlan>>),
+    /// `google.protobuf.Timestamp`, written as its RFC 3339 string.
+    Timestamp,
+    /// A well-known type with a JSON form of its own (other than `Empty`): prost-reflect's.
+    Unsupported,
+}
+
+/// One field: its key as written (`"jsonName":`, escaped), kind and cardinality.
+struct FieldPlan {
+    key: Box<[u8]>,
+    kind: Kind,
+    list: bool,
+    presence: bool,
+    /// Maps and groups are left to prost-reflect.
+    supported: bool,
+    /// The plan of a message field's type, found on first use.
+    nested: OnceCell<Rc<Plan>>,
+}
+
+impl FieldPlan {
+    /// The plan of this message field's type.
+    fn nested(&self, inner: &MessageDescriptor) -> &Plan {
+        self.nested.get_or_init(|| plan_of(inner))
+    }
+}
+
+impl Plan {
+    fn new(descriptor: &MessageDescriptor) -> Plan {
+        let name = descriptor.full_name();
+        let beyond = descriptor.fields().any(|f| f.number() > MAX_FIELD);
+        let shape = if name == "google.protobuf.Timestamp" {
+            Shape::Timestamp
+        } else if name.starts_with("google.protobuf.") && name != "google.protobuf.Empty" {
+            Shape::Unsupported
+        } else {
+            let mut fields: Vec<Option<FieldPlan>> = Vec::new();
+            for field in descriptor.fields() {
+                let Some(number) = usize::try_from(field.number())
+                    .ok()
+                    .filter(|n| *n <= MAX_FIELD as usize)
+                else {
+                    continue;
+                };
+                if fields.len() <= number {
+                    fields.resize_with(number + 1, || None);
+                }
+                let mut key = Vec::with_capacity(field.json_name().len() + 3);
+                json(field.json_name(), &mut key);
+                key.push(b':');
+                fields[number] = Some(FieldPlan {
+                    key: key.into_boxed_slice(),
+                    kind: field.kind(),
+                    list: field.is_list(),
+                    presence: field.supports_presence(),
+                    supported: !(field.is_map() || field.is_group()),
+                    nested: OnceCell::new(),
+                });
+            }
+            Shape::Fields(fields)
+        };
+        Plan { shape, beyond }
+    }
+}
+
+thread_local! {
+    /// Plans by message type. Bounded by the types of the pools written from (the
+    /// service's descriptors): a few dozen.
+    static PLANS: RefCell<HashMap<String, Vec<(MessageDescriptor, Rc<Plan>)>>> =
+        RefCell::default();
+}
+
+/// The plan of `descriptor`, made on first use on this thread.
+fn plan_of(descriptor: &MessageDescriptor) -> Rc<Plan> {
+    PLANS.with(|plans| {
+        // By name, then by descriptor (its pool and index): one name in two pools (as in
+        // the tests) is two types.
+        let found = plans
+            .borrow()
+            .get(descriptor.full_name())
+            .and_then(|same_name| {
+                same_name
+                    .iter()
+                    .find(|(known, _)| known == descriptor)
+                    .map(|(_, plan)| plan.clone())
+            });
+        found.unwrap_or_else(|| {
+            let plan = Rc::new(Plan::new(descriptor));
+            plans
+                .borrow_mut()
+                .entry(descriptor.full_name().to_owned())
+                .or_default()
+                .push((descriptor.clone(), plan.clone()));
+            plan
+        })
+    })
+}
+
+fn message(plan: &Plan, mut wire: &[u8], out: &mut Vec<u8>, depth: usize) -> Option<()> {
     if depth > MAX_DEPTH {
         return None;
     }
-    let name = descriptor.full_name();
-    if name == "google.protobuf.Timestamp" {
-        return timestamp(wire, out);
-    }
-    if name.starts_with("google.protobuf.") && name != "google.protobuf.Empty" {
-        return None;
-    }
+    let fields = match &plan.shape {
+        Shape::Fields(fields) => fields,
+        Shape::Timestamp => return timestamp(wire, out),
+        Shape::Unsupported => return None,
+    };
     out.push(b'{');
     let mut written = false;
     // Fields already written, by number; the repeated field whose array is open.
@@ -62,16 +164,24 @@ fn message(
     let mut open: Option<u32> = None;
     while !wire.is_empty() {
         let (number, wire_type) = decode_key(&mut wire).ok()?;
-        let Some(field) = descriptor.get_field(number) else {
+        let Some(field) = usize::try_from(number)
+            .ok()
+            .and_then(|n| fields.get(n))
+            .and_then(Option::as_ref)
+        else {
+            // A number past MAX_FIELD that the message declares is left to prost-reflect.
+            if plan.beyond && number > MAX_FIELD {
+                return None;
+            }
             skip(wire_type, &mut wire)?;
             continue;
         };
-        if field.is_map() || field.is_group() {
+        if !field.supported {
             return None;
         }
-        if field.is_list() {
-            let kind = field.kind();
-            let packed = if wire_type == WireType::LengthDelimited && is_packable(&kind) {
+        let kind = &field.kind;
+        if field.list {
+            let packed = if wire_type == WireType::LengthDelimited && is_packable(kind) {
                 let packed = length_delimited(&mut wire)?;
                 if packed.is_empty() {
                     continue;
@@ -85,41 +195,40 @@ fn message(
             } else {
                 close(&mut open, out);
                 first_time(&mut seen, number)?;
-                key(&field, &mut written, out);
+                key(field, &mut written, out);
                 out.push(b'[');
                 open = Some(number);
             }
             match packed {
                 Some(mut packed) => {
-                    let element = packed_wire_type(&kind);
+                    let element = packed_wire_type(kind);
                     let mut first = true;
                     while !packed.is_empty() {
                         if !first {
                             out.push(b',');
                         }
                         first = false;
-                        scalar(&kind, element, &mut packed)?.write(out);
+                        scalar(kind, element, &mut packed)?.write(out);
                     }
                 }
-                None => value(&kind, wire_type, &mut wire, out, depth)?,
+                None => value(field, wire_type, &mut wire, out, depth)?,
             }
             continue;
         }
         close(&mut open, out);
         first_time(&mut seen, number)?;
-        let kind = field.kind();
-        if let Kind::Message(inner) = &kind {
+        if let Kind::Message(inner) = kind {
             if wire_type != WireType::LengthDelimited {
                 return None;
             }
             let body = length_delimited(&mut wire)?;
-            key(&field, &mut written, out);
-            message(inner, body, out, depth + 1)?;
+            key(field, &mut written, out);
+            message(field.nested(inner), body, out, depth + 1)?;
             continue;
         }
-        let value = scalar(&kind, wire_type, &mut wire)?;
-        if field.supports_presence() || !value.is_default() {
-            key(&field, &mut written, out);
+        let value = scalar(kind, wire_type, &mut wire)?;
+        if field.presence || !value.is_default() {
+            key(field, &mut written, out);
             value.write(out);
         }
     }
@@ -130,20 +239,20 @@ fn message(
 
 /// Writes one element of a repeated field.
 fn value(
-    kind: &Kind,
+    field: &FieldPlan,
     wire_type: WireType,
     wire: &mut &[u8],
     out: &mut Vec<u8>,
     depth: usize,
 ) -> Option<()> {
-    if let Kind::Message(inner) = kind {
+    if let Kind::Message(inner) = &field.kind {
         if wire_type != WireType::LengthDelimited {
             return None;
         }
         let body = length_delimited(wire)?;
-        return message(inner, body, out, depth + 1);
+        return message(field.nested(inner), body, out, depth + 1);
     }
-    scalar(kind, wire_type, wire)?.write(out);
+    scalar(&field.kind, wire_type, wire)?.write(out);
     Some(())
 }
 
@@ -168,17 +277,16 @@ fn close(open: &mut Option<u32>, out: &mut Vec<u8>) {
 }
 
 /// Writes `"jsonName":`, after a comma unless it is the message's first field.
-fn key(field: &FieldDescriptor, written: &mut bool, out: &mut Vec<u8>) {
+fn key(field: &FieldPlan, written: &mut bool, out: &mut Vec<u8>) {
     if *written {
         out.push(b',');
     }
     *written = true;
-    json(field.json_name(), out);
-    out.push(b':');
+    out.extend_from_slice(&field.key);
 }
 
 /// One scalar value as read from the wire.
-enum Scalar<'a> {
+enum Scalar<'w, 'k> {
     Bool(bool),
     I32(i32),
     U32(u32),
@@ -186,12 +294,12 @@ enum Scalar<'a> {
     U64(u64),
     F32(f32),
     F64(f64),
-    Str(&'a str),
-    Bytes(&'a [u8]),
-    Enum(i32, prost_reflect::EnumDescriptor),
+    Str(&'w str),
+    Bytes(&'w [u8]),
+    Enum(i32, &'k EnumDescriptor),
 }
 
-impl Scalar<'_> {
+impl Scalar<'_, '_> {
     fn is_default(&self) -> bool {
         match self {
             Scalar::Bool(v) => !v,
@@ -258,7 +366,11 @@ fn non_finite(value: f64, out: &mut Vec<u8>) {
 }
 
 /// Reads one scalar of `kind` sent as `wire_type`; `None` on a mismatch or a short read.
-fn scalar<'a>(kind: &Kind, wire_type: WireType, wire: &mut &'a [u8]) -> Option<Scalar<'a>> {
+fn scalar<'w, 'k>(
+    kind: &'k Kind,
+    wire_type: WireType,
+    wire: &mut &'w [u8],
+) -> Option<Scalar<'w, 'k>> {
     Some(match (kind, wire_type) {
         (Kind::Bool, WireType::Varint) => Scalar::Bool(decode_varint(wire).ok()? != 0),
         // Truncation to 32 bits is how protobuf reads a 32-bit varint.
@@ -278,7 +390,7 @@ fn scalar<'a>(kind: &Kind, wire_type: WireType, wire: &mut &'a [u8]) -> Option<S
             if descriptor.full_name() == "google.protobuf.NullValue" {
                 return None;
             }
-            Scalar::Enum(decode_varint(wire).ok()? as i32, descriptor.clone())
+            Scalar::Enum(decode_varint(wire).ok()? as i32, descriptor)
         }
         (Kind::Fixed32, WireType::ThirtyTwoBit) => Scalar::U32(fixed::<4>(wire)?.get_u32_le()),
         (Kind::Sfixed32, WireType::ThirtyTwoBit) => Scalar::I32(fixed::<4>(wire)?.get_i32_le()),
@@ -648,7 +760,10 @@ mod tests {
             assert_eq!(first_difference(&written, &expected, "$"), None);
             compared += 1;
         }
-        assert!(compared > 1000, "only {compared} damaged messages were compared");
+        assert!(
+            compared > 1000,
+            "only {compared} damaged messages were compared"
+        );
     }
 
     /// A descriptor with a field of every kind, singular, repeated (packed and not) and
