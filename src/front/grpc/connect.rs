@@ -23,7 +23,9 @@
 //! `UpdateParticipant` from any conformant client would be refused. prost-reflect (the
 //! crate protox is built on, already in the build) implements the mapping over the
 //! descriptors `build.rs` writes, including the well-known types, and is tested against
-//! protobuf's conformance suite; the generated prost types stay as they are.
+//! protobuf's conformance suite; the generated prost types stay as they are. The common
+//! cases skip its dynamic messages: `wire_json` converts straight between JSON and the
+//! binary form with the same results, and leaves everything else to prost-reflect.
 //!
 //! Unknown JSON fields are ignored, as connect-go does: its JSON codec unmarshals with
 //! `protojson.UnmarshalOptions{DiscardUnknown: true}` ("so clients and servers aren't
@@ -213,7 +215,11 @@ impl ConnectCall {
         };
         let message = match self.codec {
             Codec::Proto => body,
-            Codec::Json => Bytes::from(json_to_proto(&method.input(), &body)?.encode_to_vec()),
+            // Read straight into the binary form when plain, else by prost-reflect.
+            Codec::Json => Bytes::from(match super::wire_json::from_json(&method.input(), &body) {
+                Some(wire) => wire,
+                None => json_to_proto(&method.input(), &body)?.encode_to_vec(),
+            }),
         };
         if message.len() > max_message_bytes {
             return Err(Error::Rejected {

@@ -1,21 +1,29 @@
-//! protobuf's JSON mapping written straight from a message's binary encoding, for the
-//! answers of Connect JSON calls.
+//! protobuf's JSON mapping straight to and from a message's binary encoding, for Connect
+//! JSON calls: [`to_json`] writes an answer, [`from_json`] reads a request body.
 //!
-//! The answer of the in-process gRPC hop is a binary message. prost-reflect writes it as
-//! JSON by decoding it into a `DynamicMessage` (a map of boxed values, a copy of every
-//! string) and serializing that, with a `Timestamp` encoded and decoded once more on the
-//! way: about 39% of a Connect JSON Fetch's server instructions (callgrind, issue 14).
-//! This walks the wire bytes once with the method's descriptor and writes the JSON as it
-//! goes, with the same output as prost-reflect for what it handles: lowerCamelCase names,
-//! enums by name (an unknown number as the number), 64-bit integers as strings, bytes as
-//! base64, `NaN`/`Infinity` as strings, default values of fields without presence omitted,
-//! `Timestamp` as RFC 3339 through `prost_types`' own formatting, unknown fields skipped.
+//! A Connect call goes through the gRPC routes in process (`connect.rs`), so its messages
+//! are binary on both sides of the JSON. prost-reflect converts by way of a
+//! `DynamicMessage` (a map of boxed values, a copy of every string; a `Timestamp` encoded
+//! and decoded once more to be written): that was about 45% of a Connect JSON Fetch's
+//! server instructions (callgrind, issue 14). Here the wire bytes are walked once with the
+//! method's descriptor and the JSON written as they go, and a JSON body is read by serde
+//! straight into wire bytes.
 //!
-//! Anything else (maps, groups, a field that occurs twice apart from a repeated run, a
-//! well-known type other than `Timestamp` and `Empty`, nesting past [`MAX_DEPTH`], a
-//! malformed message) answers `None`, and the caller falls back to prost-reflect, which
-//! stays the reference: the tests compare both on every message type the service answers.
+//! Writing gives the same output as prost-reflect for what it handles: lowerCamelCase
+//! names, enums by name (an unknown number as the number), 64-bit integers as strings,
+//! bytes as base64, `NaN`/`Infinity` as strings, default values of fields without presence
+//! omitted, `Timestamp` as RFC 3339 with the fraction `prost_types` writes, unknown fields
+//! skipped. Maps, groups, a field that occurs twice apart from a repeated run, a well-known
+//! type other than `Timestamp` and `Empty`, nesting past [`MAX_DEPTH`] and a malformed
+//! message answer `None`.
+//!
+//! Reading takes the plain cases only (see [`from_json`]) and answers `None` for the rest.
+//!
+//! On `None` the caller converts with prost-reflect, which stays the reference (and words
+//! every error): the tests compare both, on every message type the service reads and
+//! answers, on random and on damaged input.
 
+use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -24,8 +32,9 @@ use std::rc::Rc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use prost::bytes::Buf as _;
-use prost::encoding::{WireType, decode_key, decode_varint};
+use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
 use prost_reflect::{EnumDescriptor, Kind, MessageDescriptor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Deepest nesting written here; deeper messages go to prost-reflect.
 const MAX_DEPTH: usize = 32;
@@ -115,11 +124,13 @@ impl Plan {
     }
 }
 
+/// Plans by message name, then by descriptor (one name in two pools is two types).
+type Plans = HashMap<String, Vec<(MessageDescriptor, Rc<Plan>)>>;
+
 thread_local! {
     /// Plans by message type. Bounded by the types of the pools written from (the
     /// service's descriptors): a few dozen.
-    static PLANS: RefCell<HashMap<String, Vec<(MessageDescriptor, Rc<Plan>)>>> =
-        RefCell::default();
+    static PLANS: RefCell<Plans> = RefCell::default();
 }
 
 /// The plan of `descriptor`, made on first use on this thread.
@@ -518,6 +529,244 @@ fn rfc3339(time: &chrono::DateTime<chrono::Utc>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"Z\"");
 }
 
+/// `body`, JSON in protobuf's JSON mapping, as the binary encoding of a message of type
+/// `descriptor`, or `None` when it holds anything but the plain cases (then the caller
+/// reads it with prost-reflect, which also words any error): strings, bools, integers
+/// as JSON numbers, enums by a name they have, messages other than the well-known types,
+/// and arrays of those, under a field's lowerCamelCase or proto name. Unknown fields are
+/// skipped, as prost-reflect skips them with `deny_unknown_fields(false)`; a field given
+/// twice, `null`, a member of a oneof, and everything else fall back.
+pub(crate) fn from_json(descriptor: &MessageDescriptor, body: &[u8]) -> Option<Vec<u8>> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let mut out = Vec::with_capacity(body.len());
+    MessageSeed {
+        descriptor,
+        out: &mut out,
+    }
+    .deserialize(&mut json)
+    .ok()?;
+    json.end().ok()?;
+    Some(out)
+}
+
+/// The error that sends a body to prost-reflect; never shown to anyone.
+fn fall_back<E: serde::de::Error>() -> E {
+    E::custom("left to prost-reflect")
+}
+
+/// Reads one JSON object as a message of type `descriptor`, its fields appended to `out`.
+struct MessageSeed<'a> {
+    descriptor: &'a MessageDescriptor,
+    out: &'a mut Vec<u8>,
+}
+
+impl<'de> DeserializeSeed<'de> for MessageSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MessageSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let descriptor = self.descriptor;
+        let plan = plan_of(descriptor);
+        let Shape::Fields(fields) = &plan.shape else {
+            return Err(fall_back());
+        };
+        let mut seen: u128 = 0;
+        while let Some(name) = map.next_key::<Cow<'_, str>>()? {
+            // As prost-reflect looks a field up: its JSON name, then its proto name.
+            let Some(field) = descriptor
+                .get_field_by_json_name(&name)
+                .or_else(|| descriptor.get_field_by_name(&name))
+            else {
+                if descriptor.get_extension_by_json_name(&name).is_some() {
+                    return Err(fall_back());
+                }
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            if field
+                .containing_oneof()
+                .is_some_and(|oneof| !oneof.is_synthetic())
+            {
+                return Err(fall_back());
+            }
+            let number = field.number();
+            let Some(plan) = usize::try_from(number)
+                .ok()
+                .and_then(|n| fields.get(n))
+                .and_then(Option::as_ref)
+                .filter(|plan| plan.supported)
+            else {
+                return Err(fall_back());
+            };
+            first_time(&mut seen, number).ok_or_else(fall_back)?;
+            let value = ValueSeed {
+                field: plan,
+                number,
+                out: &mut *self.out,
+            };
+            if plan.list {
+                map.next_value_seed(ListSeed(value))?;
+            } else {
+                map.next_value_seed(value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads one value of `field` (one element, for a repeated field) and appends it, keyed.
+struct ValueSeed<'a> {
+    field: &'a FieldPlan,
+    number: u32,
+    out: &'a mut Vec<u8>,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        match &self.field.kind {
+            Kind::Message(inner) => {
+                let mut body = Vec::new();
+                MessageSeed {
+                    descriptor: inner,
+                    out: &mut body,
+                }
+                .deserialize(deserializer)?;
+                encode_key(self.number, WireType::LengthDelimited, self.out);
+                encode_varint(body.len() as u64, self.out);
+                self.out.extend_from_slice(&body);
+                Ok(())
+            }
+            Kind::String | Kind::Enum(_) => deserializer.deserialize_str(self),
+            Kind::Bool => deserializer.deserialize_bool(self),
+            Kind::Int32
+            | Kind::Sint32
+            | Kind::Sfixed32
+            | Kind::Int64
+            | Kind::Sint64
+            | Kind::Sfixed64
+            | Kind::Uint32
+            | Kind::Fixed32
+            | Kind::Uint64
+            | Kind::Fixed64 => deserializer.deserialize_any(self),
+            Kind::Float | Kind::Double | Kind::Bytes => Err(fall_back()),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a plain value of the field's type")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<(), E> {
+        let (number, out) = (self.number, self.out);
+        match &self.field.kind {
+            Kind::String => {
+                encode_key(number, WireType::LengthDelimited, out);
+                encode_varint(text.len() as u64, out);
+                out.extend_from_slice(text.as_bytes());
+            }
+            Kind::Enum(descriptor) => {
+                // A name the enum lacks reads as unset in prost-reflect; left to it.
+                let value = descriptor.get_value_by_name(text).ok_or_else(fall_back)?;
+                prost::encoding::int32::encode(number, &value.number(), out);
+            }
+            _ => return Err(fall_back()),
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<(), E> {
+        if !matches!(self.field.kind, Kind::Bool) {
+            return Err(fall_back());
+        }
+        prost::encoding::bool::encode(self.number, &value, self.out);
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<(), E> {
+        integer(&self.field.kind, self.number, i128::from(value), self.out)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<(), E> {
+        integer(&self.field.kind, self.number, i128::from(value), self.out)
+    }
+}
+
+/// Appends an integer field of `kind` holding `value`; falls back when it is out of range.
+fn integer<E: serde::de::Error>(
+    kind: &Kind,
+    number: u32,
+    value: i128,
+    out: &mut Vec<u8>,
+) -> Result<(), E> {
+    use prost::encoding as pb;
+    fn fit<T: TryFrom<i128>, E: serde::de::Error>(value: i128) -> Result<T, E> {
+        T::try_from(value).map_err(|_| fall_back())
+    }
+    match kind {
+        Kind::Int32 => pb::int32::encode(number, &fit(value)?, out),
+        Kind::Sint32 => pb::sint32::encode(number, &fit(value)?, out),
+        Kind::Sfixed32 => pb::sfixed32::encode(number, &fit(value)?, out),
+        Kind::Int64 => pb::int64::encode(number, &fit(value)?, out),
+        Kind::Sint64 => pb::sint64::encode(number, &fit(value)?, out),
+        Kind::Sfixed64 => pb::sfixed64::encode(number, &fit(value)?, out),
+        Kind::Uint32 => pb::uint32::encode(number, &fit(value)?, out),
+        Kind::Fixed32 => pb::fixed32::encode(number, &fit(value)?, out),
+        Kind::Uint64 => pb::uint64::encode(number, &fit(value)?, out),
+        Kind::Fixed64 => pb::fixed64::encode(number, &fit(value)?, out),
+        _ => return Err(fall_back()),
+    }
+    Ok(())
+}
+
+/// Reads a JSON array of a repeated field's values, each appended as its own element.
+struct ListSeed<'a>(ValueSeed<'a>);
+
+impl<'de> DeserializeSeed<'de> for ListSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ListSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let ValueSeed { field, number, out } = self.0;
+        while seq
+            .next_element_seed(ValueSeed {
+                field,
+                number,
+                out: &mut *out,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message as _;
@@ -563,6 +812,14 @@ mod tests {
             let nanos = [0, 1, 1_000, 1_000_000, 120_000_000, 999_999_999];
             message.set_field_by_number(1, Value::I64(seconds[rng.random_range(0..seconds.len())]));
             message.set_field_by_number(2, Value::I32(nanos[rng.random_range(0..nanos.len())]));
+            return message;
+        }
+        if descriptor.full_name() == "google.protobuf.FieldMask" {
+            // Paths JSON can carry (lower snake case, as field names are).
+            let paths = ["name", "profile_id", "last_read_message_index"];
+            let count = rng.random_range(0..=paths.len());
+            let paths = paths[..count].iter().map(|p| Value::String((*p).into()));
+            message.set_field_by_number(1, Value::List(paths.collect()));
             return message;
         }
         for field in descriptor.fields() {
@@ -764,6 +1021,189 @@ mod tests {
             compared > 1000,
             "only {compared} damaged messages were compared"
         );
+    }
+
+    /// prost-reflect's reading of `json` as `descriptor`, encoded (defaults omitted).
+    fn reflected_wire(descriptor: &MessageDescriptor, json: &[u8]) -> Option<Vec<u8>> {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let options = prost_reflect::DeserializeOptions::new().deny_unknown_fields(false);
+        let message =
+            DynamicMessage::deserialize_with_options(descriptor.clone(), &mut de, &options).ok()?;
+        de.end().ok()?;
+        Some(message.encode_to_vec())
+    }
+
+    /// Ours, decoded and encoded again by prost-reflect so that both read the same bytes
+    /// for the same message (defaults omitted, fields in order).
+    fn read_wire(descriptor: &MessageDescriptor, json: &[u8]) -> Option<Vec<u8>> {
+        let wire = from_json(descriptor, json)?;
+        let message = DynamicMessage::decode(descriptor.clone(), wire.as_slice())
+            .expect("what from_json writes decodes");
+        Some(message.encode_to_vec())
+    }
+
+    /// JSON of a random message, in each way a client may write it.
+    fn random_json(descriptor: &MessageDescriptor, rng: &mut StdRng) -> Vec<u8> {
+        let message = random(descriptor, rng, 0);
+        let options = prost_reflect::SerializeOptions::new()
+            .use_proto_field_name(rng.random())
+            .use_enum_numbers(rng.random_range(0..4) == 0)
+            .stringify_64_bit_integers(rng.random())
+            .skip_default_fields(rng.random());
+        let mut json = serde_json::Serializer::new(Vec::new());
+        message
+            .serialize_with_options(&mut json, &options)
+            .expect("serializes");
+        json.into_inner()
+    }
+
+    #[test]
+    fn every_request_of_the_service_is_read_as_prost_reflect_reads_it_or_left_to_it() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let pool = service_pool();
+        let service = pool
+            .get_service_by_name("participants.v1.ParticipantService")
+            .expect("the service");
+        let mut read = 0;
+        for method in service.methods() {
+            let descriptor = method.input();
+            for _ in 0..300 {
+                let json = random_json(&descriptor, &mut rng);
+                let Some(ours) = read_wire(&descriptor, &json) else {
+                    continue;
+                };
+                read += 1;
+                let expected = reflected_wire(&descriptor, &json).unwrap_or_else(|| {
+                    panic!(
+                        "prost-reflect refuses what we read: {}",
+                        String::from_utf8_lossy(&json)
+                    )
+                });
+                assert_eq!(ours, expected, "{}", String::from_utf8_lossy(&json));
+            }
+        }
+        assert!(read > 1000, "only {read} requests were read here");
+        // The shapes Connect clients send for the calls the bench measures.
+        let fetch = pool
+            .get_message_by_name("participants.v1.FetchParticipantRequest")
+            .expect("FetchParticipantRequest");
+        let body =
+            br#"{"conversationId":"conv_conversation_01","participantId":"conv_participant_01"}"#;
+        assert_eq!(read_wire(&fetch, body), reflected_wire(&fetch, body));
+        assert!(read_wire(&fetch, body).is_some());
+        let create = pool
+            .get_message_by_name("participants.v1.CreateParticipantRequest")
+            .expect("CreateParticipantRequest");
+        let body = br#"{"conversation_id":"c","name":"Ana","type":"PARTICIPANT_TYPE_CUSTOMER",
+            "addresses":[{"channel":"CHANNEL_SMS","address":"+15551234567"}],"future":[1,{"a":null}]}"#;
+        assert!(read_wire(&create, body).is_some());
+        assert_eq!(read_wire(&create, body), reflected_wire(&create, body));
+    }
+
+    #[test]
+    fn every_kind_of_field_is_read_as_prost_reflect_reads_it_or_left_to_it() {
+        let descriptor = all_kinds();
+        let mut rng = StdRng::seed_from_u64(8);
+        for _ in 0..500 {
+            let json = random_json(&descriptor, &mut rng);
+            if let Some(ours) = read_wire(&descriptor, &json) {
+                assert_eq!(Some(ours), reflected_wire(&descriptor, &json));
+            }
+        }
+        // Floats and bytes fall back; messages without them are read here.
+        let plain = br#"{"fTypeInt32One":-5,"f_type_uint64_many":[1,18446744073709551615],
+            "fTypeEnumMany":["COLOUR_BLUE"],"fTypeStringOpt":"","fTypeBoolUnpacked":[true,false],
+            "fTypeMessageOne":{"fTypeSint64One":-9223372036854775808,"fTypeMessageMany":[{},{}]}}"#;
+        assert!(read_wire(&descriptor, plain).is_some());
+        assert_eq!(
+            read_wire(&descriptor, plain),
+            reflected_wire(&descriptor, plain)
+        );
+    }
+
+    #[test]
+    fn what_is_left_to_prost_reflect_when_reading() {
+        let fetch = service_pool()
+            .get_message_by_name("participants.v1.FetchParticipantRequest")
+            .expect("FetchParticipantRequest");
+        for body in [
+            &b""[..],
+            b"[]",
+            b"null",
+            br#"{"conversationId":null}"#,
+            br#"{"conversationId":5}"#,
+            br#"{"conversationId":"a","conversation_id":"b"}"#,
+            br#"{"conversationId":"a","conversationId":"b"}"#,
+            br#"{"conversationId":"a"} trailing"#,
+            br#"{"conversationId":"a""#,
+        ] {
+            assert!(
+                from_json(&fetch, body).is_none(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let descriptor = all_kinds();
+        for body in [
+            &br#"{"fTypeInt32One":2147483648}"#[..],
+            br#"{"fTypeInt32One":"5"}"#,
+            br#"{"fTypeInt32One":1.0}"#,
+            br#"{"fTypeUint32One":-1}"#,
+            br#"{"fTypeEnumOne":"COLOUR_PURPLE"}"#,
+            br#"{"fTypeEnumOne":1}"#,
+            br#"{"fTypeDoubleOne":1.5}"#,
+            br#"{"fTypeBytesOne":"AA=="}"#,
+            br#"{"fTypeBoolOne":"true"}"#,
+            br#"{"fTypeMessageMany":null}"#,
+        ] {
+            assert!(
+                from_json(&descriptor, body).is_none(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // A timestamp and a field mask are well-known types: prost-reflect's.
+        let update = service_pool()
+            .get_message_by_name("participants.v1.UpdateParticipantRequest")
+            .expect("UpdateParticipantRequest");
+        assert!(from_json(&update, br#"{"updateMask":"name"}"#).is_none());
+    }
+
+    #[test]
+    fn damaged_json_is_never_read_otherwise_than_prost_reflect_reads_it() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let pool = service_pool();
+        let service = pool
+            .get_service_by_name("participants.v1.ParticipantService")
+            .expect("the service");
+        let inputs: Vec<_> = service.methods().map(|m| m.input()).collect();
+        let alphabet = b"{}[]\":,0123456789-.eE truefalsnul\\aZ_";
+        for round in 0..20_000 {
+            let descriptor = &inputs[round % inputs.len()];
+            let mut json = random_json(descriptor, &mut rng);
+            for _ in 0..rng.random_range(1..3) {
+                if json.is_empty() {
+                    break;
+                }
+                let at = rng.random_range(0..json.len());
+                let byte = alphabet[rng.random_range(0..alphabet.len())];
+                match rng.random_range(0..3) {
+                    0 => json[at] = byte,
+                    1 => {
+                        json.remove(at);
+                    }
+                    _ => json.insert(at, byte),
+                }
+            }
+            if let Some(ours) = read_wire(descriptor, &json) {
+                assert_eq!(
+                    Some(ours),
+                    reflected_wire(descriptor, &json),
+                    "{}",
+                    String::from_utf8_lossy(&json)
+                );
+            }
+        }
     }
 
     /// A descriptor with a field of every kind, singular, repeated (packed and not) and
