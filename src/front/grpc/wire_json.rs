@@ -14,7 +14,8 @@
 //! bytes as base64, `NaN`/`Infinity` as strings, default values of fields without presence
 //! omitted, `Timestamp` as RFC 3339 with the fraction `prost_types` writes, unknown fields
 //! skipped. Maps, groups, a field that occurs twice apart from a repeated run, a well-known
-//! type other than `Timestamp` and `Empty`, nesting past [`MAX_DEPTH`] and a malformed
+//! type other than `Timestamp` and `Empty`, a member of a oneof (prost-reflect keeps the
+//! last one it reads), an extended type, nesting past [`MAX_DEPTH`] and a malformed
 //! message answer `None`.
 //!
 //! Reading takes the plain cases only (see [`from_json`]) and answers `None` for the rest.
@@ -56,6 +57,9 @@ struct Plan {
     shape: Shape,
     /// Whether the type declares a field past [`MAX_FIELD`] (left to prost-reflect).
     beyond: bool,
+    /// Whether the type is extended: a number it does not declare may be an extension,
+    /// which prost-reflect writes.
+    extended: bool,
 }
 
 enum Shape {
@@ -73,13 +77,19 @@ struct FieldPlan {
     kind: Kind,
     list: bool,
     presence: bool,
-    /// Maps and groups are left to prost-reflect.
+    /// Maps, groups and members of a oneof are left to prost-reflect.
     supported: bool,
     /// The plan of a message field's type, found on first use.
     nested: OnceCell<Rc<Plan>>,
 }
 
 impl FieldPlan {
+    /// Whether a default value of this field is left out of the binary form, as prost
+    /// leaves it out: a singular field without presence.
+    fn omits_default(&self) -> bool {
+        !self.list && !self.presence
+    }
+
     /// The plan of this message field's type.
     fn nested(&self, inner: &MessageDescriptor) -> &Plan {
         self.nested.get_or_init(|| plan_of(inner))
@@ -90,6 +100,7 @@ impl Plan {
     fn new(descriptor: &MessageDescriptor) -> Plan {
         let name = descriptor.full_name();
         let beyond = descriptor.fields().any(|f| f.number() > MAX_FIELD);
+        let extended = descriptor.extensions().len() > 0;
         let shape = if name == "google.protobuf.Timestamp" {
             Shape::Timestamp
         } else if name.starts_with("google.protobuf.") && name != "google.protobuf.Empty" {
@@ -114,13 +125,22 @@ impl Plan {
                     kind: field.kind(),
                     list: field.is_list(),
                     presence: field.supports_presence(),
-                    supported: !(field.is_map() || field.is_group()),
+                    // prost-reflect keeps only the last member of a oneof it reads.
+                    supported: !(field.is_map()
+                        || field.is_group()
+                        || field
+                            .containing_oneof()
+                            .is_some_and(|oneof| !oneof.is_synthetic())),
                     nested: OnceCell::new(),
                 });
             }
             Shape::Fields(fields)
         };
-        Plan { shape, beyond }
+        Plan {
+            shape,
+            beyond,
+            extended,
+        }
     }
 }
 
@@ -180,8 +200,9 @@ fn message(plan: &Plan, mut wire: &[u8], out: &mut Vec<u8>, depth: usize) -> Opt
             .and_then(|n| fields.get(n))
             .and_then(Option::as_ref)
         else {
-            // A number past MAX_FIELD that the message declares is left to prost-reflect.
-            if plan.beyond && number > MAX_FIELD {
+            // A number past MAX_FIELD that the message declares, or an extension, is left
+            // to prost-reflect.
+            if plan.extended || (plan.beyond && number > MAX_FIELD) {
                 return None;
             }
             skip(wire_type, &mut wire)?;
@@ -534,13 +555,17 @@ fn rfc3339(time: &chrono::DateTime<chrono::Utc>, out: &mut Vec<u8>) {
 /// reads it with prost-reflect, which also words any error): strings, bools, integers
 /// as JSON numbers, enums by a name they have, messages other than the well-known types,
 /// and arrays of those, under a field's lowerCamelCase or proto name. Unknown fields are
-/// skipped, as prost-reflect skips them with `deny_unknown_fields(false)`; a field given
-/// twice, `null`, a member of a oneof, and everything else fall back.
+/// skipped, as prost-reflect skips them with `deny_unknown_fields(false)`. Defaults of
+/// fields without presence are left out, as prost leaves them out, so the message is as
+/// large as prost-reflect's (the size limit judges it). A field given twice, `null`, a
+/// member of a oneof, repeated numbers (prost-reflect packs them), a key in `Empty`, an
+/// extension and everything else fall back.
 pub(crate) fn from_json(descriptor: &MessageDescriptor, body: &[u8]) -> Option<Vec<u8>> {
     let mut json = serde_json::Deserializer::from_slice(body);
     let mut out = Vec::with_capacity(body.len());
     MessageSeed {
         descriptor,
+        plan: &plan_of(descriptor),
         out: &mut out,
     }
     .deserialize(&mut json)
@@ -557,6 +582,7 @@ fn fall_back<E: serde::de::Error>() -> E {
 /// Reads one JSON object as a message of type `descriptor`, its fields appended to `out`.
 struct MessageSeed<'a> {
     descriptor: &'a MessageDescriptor,
+    plan: &'a Plan,
     out: &'a mut Vec<u8>,
 }
 
@@ -577,8 +603,7 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let descriptor = self.descriptor;
-        let plan = plan_of(descriptor);
-        let Shape::Fields(fields) = &plan.shape else {
+        let Shape::Fields(fields) = &self.plan.shape else {
             return Err(fall_back());
         };
         let mut seen: u128 = 0;
@@ -588,24 +613,23 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
                 .get_field_by_json_name(&name)
                 .or_else(|| descriptor.get_field_by_name(&name))
             else {
-                if descriptor.get_extension_by_json_name(&name).is_some() {
+                // An extension is read by prost-reflect; `Empty` refuses any key there.
+                if descriptor.get_extension_by_json_name(&name).is_some()
+                    || descriptor.full_name() == "google.protobuf.Empty"
+                {
                     return Err(fall_back());
                 }
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
-            if field
-                .containing_oneof()
-                .is_some_and(|oneof| !oneof.is_synthetic())
-            {
-                return Err(fall_back());
-            }
             let number = field.number();
+            // A repeated number is left to prost-reflect too, which packs it: a message
+            // read here is exactly as large as its, for the size limit.
             let Some(plan) = usize::try_from(number)
                 .ok()
                 .and_then(|n| fields.get(n))
                 .and_then(Option::as_ref)
-                .filter(|plan| plan.supported)
+                .filter(|plan| plan.supported && !(plan.list && is_packable(&plan.kind)))
             else {
                 return Err(fall_back());
             };
@@ -641,6 +665,7 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
                 let mut body = Vec::new();
                 MessageSeed {
                     descriptor: inner,
+                    plan: self.field.nested(inner),
                     out: &mut body,
                 }
                 .deserialize(deserializer)?;
@@ -676,6 +701,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<(), E> {
         let (number, out) = (self.number, self.out);
         match &self.field.kind {
+            Kind::String if text.is_empty() && self.field.omits_default() => {}
             Kind::String => {
                 encode_key(number, WireType::LengthDelimited, out);
                 encode_varint(text.len() as u64, out);
@@ -684,7 +710,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             Kind::Enum(descriptor) => {
                 // A name the enum lacks reads as unset in prost-reflect; left to it.
                 let value = descriptor.get_value_by_name(text).ok_or_else(fall_back)?;
-                prost::encoding::int32::encode(number, &value.number(), out);
+                if value.number() != 0 || !self.field.omits_default() {
+                    prost::encoding::int32::encode(number, &value.number(), out);
+                }
             }
             _ => return Err(fall_back()),
         }
@@ -695,16 +723,29 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         if !matches!(self.field.kind, Kind::Bool) {
             return Err(fall_back());
         }
-        prost::encoding::bool::encode(self.number, &value, self.out);
+        if value || !self.field.omits_default() {
+            prost::encoding::bool::encode(self.number, &value, self.out);
+        }
         Ok(())
     }
 
     fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<(), E> {
-        integer(&self.field.kind, self.number, i128::from(value), self.out)
+        self.integer(i128::from(value))
     }
 
     fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<(), E> {
-        integer(&self.field.kind, self.number, i128::from(value), self.out)
+        self.integer(i128::from(value))
+    }
+}
+
+impl ValueSeed<'_> {
+    /// Appends an integer field holding `value` (a default one only where prost would).
+    fn integer<E: serde::de::Error>(self, value: i128) -> Result<(), E> {
+        let kind = &self.field.kind;
+        if value == 0 && self.field.omits_default() && is_integer(kind) {
+            return Ok(());
+        }
+        integer(kind, self.number, value, self.out)
     }
 }
 
@@ -733,6 +774,23 @@ fn integer<E: serde::de::Error>(
         _ => return Err(fall_back()),
     }
     Ok(())
+}
+
+/// Whether `kind` is one of protobuf's integer types.
+fn is_integer(kind: &Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Int32
+            | Kind::Sint32
+            | Kind::Sfixed32
+            | Kind::Int64
+            | Kind::Sint64
+            | Kind::Sfixed64
+            | Kind::Uint32
+            | Kind::Fixed32
+            | Kind::Uint64
+            | Kind::Fixed64
+    )
 }
 
 /// Reads a JSON array of a repeated field's values, each appended as its own element.
@@ -823,7 +881,11 @@ mod tests {
             return message;
         }
         for field in descriptor.fields() {
-            if field.is_map() || rng.random_range(0..4) == 0 {
+            // A real oneof is left to prost-reflect (its own test).
+            let in_oneof = field
+                .containing_oneof()
+                .is_some_and(|oneof| !oneof.is_synthetic());
+            if field.is_map() || in_oneof || rng.random_range(0..4) == 0 {
                 continue;
             }
             let kind = field.kind();
@@ -1110,15 +1172,53 @@ mod tests {
                 assert_eq!(Some(ours), reflected_wire(&descriptor, &json));
             }
         }
-        // Floats and bytes fall back; messages without them are read here.
-        let plain = br#"{"fTypeInt32One":-5,"f_type_uint64_many":[1,18446744073709551615],
-            "fTypeEnumMany":["COLOUR_BLUE"],"fTypeStringOpt":"","fTypeBoolUnpacked":[true,false],
+        // Floats, bytes and repeated numbers fall back; messages without them are read.
+        let plain = br#"{"fTypeInt32One":-5,"f_type_uint64_one":18446744073709551615,
+            "fTypeEnumOne":"COLOUR_BLUE","fTypeStringOpt":"","fTypeStringMany":["a",""],
             "fTypeMessageOne":{"fTypeSint64One":-9223372036854775808,"fTypeMessageMany":[{},{}]}}"#;
         assert!(read_wire(&descriptor, plain).is_some());
         assert_eq!(
             read_wire(&descriptor, plain),
             reflected_wire(&descriptor, plain)
         );
+    }
+
+    #[test]
+    fn oneofs_empty_and_defaults_are_handled_as_prost_reflect_handles_them() {
+        let descriptor = all_kinds();
+        // Two members of one oneof on the wire: prost-reflect keeps the last.
+        let mut both = bytes_field(100, b"x");
+        prost::encoding::int32::encode(101, &7, &mut both);
+        assert!(to_json(&descriptor, &both).is_none());
+        assert!(from_json(&descriptor, br#"{"choiceA":"x"}"#).is_none());
+        // `Empty` refuses any key in prost-reflect; `{}` is the empty message.
+        let empty = service_pool()
+            .get_message_by_name("google.protobuf.Empty")
+            .expect("Empty");
+        assert!(from_json(&empty, br#"{"x":1}"#).is_none());
+        assert_eq!(from_json(&empty, b"{}"), Some(Vec::new()));
+        assert_eq!(to_json(&empty, b""), Some(b"{}".to_vec()));
+        // Defaults of fields without presence are left out, as prost leaves them out:
+        // the same bytes as prost-reflect's, so the same size against the limit.
+        let fetch = service_pool()
+            .get_message_by_name("participants.v1.FetchParticipantRequest")
+            .expect("FetchParticipantRequest");
+        for body in [
+            &br#"{"conversationId":"","participantId":"conv_participant_01"}"#[..],
+            br#"{"conversationId":"c","participantId":""}"#,
+            br#"{}"#,
+        ] {
+            assert_eq!(from_json(&fetch, body), reflected_wire(&fetch, body));
+        }
+        let plain =
+            br#"{"fTypeInt32One":0,"fTypeBoolOne":false,"fTypeEnumOne":"COLOUR_UNSPECIFIED",
+            "fTypeStringOne":"","fTypeInt32Opt":0,"fTypeStringOpt":""}"#;
+        assert_eq!(
+            from_json(&descriptor, plain),
+            reflected_wire(&descriptor, plain)
+        );
+        // Repeated numbers are packed by prost-reflect: left to it.
+        assert!(from_json(&descriptor, br#"{"fTypeInt32Many":[1,2]}"#).is_none());
     }
 
     #[test]
@@ -1207,7 +1307,7 @@ mod tests {
     }
 
     /// A descriptor with a field of every kind, singular, repeated (packed and not) and
-    /// proto3 `optional`, an enum, a nested message and a map.
+    /// proto3 `optional`, a oneof, an enum and a nested message.
     fn all_kinds() -> MessageDescriptor {
         let kinds = [
             Type::Double,
@@ -1229,7 +1329,24 @@ mod tests {
             Type::Message,
         ];
         let mut fields = Vec::new();
-        let mut oneofs = Vec::new();
+        // A real oneof first (synthetic ones, of proto3 `optional`, come last).
+        let mut oneofs = vec![prost_types::OneofDescriptorProto {
+            name: Some("choice".into()),
+            ..Default::default()
+        }];
+        for (number, name, kind) in [
+            (100, "choice_a", Type::String),
+            (101, "choice_b", Type::Int32),
+        ] {
+            fields.push(FieldDescriptorProto {
+                name: Some(name.into()),
+                number: Some(number),
+                label: Some(Label::Optional as i32),
+                r#type: Some(kind as i32),
+                oneof_index: Some(0),
+                ..Default::default()
+            });
+        }
         for (i, kind) in kinds.iter().enumerate() {
             let type_name = match kind {
                 Type::Enum => Some(".t.Colour".to_owned()),
