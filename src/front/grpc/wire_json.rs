@@ -249,13 +249,10 @@ fn message(plan: &Plan, mut wire: &[u8], out: &mut Vec<u8>, depth: usize) -> Opt
         }
         close(&mut open, out);
         first_time(&mut seen, number)?;
-        if let Kind::Message(inner) = kind {
-            if wire_type != WireType::LengthDelimited {
-                return None;
-            }
-            let body = length_delimited(&mut wire)?;
+        if let Kind::Message(_) = kind {
+            // A message field has presence: written even when empty.
             key(field, &mut written, out);
-            message(field.nested(inner), body, out, depth + 1)?;
+            value(field, wire_type, &mut wire, out, depth)?;
             continue;
         }
         let value = scalar(kind, wire_type, &mut wire)?;
@@ -676,17 +673,8 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
             }
             Kind::String | Kind::Enum(_) => deserializer.deserialize_str(self),
             Kind::Bool => deserializer.deserialize_bool(self),
-            Kind::Int32
-            | Kind::Sint32
-            | Kind::Sfixed32
-            | Kind::Int64
-            | Kind::Sint64
-            | Kind::Sfixed64
-            | Kind::Uint32
-            | Kind::Fixed32
-            | Kind::Uint64
-            | Kind::Fixed64 => deserializer.deserialize_any(self),
-            Kind::Float | Kind::Double | Kind::Bytes => Err(fall_back()),
+            kind if is_integer(kind) => deserializer.deserialize_any(self),
+            _ => Err(fall_back()),
         }
     }
 }
