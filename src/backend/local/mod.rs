@@ -107,22 +107,21 @@ const LIST_SERVICE_PARTICIPANTS: &str = "SELECT seq, sid FROM service_participan
 const PARTICIPANT_BODY: &str = "SELECT body FROM participants WHERE id = ?1";
 /// The body of a listed v1 participant, by sid key (`?1`).
 const SERVICE_PARTICIPANT_BODY: &str = "SELECT body FROM service_participants WHERE sid = ?1";
-/// A v1 participant by sid key (`?1`): its conversation's number and body (the body says
-/// which chat service and conversation it is in: `stored::Placed`).
-const SERVICE_PARTICIPANT_BY_SID: &str =
-    "SELECT conversation, body FROM service_participants WHERE sid = ?1";
+/// A v1 participant by sid key (`?1`) in its conversation: its sid, conversation number
+/// and body.
+const SERVICE_PARTICIPANT_BY_SID: &str = "SELECT sid, conversation, body FROM service_participants
+     WHERE sid = ?1
+       AND conversation = (SELECT n FROM conversations WHERE service = ?2 AND id = ?3)";
 /// A v1 participant by identity (`?1`) in its conversation.
 const SERVICE_PARTICIPANT_BY_IDENTITY: &str =
     "SELECT sid, conversation, body FROM service_participants
      WHERE conversation = (SELECT n FROM conversations WHERE service = ?2 AND id = ?3)
        AND identity = ?1";
-/// A v2 participant by id key (`?1`): its conversation's number and body (the body says
-/// which conversation it is in: `stored::Placed`).
-const PARTICIPANT_BY_ID: &str = "SELECT conversation, body FROM participants WHERE id = ?1";
-/// Whether conversation number `?3` is conversation `?2` of chat service `?1` ('' for
-/// v2): for a body that does not say.
-const CONVERSATION_IS: &str =
-    "SELECT 1 FROM conversations WHERE service = ?1 AND id = ?2 AND n = ?3";
+/// A v2 participant by id key (`?1`) in its conversation: its conversation number and
+/// body.
+const PARTICIPANT_BY_ID: &str = "SELECT conversation, body FROM participants
+     WHERE id = ?1
+       AND conversation = (SELECT n FROM conversations WHERE service = '' AND id = ?2)";
 
 /// The local backend. Cheap to share behind an `Arc`.
 pub struct LocalBackend {
@@ -414,95 +413,36 @@ fn listed(
 /// Two point lookups rather than one `sid = ?1 OR identity = ?1` query: SQLite re-prepared
 /// that statement on every call (its plan depended on the bound value, through the
 /// partial identity index), which made a v1 fetch several times the cost of a v2 one.
-pub(super) fn service_participant_row(
+fn service_participant_row(
     conn: &Connection,
     key: &ServiceParticipantRef,
-    store_account: &str,
-) -> Result<Option<(ServiceParticipant, i64)>, Error> {
-    let place = |sid| stored::V1Place {
-        sid,
-        chat_service_sid: key.chat_service_sid.clone(),
-        conversation_sid: key.conversation_sid.clone(),
+) -> Result<Option<(String, i64, Vec<u8>)>, Error> {
+    let row = |sql: &str, first: &dyn rusqlite::ToSql| -> Result<_, Error> {
+        conn.prepare_cached(sql)?
+            .query_row(
+                params![first, key.chat_service_sid, key.conversation_sid],
+                |row| {
+                    Ok((
+                        row.get::<_, rusqlite::types::Value>(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                    ))
+                },
+            )
+            .optional()?
+            .map(|(sid, n, body)| {
+                Ok((
+                    stored::v1_sid(rusqlite::types::ValueRef::from(&sid))?,
+                    n,
+                    body,
+                ))
+            })
+            .transpose()
     };
-    let by_sid = conn
-        .prepare_cached(SERVICE_PARTICIPANT_BY_SID)?
-        .query_row(params![stored::v1_key(&key.sid)], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                stored::v1_participant_in(
-                    place(key.sid.clone()),
-                    row.get_ref(1)?.as_blob()?,
-                    store_account,
-                ),
-            ))
-        })
-        .optional()?;
-    if let Some((n, found)) = by_sid {
-        let service = &key.chat_service_sid;
-        if let Some(participant) = placed(conn, found?, service, &key.conversation_sid, n)? {
-            return Ok(Some((participant, n)));
-        }
+    if let Some(found) = row(SERVICE_PARTICIPANT_BY_SID, &stored::v1_key(&key.sid))? {
+        return Ok(Some(found));
     }
-    conn.prepare_cached(SERVICE_PARTICIPANT_BY_IDENTITY)?
-        .query_row(
-            params![key.sid, key.chat_service_sid, key.conversation_sid],
-            |row| {
-                let n = row.get::<_, i64>(1)?;
-                let body = row.get_ref(2)?.as_blob()?;
-                Ok(stored::v1_sid(row.get_ref(0)?)
-                    .and_then(|sid| stored::v1_participant(place(sid), body, store_account))
-                    .map(|participant| (participant, n)))
-            },
-        )
-        .optional()?
-        .transpose()
-}
-
-/// The v2 participant `key` names, with its conversation's number: one lookup by id, its
-/// conversation checked against the body (see `stored::Placed`).
-pub(super) fn participant_row(
-    conn: &Connection,
-    key: &ParticipantRef,
-    store_account: &str,
-) -> Result<Option<(Participant, i64)>, Error> {
-    let found = conn
-        .prepare_cached(PARTICIPANT_BY_ID)?
-        .query_row(params![stored::v2_key(&key.participant_id)], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                // Decoded where SQLite holds the body, not copied out first.
-                stored::v2_participant_in(
-                    key.participant_id.clone(),
-                    key.conversation_id.clone(),
-                    row.get_ref(1)?.as_blob()?,
-                    store_account,
-                ),
-            ))
-        })
-        .optional()?;
-    let Some((n, found)) = found else {
-        return Ok(None);
-    };
-    Ok(placed(conn, found?, "", &key.conversation_id, n)?.map(|p| (p, n)))
-}
-
-/// The record of a row found by id, if it is in conversation `conversation` of `service`;
-/// a body that does not say is checked against the row's conversation number `n`.
-fn placed<T>(
-    conn: &Connection,
-    found: stored::Placed<T>,
-    service: &str,
-    conversation: &str,
-    n: i64,
-) -> Result<Option<T>, Error> {
-    Ok(match found {
-        stored::Placed::Here(record) => Some(record),
-        stored::Placed::Elsewhere => None,
-        stored::Placed::Unsure(record) => conn
-            .prepare_cached(CONVERSATION_IS)?
-            .exists(params![service, conversation, n])?
-            .then_some(record),
-    })
+    row(SERVICE_PARTICIPANT_BY_IDENTITY, &key.sid)
 }
 
 /// Runs a store operation in its span (`db.system.name = sqlite`), timing it.
@@ -725,9 +665,25 @@ impl ParticipantBackend for LocalBackend {
         let started = Instant::now();
         // Taken before the read: a write committed after it keeps this copy out.
         let ticket = self.participants.as_ref().map(|cache| cache.ticket());
-        let found = self.read(|conn| participant_row(conn, &key, &self.account))?;
+        let found: Option<Participant> = self.read(|conn| {
+            conn.prepare_cached(PARTICIPANT_BY_ID)?
+                .query_row(
+                    params![stored::v2_key(&key.participant_id), key.conversation_id],
+                    // Decoded where SQLite holds the body, not copied out first.
+                    |row| {
+                        Ok(stored::v2_participant(
+                            key.participant_id.clone(),
+                            key.conversation_id.clone(),
+                            row.get_ref(1)?.as_blob()?,
+                            &self.account,
+                        ))
+                    },
+                )
+                .optional()?
+                .transpose()
+        })?;
         record_store("fetch_participant", started);
-        let (participant, _) = found.ok_or_else(not_found)?;
+        let participant = found.ok_or_else(not_found)?;
         if let (Some(cache), Some(ticket)) = (&self.participants, ticket) {
             cache.fill(ticket, &participant.id, &participant);
         }
@@ -773,9 +729,20 @@ impl ParticipantBackend for LocalBackend {
             .service_participants
             .as_ref()
             .map(|cache| cache.ticket());
-        let found = self.read(|conn| service_participant_row(conn, &key, &self.account))?;
+        let found: Option<ServiceParticipant> = self.read(|conn| {
+            service_participant_row(conn, &key)?
+                .map(|(sid, _, body)| {
+                    let place = stored::V1Place {
+                        sid,
+                        chat_service_sid: key.chat_service_sid.clone(),
+                        conversation_sid: key.conversation_sid.clone(),
+                    };
+                    stored::v1_participant(place, &body, &self.account)
+                })
+                .transpose()
+        })?;
         record_store("fetch_service_participant", started);
-        let (participant, _) = found.ok_or(Error::NotFound {
+        let participant = found.ok_or(Error::NotFound {
             resource: Resource::ServiceParticipant,
         })?;
         if let (Some(cache), Some(ticket)) = (&self.service_participants, ticket) {
@@ -879,224 +846,6 @@ mod tests {
         }
     }
 
-    /// Every body as a fetch finds it: a v2 body is re-encoded through `body`.
-    fn rewrite_bodies(
-        path: &Path,
-        v2: impl Fn(&mut stored::V2Body),
-        v1: impl Fn(&mut stored::V1Body),
-    ) {
-        use prost::Message as _;
-        let conn = Connection::open(path).expect("open");
-        for (table, key) in [("participants", "id"), ("service_participants", "sid")] {
-            let rows: Vec<(rusqlite::types::Value, Vec<u8>)> = conn
-                .prepare(&format!("SELECT {key}, body FROM {table}"))
-                .expect("select")
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .expect("rows")
-                .collect::<Result<_, _>>()
-                .expect("rows");
-            for (id, body) in rows {
-                let body = if table == "participants" {
-                    let mut decoded = stored::V2Body::decode(&body[..]).expect("v2 body");
-                    v2(&mut decoded);
-                    decoded.encode_to_vec()
-                } else {
-                    let mut decoded = stored::V1Body::decode(&body[..]).expect("v1 body");
-                    v1(&mut decoded);
-                    decoded.encode_to_vec()
-                };
-                conn.execute(
-                    &format!("UPDATE {table} SET body = ?2 WHERE {key} = ?1"),
-                    params![id, body],
-                )
-                .expect("update");
-            }
-        }
-    }
-
-    /// A fetch finds a record by id alone and checks the conversation it was asked for
-    /// against what the body says; a body that says nothing (written before bodies named
-    /// their conversation) is checked against `conversations` instead. Either way a
-    /// record is found in its own conversation only, for canonical ids and others, and an
-    /// update writes the body with its conversation.
-    #[tokio::test]
-    async fn a_record_is_found_in_its_own_conversation_whether_or_not_its_body_names_it() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let options = StoreOptions {
-            // Every fetch reads the store.
-            cache_entries: 0,
-            integrity_check: None,
-            ..StoreOptions::new(dir.path(), "AC00000000000000000000000000000000")
-        };
-        let ctx = CallContext::default();
-        // A conversation id of the canonical shape (kept as 16 bytes) and one of another.
-        let fresh_conversation = || {
-            crate::domain::ids::participant_id().replace("conv_participant_", "conv_conversation_")
-        };
-        let conversations = [
-            fresh_conversation(),
-            "conv_conversation_NOT-CANONICAL".to_owned(),
-        ];
-        let (service, chat) = (format!("IS{:032x}", 7), format!("CH{:032x}", 9));
-        let (other_service, other_chat) = ("ISlegacy".to_owned(), format!("CH{:032x}", 10));
-        let backend = LocalBackend::open(&options).expect("open");
-        let mut v2 = Vec::new();
-        for conversation in &conversations {
-            let created = backend
-                .create_participant(
-                    &ctx,
-                    NewParticipant {
-                        conversation_id: conversation.clone(),
-                        name: Some("Ada".into()),
-                        kind: None,
-                        profile_id: None,
-                        addresses: vec![crate::domain::Address {
-                            channel: crate::domain::Channel::Sms,
-                            address: "+15550001111".into(),
-                            channel_id: None,
-                            channel_name: None,
-                        }],
-                        idempotency_key: None,
-                    },
-                )
-                .await
-                .expect("create v2");
-            v2.push(created);
-        }
-        let mut v1 = Vec::new();
-        for (service, chat) in [(&service, &chat), (&other_service, &other_chat)] {
-            let created = backend
-                .create_service_participant(
-                    &ctx,
-                    NewServiceParticipant {
-                        chat_service_sid: service.clone(),
-                        conversation_sid: chat.clone(),
-                        identity: Some("alice".into()),
-                        attributes: None,
-                        messaging_binding: None,
-                        role_sid: None,
-                        date_created: None,
-                        date_updated: None,
-                        webhooks: crate::domain::Webhooks::default(),
-                        idempotency_key: None,
-                    },
-                )
-                .await
-                .expect("create v1");
-            v1.push(created);
-        }
-        backend.close().await;
-
-        let path = dir.path().join(DB_FILE);
-        for legacy in [false, true] {
-            if legacy {
-                rewrite_bodies(
-                    &path,
-                    |body| body.conversation = None,
-                    |body| {
-                        body.chat_service = None;
-                        body.conversation = None;
-                    },
-                );
-            }
-            let backend = LocalBackend::open(&options).expect("reopen");
-            for (i, participant) in v2.iter().enumerate() {
-                let at = |conversation: &str| ParticipantRef {
-                    conversation_id: conversation.to_owned(),
-                    participant_id: participant.id.clone(),
-                };
-                let found = backend
-                    .fetch_participant(&ctx, at(&participant.conversation_id))
-                    .await
-                    .expect("found in its conversation");
-                assert_eq!(&found, participant, "legacy {legacy}");
-                for elsewhere in [&conversations[1 - i], &fresh_conversation()] {
-                    let err = backend
-                        .fetch_participant(&ctx, at(elsewhere))
-                        .await
-                        .expect_err("not in another conversation");
-                    assert!(
-                        matches!(err, Error::NotFound { .. }),
-                        "legacy {legacy}: {err:?}"
-                    );
-                }
-            }
-            for (i, participant) in v1.iter().enumerate() {
-                let other = &v1[1 - i];
-                for (service, chat, here) in [
-                    (
-                        &participant.chat_service_sid,
-                        &participant.conversation_sid,
-                        true,
-                    ),
-                    (
-                        &participant.chat_service_sid,
-                        &other.conversation_sid,
-                        false,
-                    ),
-                    (
-                        &other.chat_service_sid,
-                        &participant.conversation_sid,
-                        false,
-                    ),
-                ] {
-                    let found = backend
-                        .fetch_service_participant(
-                            &ctx,
-                            ServiceParticipantRef {
-                                chat_service_sid: service.clone(),
-                                conversation_sid: chat.clone(),
-                                sid: participant.sid.clone(),
-                            },
-                        )
-                        .await;
-                    match found {
-                        Ok(found) => {
-                            assert!(here, "legacy {legacy}: found elsewhere");
-                            assert_eq!(&found, participant, "legacy {legacy}");
-                        }
-                        Err(err) => {
-                            assert!(!here, "legacy {legacy}: {err:?}");
-                            assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
-                        }
-                    }
-                }
-            }
-            backend.close().await;
-        }
-
-        // An update of a record whose body named nothing writes its conversation.
-        let backend = LocalBackend::open(&options).expect("reopen");
-        let updated = backend
-            .update_participant(
-                &ctx,
-                ParticipantUpdate {
-                    key: ParticipantRef {
-                        conversation_id: v2[0].conversation_id.clone(),
-                        participant_id: v2[0].id.clone(),
-                    },
-                    changes: crate::domain::ParticipantChanges {
-                        name: Some(Some("Grace".into())),
-                        ..Default::default()
-                    },
-                },
-            )
-            .await
-            .expect("update");
-        assert_eq!(updated.name.as_deref(), Some("Grace"));
-        backend.close().await;
-        let conn = Connection::open(&path).expect("open");
-        let body: Vec<u8> = conn
-            .query_row(
-                "SELECT body FROM participants WHERE id = ?1",
-                [stored::v2_key(&v2[0].id)],
-                |r| r.get(0),
-            )
-            .expect("row");
-        let body = <stored::V2Body as prost::Message>::decode(&body[..]).expect("body");
-        assert!(body.conversation.is_some(), "{body:?}");
-    }
-
     /// Point lookups use the index their columns name, with plans fixed at prepare time
     /// (the partial v1 indexes too: `identity = ?` implies `identity IS NOT NULL`).
     #[test]
@@ -1120,17 +869,12 @@ mod tests {
             (
                 SERVICE_PARTICIPANT_BY_SID,
                 "PRIMARY KEY",
-                plan(SERVICE_PARTICIPANT_BY_SID, params!["MB1"]),
+                plan(SERVICE_PARTICIPANT_BY_SID, params!["MB1", "IS1", "CH1"]),
             ),
             (
                 PARTICIPANT_BY_ID,
                 "PRIMARY KEY",
-                plan(PARTICIPANT_BY_ID, params!["p1"]),
-            ),
-            (
-                CONVERSATION_IS,
-                "conversations_by_n",
-                plan(CONVERSATION_IS, params!["", "conv_1", 7]),
+                plan(PARTICIPANT_BY_ID, params!["p1", "conv_1"]),
             ),
             (
                 PARTICIPANT_BODY,
@@ -1182,9 +926,11 @@ mod tests {
                 conversation_sid: conversation.clone(),
                 sid: format!("user-{round}"),
             };
-            service_participant_row(&conn, &key, "AC1").expect("v1 lookup");
-            count(PARTICIPANT_BY_ID, params![format!("p{round}")]);
-            count(CONVERSATION_IS, params!["", conversation, round]);
+            service_participant_row(&conn, &key).expect("v1 lookup");
+            count(
+                PARTICIPANT_BY_ID,
+                params![format!("p{round}"), conversation],
+            );
             count(PARTICIPANT_BODY, params![format!("p{round}")]);
             count(SERVICE_PARTICIPANT_BODY, params![format!("MB{round}")]);
         }
@@ -1194,7 +940,6 @@ mod tests {
             SERVICE_PARTICIPANT_BY_SID,
             SERVICE_PARTICIPANT_BY_IDENTITY,
             PARTICIPANT_BY_ID,
-            CONVERSATION_IS,
             PARTICIPANT_BODY,
             SERVICE_PARTICIPANT_BODY,
         ] {

@@ -17,15 +17,6 @@
 //!   that the participant, address and index rows carry instead of its text.
 //! - **The account once.** The account a store writes its records under is kept once
 //!   (`store_account`); a body names its account only when it is another.
-//! - **The conversation in the body too.** A body also names its conversation (and a v1
-//!   body its chat service), in the short form of the ids above, so that a fetch or an
-//!   update checks the conversation the caller named against the row it found by id,
-//!   without a second lookup in `conversations` (at ten million participants that lookup
-//!   was a page read of its own on most calls). A body written before bodies named it is
-//!   checked against `conversations` ([`Placed::Unsure`]); the next update of the
-//!   record writes it with its conversation. The schema is unchanged: protobuf readers
-//!   skip fields they do not know, and a version that dropped this one on a rewrite
-//!   would only send that record back to the `conversations` check.
 
 use chrono::{DateTime, Utc};
 use prost::Message as _;
@@ -54,9 +45,6 @@ pub(super) struct V2Body {
     pub(super) created_at: Option<Time>,
     #[prost(message, optional, tag = "7")]
     pub(super) updated_at: Option<Time>,
-    /// The conversation; `None` in bodies written before bodies named it.
-    #[prost(message, optional, tag = "8")]
-    pub(super) conversation: Option<StoredId>,
 }
 
 /// One address of a [`V2Body`].
@@ -95,70 +83,6 @@ pub(super) struct V1Body {
     pub(super) last_read_message_index: Option<i64>,
     #[prost(string, optional, tag = "9")]
     pub(super) last_read_timestamp: Option<String>,
-    /// The chat service and conversation; `None` in bodies written before bodies named
-    /// them.
-    #[prost(message, optional, tag = "10")]
-    pub(super) chat_service: Option<StoredId>,
-    #[prost(message, optional, tag = "11")]
-    pub(super) conversation: Option<StoredId>,
-}
-
-/// An id as a body keeps it: the 16 bytes of a canonical id (see [`v2_key`]), or else
-/// its text; never both.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(super) struct StoredId {
-    #[prost(bytes = "vec", optional, tag = "1")]
-    pub(super) bytes: Option<Vec<u8>>,
-    #[prost(string, optional, tag = "2")]
-    pub(super) text: Option<String>,
-}
-
-impl StoredId {
-    fn new(canonical: Option<[u8; 16]>, text: &str) -> StoredId {
-        match canonical {
-            Some(bytes) => StoredId {
-                bytes: Some(bytes.to_vec()),
-                text: None,
-            },
-            None => StoredId {
-                bytes: None,
-                text: Some(text.to_owned()),
-            },
-        }
-    }
-
-    /// Whether this is the id whose short form is `canonical` and text `text`. Exact: an
-    /// id has 16 bytes only when they give its text back.
-    fn is(&self, canonical: Option<[u8; 16]>, text: &str) -> bool {
-        match canonical {
-            Some(bytes) => self.bytes.as_deref() == Some(&bytes[..]) && self.text.is_none(),
-            None => self.bytes.is_none() && self.text.as_deref() == Some(text),
-        }
-    }
-}
-
-/// Whether a record found by its id is in the conversation the caller named.
-#[derive(Debug)]
-pub(super) enum Placed<T> {
-    /// Its body names that conversation.
-    Here(T),
-    /// Its body names another: for the caller, it does not exist.
-    Elsewhere,
-    /// Its body names none (it was written before bodies did): the caller asks
-    /// `conversations` whether the row's conversation number is the one named.
-    Unsure(T),
-}
-
-/// `Here` or `Elsewhere` as `named` says, or `Unsure` when the body named nothing.
-fn placed<T>(
-    named: Option<bool>,
-    record: impl FnOnce() -> Result<T, Error>,
-) -> Result<Placed<T>, Error> {
-    Ok(match named {
-        Some(true) => Placed::Here(record()?),
-        Some(false) => Placed::Elsewhere,
-        None => Placed::Unsure(record()?),
-    })
 }
 
 /// The messaging binding of a [`V1Body`].
@@ -236,10 +160,6 @@ pub(super) fn v2_body(participant: &Participant, store_account: &str) -> Vec<u8>
             .collect(),
         created_at: participant.created_at.map(Time::from),
         updated_at: participant.updated_at.map(Time::from),
-        conversation: Some(StoredId::new(
-            conversation_bytes(&participant.conversation_id),
-            &participant.conversation_id,
-        )),
     }
     .encode_to_vec()
 }
@@ -251,38 +171,8 @@ pub(super) fn v2_participant(
     body: &[u8],
     store_account: &str,
 ) -> Result<Participant, Error> {
-    v2_record(id, conversation_id, decode_v2(body)?, store_account)
-}
-
-/// The v2 participant stored as `body` under `id`, if it is in `conversation_id` (see
-/// [`Placed`]).
-pub(super) fn v2_participant_in(
-    id: String,
-    conversation_id: String,
-    body: &[u8],
-    store_account: &str,
-) -> Result<Placed<Participant>, Error> {
-    let mut body = decode_v2(body)?;
-    let named = body
-        .conversation
-        .take()
-        .map(|stored| stored.is(conversation_bytes(&conversation_id), &conversation_id));
-    placed(named, || {
-        v2_record(id, conversation_id, body, store_account)
-    })
-}
-
-fn decode_v2(body: &[u8]) -> Result<V2Body, Error> {
-    V2Body::decode(body)
-        .map_err(|e| corrupt(format!("a stored v2 participant does not decode: {e}")))
-}
-
-fn v2_record(
-    id: String,
-    conversation_id: String,
-    body: V2Body,
-    store_account: &str,
-) -> Result<Participant, Error> {
+    let body = V2Body::decode(body)
+        .map_err(|e| corrupt(format!("a stored v2 participant does not decode: {e}")))?;
     let addresses = body
         .addresses
         .into_iter()
@@ -340,14 +230,6 @@ pub(super) fn v1_body(participant: &ServiceParticipant, store_account: &str) -> 
         date_updated: participant.date_updated.map(Time::from),
         last_read_message_index: participant.last_read_message_index,
         last_read_timestamp: participant.last_read_timestamp.clone(),
-        chat_service: Some(StoredId::new(
-            hex_bytes("IS", &participant.chat_service_sid),
-            &participant.chat_service_sid,
-        )),
-        conversation: Some(StoredId::new(
-            hex_bytes("CH", &participant.conversation_sid),
-            &participant.conversation_sid,
-        )),
     }
     .encode_to_vec()
 }
@@ -365,42 +247,8 @@ pub(super) fn v1_participant(
     body: &[u8],
     store_account: &str,
 ) -> Result<ServiceParticipant, Error> {
-    v1_record(place, decode_v1(body)?, store_account)
-}
-
-/// The v1 participant stored as `body` under `place.sid`, if it is in `place`'s chat
-/// service and conversation (see [`Placed`]).
-pub(super) fn v1_participant_in(
-    place: V1Place,
-    body: &[u8],
-    store_account: &str,
-) -> Result<Placed<ServiceParticipant>, Error> {
-    let mut body = decode_v1(body)?;
-    let named = match (body.chat_service.take(), body.conversation.take()) {
-        (Some(service), Some(conversation)) => Some(
-            service.is(
-                hex_bytes("IS", &place.chat_service_sid),
-                &place.chat_service_sid,
-            ) && conversation.is(
-                hex_bytes("CH", &place.conversation_sid),
-                &place.conversation_sid,
-            ),
-        ),
-        _ => None,
-    };
-    placed(named, || v1_record(place, body, store_account))
-}
-
-fn decode_v1(body: &[u8]) -> Result<V1Body, Error> {
-    V1Body::decode(body)
-        .map_err(|e| corrupt(format!("a stored v1 participant does not decode: {e}")))
-}
-
-fn v1_record(
-    place: V1Place,
-    body: V1Body,
-    store_account: &str,
-) -> Result<ServiceParticipant, Error> {
+    let body = V1Body::decode(body)
+        .map_err(|e| corrupt(format!("a stored v1 participant does not decode: {e}")))?;
     Ok(ServiceParticipant {
         sid: place.sid,
         account_sid: body.account.unwrap_or_else(|| store_account.to_owned()),
@@ -447,38 +295,20 @@ pub(super) fn conversation_number(
 
 /// The key under which the v2 participant `id` is stored.
 pub(super) fn v2_key(id: &str) -> Value {
-    key(ulid_bytes(V2Id::Participant, id), id)
-}
-
-fn key(canonical: Option<[u8; 16]>, id: &str) -> Value {
+    let canonical = id
+        .strip_prefix(V2Id::Participant.prefix())
+        .filter(|ulid| ulid.len() == 26)
+        .and_then(|ulid| ulid::Ulid::from_string(ulid).ok())
+        .filter(|ulid| v2_text(ulid.0.to_be_bytes()) == id);
     match canonical {
-        Some(bytes) => Value::Blob(bytes.to_vec()),
+        Some(ulid) => Value::Blob(ulid.0.to_be_bytes().to_vec()),
         None => Value::Text(id.to_owned()),
     }
 }
 
-/// The 16 bytes of `id` when it is `kind`'s prefix and a lowercase ULID that gives `id`
-/// back.
-fn ulid_bytes(kind: V2Id, id: &str) -> Option<[u8; 16]> {
-    id.strip_prefix(kind.prefix())
-        .filter(|ulid| ulid.len() == 26)
-        .and_then(|ulid| ulid::Ulid::from_string(ulid).ok())
-        .map(|ulid| ulid.0.to_be_bytes())
-        .filter(|bytes| ulid_text(kind, *bytes) == id)
-}
-
-/// A v2 conversation id's 16 bytes, when it has them.
-fn conversation_bytes(id: &str) -> Option<[u8; 16]> {
-    ulid_bytes(V2Id::Conversation, id)
-}
-
 fn v2_text(bytes: [u8; 16]) -> String {
-    ulid_text(V2Id::Participant, bytes)
-}
-
-fn ulid_text(kind: V2Id, bytes: [u8; 16]) -> String {
     // One allocation: a list reads an id back for every row of its page.
-    let prefix = kind.prefix();
+    let prefix = V2Id::Participant.prefix();
     let mut buf = [0_u8; ulid::ULID_LEN];
     let mut text = String::with_capacity(prefix.len() + ulid::ULID_LEN);
     text.push_str(prefix);
@@ -490,24 +320,19 @@ fn ulid_text(kind: V2Id, bytes: [u8; 16]) -> String {
 
 /// The key under which the v1 participant `sid` is stored.
 pub(super) fn v1_key(sid: &str) -> Value {
-    key(hex_bytes("MB", sid), sid)
-}
-
-/// The 16 bytes of `sid` when it is `prefix` and 32 lowercase hex digits.
-fn hex_bytes(prefix: &str, sid: &str) -> Option<[u8; 16]> {
-    sid.strip_prefix(prefix)
+    let canonical = sid
+        .strip_prefix("MB")
         .filter(|hex| hex.len() == 32)
         .and_then(|hex| u128::from_str_radix(hex, 16).ok())
-        .map(u128::to_be_bytes)
-        .filter(|bytes| hex_text(prefix, *bytes) == sid)
+        .filter(|n| v1_text(n.to_be_bytes()) == sid);
+    match canonical {
+        Some(n) => Value::Blob(n.to_be_bytes().to_vec()),
+        None => Value::Text(sid.to_owned()),
+    }
 }
 
 fn v1_text(bytes: [u8; 16]) -> String {
-    hex_text("MB", bytes)
-}
-
-fn hex_text(prefix: &str, bytes: [u8; 16]) -> String {
-    format!("{prefix}{:032x}", u128::from_be_bytes(bytes))
+    format!("MB{:032x}", u128::from_be_bytes(bytes))
 }
 
 /// The id a v2 key column holds.
@@ -572,101 +397,6 @@ mod tests {
             let key = v1_key(sid);
             assert_eq!(matches!(key, Value::Blob(_)), bytes, "{sid}");
             assert_eq!(v1_sid(key_of(&key)).expect("decodes"), sid);
-        }
-    }
-
-    /// A body's conversation matches the conversation it was written with and no other:
-    /// the same ULID in upper case (not canonical, so kept as text) is another id, and a
-    /// body that names none is `Unsure`.
-    #[test]
-    fn a_body_names_its_conversation_exactly() {
-        let canonical =
-            crate::domain::ids::participant_id().replace("conv_participant_", "conv_conversation_");
-        let (prefix, ulid) = canonical.split_at("conv_conversation_".len());
-        let upper = format!("{prefix}{}", ulid.to_uppercase());
-        let participant = |conversation: &str| Participant {
-            id: crate::domain::ids::participant_id(),
-            conversation_id: conversation.to_owned(),
-            account_id: ACCOUNT.into(),
-            name: None,
-            kind: None,
-            profile_id: None,
-            addresses: Vec::new(),
-            created_at: None,
-            updated_at: None,
-        };
-        let conversations = [canonical.as_str(), upper.as_str(), "conv_1", ""];
-        for stored_in in conversations {
-            let written = participant(stored_in);
-            let body = v2_body(&written, ACCOUNT);
-            for asked in conversations {
-                let found = v2_participant_in(written.id.clone(), asked.to_owned(), &body, ACCOUNT)
-                    .expect("decodes");
-                match found {
-                    Placed::Here(back) => {
-                        assert_eq!(asked, stored_in);
-                        assert_eq!(back, written);
-                    }
-                    Placed::Elsewhere => assert_ne!(asked, stored_in),
-                    Placed::Unsure(_) => panic!("a new body names its conversation"),
-                }
-            }
-            let mut legacy = V2Body::decode(body.as_slice()).expect("decodes");
-            legacy.conversation = None;
-            let found = v2_participant_in(
-                written.id.clone(),
-                "conv_1".into(),
-                &legacy.encode_to_vec(),
-                ACCOUNT,
-            )
-            .expect("decodes");
-            assert!(matches!(found, Placed::Unsure(_)), "{found:?}");
-        }
-
-        let hex = |prefix: &str, n: u128| format!("{prefix}{n:032x}");
-        let places = [
-            (hex("IS", 1), hex("CH", 2)),
-            (hex("IS", 1), hex("CH", 3)),
-            (hex("IS", 4), hex("CH", 2)),
-            (hex("IS", 1).to_uppercase(), hex("CH", 2)),
-            ("IS1".to_owned(), "CH1".to_owned()),
-        ];
-        let place = |(service, chat): &(String, String)| V1Place {
-            sid: "MB1".into(),
-            chat_service_sid: service.clone(),
-            conversation_sid: chat.clone(),
-        };
-        for stored_in in &places {
-            let written = ServiceParticipant {
-                sid: "MB1".into(),
-                account_sid: ACCOUNT.into(),
-                chat_service_sid: stored_in.0.clone(),
-                conversation_sid: stored_in.1.clone(),
-                identity: Some("alice".into()),
-                attributes: "{}".into(),
-                messaging_binding: None,
-                role_sid: None,
-                date_created: None,
-                date_updated: None,
-                last_read_message_index: None,
-                last_read_timestamp: None,
-            };
-            let body = v1_body(&written, ACCOUNT);
-            for asked in &places {
-                match v1_participant_in(place(asked), &body, ACCOUNT).expect("decodes") {
-                    Placed::Here(back) => {
-                        assert_eq!(asked, stored_in);
-                        assert_eq!(back, written);
-                    }
-                    Placed::Elsewhere => assert_ne!(asked, stored_in),
-                    Placed::Unsure(_) => panic!("a new body names its conversation"),
-                }
-            }
-            let mut legacy = V1Body::decode(body.as_slice()).expect("decodes");
-            legacy.conversation = None;
-            let found = v1_participant_in(place(stored_in), &legacy.encode_to_vec(), ACCOUNT)
-                .expect("decodes");
-            assert!(matches!(found, Placed::Unsure(_)), "{found:?}");
         }
     }
 

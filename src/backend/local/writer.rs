@@ -656,10 +656,23 @@ pub(super) fn update_participant(
     writer: &Writer,
     update: &ParticipantUpdate,
 ) -> Result<Participant, Error> {
-    let (mut participant, conversation) =
-        super::participant_row(tx, &update.key, &writer.store_account)?.ok_or(Error::NotFound {
-            resource: Resource::Participant,
-        })?;
+    let key = &update.key;
+    let row: Option<(i64, Vec<u8>)> = tx
+        .prepare_cached(super::PARTICIPANT_BY_ID)?
+        .query_row(
+            params![stored::v2_key(&key.participant_id), key.conversation_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (conversation, body) = row.ok_or(Error::NotFound {
+        resource: Resource::Participant,
+    })?;
+    let mut participant = stored::v2_participant(
+        key.participant_id.clone(),
+        key.conversation_id.clone(),
+        &body,
+        &writer.store_account,
+    )?;
     let before = participant.addresses.clone();
     let now = crate::domain::next_updated_at(participant.updated_at);
     update.changes.apply(&mut participant, now);
@@ -687,9 +700,19 @@ fn resolve_service_participant(
     writer: &Writer,
     key: &ServiceParticipantRef,
 ) -> Result<(ServiceParticipant, i64), Error> {
-    super::service_participant_row(tx, key, &writer.store_account)?.ok_or(Error::NotFound {
-        resource: Resource::ServiceParticipant,
-    })
+    let (sid, conversation, body) =
+        super::service_participant_row(tx, key)?.ok_or(Error::NotFound {
+            resource: Resource::ServiceParticipant,
+        })?;
+    let place = stored::V1Place {
+        sid,
+        chat_service_sid: key.chat_service_sid.clone(),
+        conversation_sid: key.conversation_sid.clone(),
+    };
+    Ok((
+        stored::v1_participant(place, &body, &writer.store_account)?,
+        conversation,
+    ))
 }
 
 /// Changes a v1 participant: the changes must leave it a valid chat or binding
