@@ -175,6 +175,7 @@ pub async fn open_backend(
                 account_sid: config.account_sid.clone(),
                 idempotency_ttl: config.idempotency_ttl,
                 cache_entries: config.store.cache_entries,
+                cache_bytes: config.store.cache_bytes,
                 mmap_size: config.store.store_mmap_size,
                 integrity_check: (!config.store.skip_integrity_check)
                     .then_some(config.store.integrity_check_timeout),

@@ -18,6 +18,9 @@ pub const LOCAL_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 
 /// Default of `--cache-entries`.
 pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+/// Default of `--cache-bytes`: 16 MiB of records per API version. Records of the usual size
+/// (under 1.6 KiB) fill `DEFAULT_CACHE_ENTRIES` first; larger ones are bounded by bytes.
+pub const DEFAULT_CACHE_BYTES: u64 = 16 << 20;
 /// Default of `--store-mmap-size`.
 pub const DEFAULT_STORE_MMAP_SIZE: u64 = 0;
 
@@ -270,6 +273,18 @@ pub struct StoreSettings {
         default_value_t = DEFAULT_CACHE_ENTRIES
     )]
     pub cache_entries: usize,
+
+    /// Local backend: bytes of participants of each API version kept in memory for fetches,
+    /// at most, as the cache estimates a record (its strings and its bookkeeping; 0 turns
+    /// the cache off). Bounds the cache together with `--cache-entries`: records of the
+    /// usual size reach the count first, large ones (v1 attributes up to 16 KiB) the bytes.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_CACHE_BYTES",
+        value_name = "BYTES",
+        default_value_t = DEFAULT_CACHE_BYTES
+    )]
+    pub cache_bytes: u64,
 
     /// Local backend: bytes of the database file each read connection maps into memory
     /// (SQLite's `mmap_size`; SQLite caps it at 2 GiB; 0 reads through its page cache

@@ -156,6 +156,9 @@ pub struct StoreOptions {
     pub idempotency_ttl: Duration,
     /// Records of each API version kept in memory for fetches (0: none).
     pub cache_entries: usize,
+    /// Bytes of records of each API version kept in memory for fetches, at most (0: none;
+    /// see `cache.rs`).
+    pub cache_bytes: u64,
     /// Bytes of the file each read connection maps into memory (0: none).
     pub mmap_size: u64,
     /// Longest time SQLite's `quick_check` may take at open (it stops there, with a
@@ -171,6 +174,7 @@ impl StoreOptions {
             account_sid: account_sid.into(),
             idempotency_ttl: Duration::from_secs(24 * 60 * 60),
             cache_entries: crate::config::DEFAULT_CACHE_ENTRIES,
+            cache_bytes: crate::config::DEFAULT_CACHE_BYTES,
             mmap_size: crate::config::DEFAULT_STORE_MMAP_SIZE,
             integrity_check: Some(DEFAULT_INTEGRITY_CHECK_TIMEOUT),
         }
@@ -189,6 +193,7 @@ impl LocalBackend {
             account_sid,
             idempotency_ttl,
             cache_entries,
+            cache_bytes,
             mmap_size,
             integrity_check,
         } = options;
@@ -255,9 +260,10 @@ impl LocalBackend {
             .map(|_| open_mapped_reader(&path, *mmap_size))
             .collect::<Result<Vec<_>, _>>()?;
 
-        let participants = FetchCache::new("participants", *cache_entries).map(Arc::new);
+        let participants =
+            FetchCache::new("participants", *cache_entries, *cache_bytes).map(Arc::new);
         let service_participants =
-            FetchCache::new("service_participants", *cache_entries).map(Arc::new);
+            FetchCache::new("service_participants", *cache_entries, *cache_bytes).map(Arc::new);
         let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
         let writer = Writer {
             account_sid: account_sid.clone(),
@@ -328,7 +334,7 @@ impl LocalBackend {
     /// see `cache.rs`) without reading its row; the others' bodies are read as `body`
     /// says, in the same read transaction as the keys, decoded with `decode(id, body)`,
     /// and fill the cache as a fetch's read would (under a ticket taken before the read).
-    fn list<T: Clone>(
+    fn list<T: Clone + cache::Weigh>(
         &self,
         list: List<'_>,
         page: &crate::domain::PageQuery,

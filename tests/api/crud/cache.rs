@@ -237,3 +237,52 @@ async fn fetches_racing_updates_never_see_an_acknowledged_update_undone() {
     assert!(fetched > 0, "the fetchers ran");
     app.stop().await;
 }
+
+/// With a byte budget smaller than a large record (`--cache-bytes`), that record is never
+/// cached, and no answer changes: fetches read the store, and each update is seen at
+/// once, also when the version before it was small enough to be cached.
+#[tokio::test]
+async fn records_over_the_cache_byte_budget_are_served_from_the_store_and_never_stale() {
+    let app = spawn_app_configured(|config| config.store.cache_bytes = 16 * 1024).await;
+    let large = |key: &str| format!(r#"{{"{key}":"{}"}}"#, "x".repeat(12 * 1024));
+    let created = app
+        .create_v1(
+            participants_facade::proto::CreateServiceParticipantRequest {
+                attributes: large("a"),
+                ..create_v1_request()
+            },
+        )
+        .await
+        .unwrap();
+    let (service, chat) = (
+        created.chat_service_sid.clone(),
+        created.conversation_sid.clone(),
+    );
+    for _ in 0..3 {
+        let fetched = app.fetch_v1(&service, &chat, &created.sid).await.unwrap();
+        assert_eq!(v1_record(&fetched), v1_record(&created));
+    }
+    for attributes in [
+        r#"{"small":1}"#.to_owned(),
+        large("b"),
+        r#"{"small":2}"#.to_owned(),
+        large("c"),
+    ] {
+        let updated = update_v1(
+            &app,
+            ServiceParticipant {
+                attributes: attributes.clone(),
+                ..v1_key(&created, &created.sid)
+            },
+            Some(&["attributes"]),
+        )
+        .await
+        .unwrap();
+        for _ in 0..2 {
+            let fetched = app.fetch_v1(&service, &chat, &created.sid).await.unwrap();
+            assert_eq!(fetched.attributes, attributes);
+            assert_eq!(v1_record(&fetched), v1_record(&updated));
+        }
+    }
+    app.stop().await;
+}
