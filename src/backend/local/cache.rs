@@ -37,8 +37,8 @@ use quick_cache::sync::Cache;
 use crate::domain::{Address, Participant, ServiceParticipant};
 use crate::observability::metrics::METRICS;
 
-/// The bytes a cached record holds, as far as the cache counts them: its own size, what
-/// its strings and lists hold on the heap, its key, and the entry's bookkeeping.
+/// A record that the cache can weigh: with its own size, its key and the entry's
+/// bookkeeping added, what an entry holds ([`Bytes`]).
 pub(super) trait Weigh {
     /// What the record's fields hold on the heap.
     fn heap_bytes(&self) -> usize;
@@ -48,26 +48,22 @@ pub(super) trait Weigh {
 /// about.
 const ENTRY_OVERHEAD: usize = 64;
 
-fn text(s: &str) -> usize {
-    s.len()
-}
-
 fn maybe(s: &Option<String>) -> usize {
-    s.as_deref().map_or(0, text)
+    s.as_deref().map_or(0, str::len)
 }
 
 impl Weigh for Participant {
     fn heap_bytes(&self) -> usize {
-        text(&self.id)
-            + text(&self.conversation_id)
-            + text(&self.account_id)
+        self.id.len()
+            + self.conversation_id.len()
+            + self.account_id.len()
             + maybe(&self.name)
             + maybe(&self.profile_id)
             + self.addresses.len() * std::mem::size_of::<Address>()
             + self
                 .addresses
                 .iter()
-                .map(|a| text(&a.address) + maybe(&a.channel_id) + maybe(&a.channel_name))
+                .map(|a| a.address.len() + maybe(&a.channel_id) + maybe(&a.channel_name))
                 .sum::<usize>()
     }
 }
@@ -81,12 +77,12 @@ impl Weigh for ServiceParticipant {
                 + maybe(&b.proxy_address_fallback)
                 + maybe(&b.kind)
         });
-        text(&self.sid)
-            + text(&self.account_sid)
-            + text(&self.chat_service_sid)
-            + text(&self.conversation_sid)
+        self.sid.len()
+            + self.account_sid.len()
+            + self.chat_service_sid.len()
+            + self.conversation_sid.len()
             + maybe(&self.identity)
-            + text(&self.attributes)
+            + self.attributes.len()
             + binding
             + maybe(&self.role_sid)
             + maybe(&self.last_read_timestamp)
